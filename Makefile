@@ -1,0 +1,37 @@
+# DeployNet. `make demo` runs the demo; `make test` runs every test; `make bench` the benchmarks.
+JOBS ?= $(shell nproc)
+TEST_DIR := build/test
+RELEASE_DIR := build/release
+
+.PHONY: all deps build build-test test test-unit test-integration demo clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+# Optimised binaries (demo, bench).
+build: deps
+	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+# Test binaries: AddressSanitizer + UndefinedBehaviorSanitizer.
+build-test: deps
+	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DDEPLOYNET_SANITIZE=ON >/dev/null
+	@cmake --build $(TEST_DIR) -j $(JOBS)
+
+test-unit: build-test
+	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The real binaries over real sockets, the real bittorrent-tracker client over real WebRTC.
+test-integration: build-test
+	@DEPLOYNET_SIGNAL=$(CURDIR)/$(TEST_DIR)/server/deploynet-signal \
+	  node --test --test-concurrency=1 tests/integration/*.test.mjs
+
+test: test-unit test-integration
+
+demo: build
+	@scripts/demo.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,96 @@
+#pragma once
+
+// The WebTorrent tracker WebSocket protocol, as spoken by the `bittorrent-tracker` server and
+// clients (and p2p-media-loader): JSON text frames, ids as 20-character binary strings.
+// Parsing and serialization only; no I/O.
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "deploynet/ids.hpp"
+
+namespace deploynet {
+
+enum class AnnounceEvent : std::uint8_t { kUpdate, kStarted, kStopped, kCompleted, kPaused };
+
+// An SDP offer the announcing peer wants delivered to another peer of the swarm.
+struct OfferIn {
+  OfferId offer_id;
+  std::string offer;  // compact JSON of the RTCSessionDescriptionInit object, forwarded verbatim
+};
+
+// An answer to an offer received earlier, to be relayed back to the offering peer.
+struct AnswerIn {
+  PeerId to_peer_id;
+  OfferId offer_id;
+  std::string answer;  // compact JSON of the RTCSessionDescriptionInit object
+};
+
+struct AnnounceRequest {
+  InfoHash info_hash;
+  PeerId peer_id;
+  AnnounceEvent event = AnnounceEvent::kUpdate;
+  // Bytes left to download; 0 means a seeder ("complete"). Absent or not a number: leecher.
+  std::optional<std::int64_t> left;
+  // How many peers should receive an offer: the reference server sends one offer to each of
+  // min(offers.size(), 82) random peers; `numwant`, when sent, can only lower that.
+  std::optional<std::uint32_t> numwant;
+  std::vector<OfferIn> offers;
+  std::optional<AnswerIn> answer;
+  // Offers beyond ParseLimits::max_offers are dropped, not rejected; this counts them.
+  std::uint32_t offers_dropped = 0;
+
+  bool seeder() const { return left && *left == 0; }
+};
+
+struct ScrapeRequest {
+  std::vector<InfoHash> info_hashes;  // empty: every swarm (as the reference server does)
+};
+
+using InMessage = std::variant<AnnounceRequest, ScrapeRequest>;
+
+// Why a frame was refused. `action` and `info_hash` are echoed in the reply when known, so
+// that a client that multiplexes swarms on one socket can route the failure.
+struct ParseError {
+  std::string reason;
+  std::string action;
+  std::optional<InfoHash> info_hash;
+};
+
+struct ParseLimits {
+  std::uint32_t max_offers = 10;          // aquatic's cap; bittorrent-tracker clients send <= 5
+  std::uint32_t max_scrape_hashes = 128;  // info hashes in one scrape
+};
+
+using ParseResult = std::variant<InMessage, ParseError>;
+
+ParseResult parse_in_message(std::string_view text, const ParseLimits& limits = {});
+
+const char* to_string(AnnounceEvent event);
+
+// ---- server to client ----
+
+struct ScrapeEntry {
+  InfoHash info_hash;
+  std::uint32_t complete = 0;
+  std::uint32_t incomplete = 0;
+  std::uint32_t downloaded = 0;
+};
+
+std::string serialize_announce_reply(const InfoHash& info_hash, std::uint32_t complete,
+                                     std::uint32_t incomplete, std::uint32_t interval_s);
+std::string serialize_offer(const InfoHash& info_hash, const PeerId& from, const OfferId& offer_id,
+                            std::string_view offer_json);
+std::string serialize_answer(const InfoHash& info_hash, const PeerId& from,
+                             const OfferId& offer_id, std::string_view answer_json);
+std::string serialize_scrape_reply(std::span<const ScrapeEntry> files, std::uint32_t interval_s);
+// `{"failure reason": ...}` with the action and info_hash when known.
+std::string serialize_failure(std::string_view reason, std::string_view action = {},
+                              const InfoHash* info_hash = nullptr);
+
+}  // namespace deploynet

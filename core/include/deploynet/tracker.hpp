@@ -1,0 +1,109 @@
+#pragma once
+
+// Swarm membership and signaling relay: the behaviour of a WebTorrent tracker, as plain data
+// and functions. The caller owns threads, sockets and the clock; every call takes `now_ms`
+// and a random generator so tests are exact.
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "deploynet/ids.hpp"
+#include "deploynet/protocol.hpp"
+
+namespace deploynet {
+
+// Where messages for one connected client go. The server implements it on a WebSocket
+// session; the tracker only holds weak references, so a closed connection is never kept alive
+// by a swarm.
+class PeerLink {
+ public:
+  virtual ~PeerLink() = default;
+};
+using LinkRef = std::weak_ptr<PeerLink>;
+
+// One connection as the tracker sees it.
+struct ConnRef {
+  std::uint64_t id = 0;
+  LinkRef link;
+};
+
+enum class OutKind : std::uint8_t { kReply, kOffer, kAnswer };
+
+// A message to deliver once the caller has left any lock it holds.
+struct Outgoing {
+  LinkRef to;
+  OutKind kind;
+  std::string payload;
+};
+
+struct TrackerConfig {
+  std::uint32_t announce_interval_s = 120;  // what the reference server tells WebSocket peers
+  std::uint32_t max_numwant = 82;           // peers one announce may reach (reference: 82)
+  std::int64_t offer_ttl_ms = 120'000;      // an answer must match an offer younger than this
+  std::uint32_t max_pending_offers = 16;    // offers awaiting an answer, per receiving peer
+};
+
+struct AnnounceOutcome {
+  bool joined = false;  // the peer was added to the swarm by this announce
+  bool left = false;    // the peer was removed from the swarm by this announce
+  std::uint32_t offers_relayed = 0;
+  bool answer_relayed = false;
+  bool answer_dropped = false;  // no such peer, or no outstanding offer matching it
+  std::string failure;          // non-empty: the announce was refused (reply already queued)
+};
+
+class Tracker {
+ public:
+  explicit Tracker(TrackerConfig config = {}) : config_(config) {}
+
+  AnnounceOutcome announce(const ConnRef& conn, const AnnounceRequest& req, std::int64_t now_ms,
+                           std::mt19937_64& rng, std::vector<Outgoing>& out);
+
+  // Counts for each requested swarm (unknown ones as zeros); with an empty list, every swarm.
+  void scrape(const ScrapeRequest& req, std::vector<ScrapeEntry>& out) const;
+
+  // The connection closed: a `stopped` for this peer in this swarm, if it is still the
+  // connection that owns that peer id there. Returns whether a peer was removed.
+  bool leave(std::uint64_t conn_id, const InfoHash& info_hash, const PeerId& peer_id);
+
+  std::size_t swarm_count() const { return swarms_.size(); }
+  std::size_t peer_count() const { return peers_; }
+  const TrackerConfig& config() const { return config_; }
+
+ private:
+  struct PendingOffer {
+    OfferId offer_id;
+    PeerId from;
+    std::int64_t expires_ms;
+  };
+  struct Peer {
+    PeerId id;
+    std::uint64_t conn_id;
+    LinkRef link;
+    bool seeder;
+    std::vector<PendingOffer> pending;  // offers delivered to this peer, awaiting its answer
+  };
+  struct Swarm {
+    std::vector<Peer> peers;  // dense, so that random sampling is O(1) per pick
+    std::unordered_map<PeerId, std::uint32_t, Id20Hash> index;
+    std::uint32_t complete = 0;
+    std::uint32_t incomplete = 0;
+  };
+
+  void remove_peer(Swarm& swarm, std::uint32_t pos);
+  void relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
+                    std::int64_t now_ms, std::mt19937_64& rng, std::vector<Outgoing>& out,
+                    AnnounceOutcome& outcome);
+  void relay_answer(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
+                    std::int64_t now_ms, std::vector<Outgoing>& out, AnnounceOutcome& outcome);
+
+  TrackerConfig config_;
+  std::unordered_map<InfoHash, Swarm, Id20Hash> swarms_;
+  std::size_t peers_ = 0;
+};
+
+}  // namespace deploynet

@@ -1,0 +1,320 @@
+#include "deploynet/protocol.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <cmath>
+#include <limits>
+
+namespace deploynet {
+namespace {
+
+// Parsing runs once per frame on every server thread; a fixed per-thread arena keeps the
+// common case free of heap allocation (RapidJSON falls back to the heap past it).
+constexpr std::size_t kValueArena = 16 * 1024;
+constexpr std::size_t kStackArena = 4 * 1024;
+thread_local char t_value_arena[kValueArena];
+thread_local char t_stack_arena[kStackArena];
+
+using Alloc = rapidjson::MemoryPoolAllocator<>;
+using Doc = rapidjson::GenericDocument<rapidjson::UTF8<>, Alloc, Alloc>;
+using Value = rapidjson::GenericValue<rapidjson::UTF8<>, Alloc>;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Iterative parsing keeps the call stack flat whatever the nesting depth of hostile input;
+// encoding validation guarantees that what we forward is valid UTF-8 JSON.
+constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
+                                 rapidjson::kParseValidateEncodingFlag;
+
+std::string_view sv(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+template <class Id>
+std::optional<Id> member_id(const Value& obj, const char* name) {
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return std::nullopt;
+  return Id::from_wire(sv(it->value));
+}
+
+std::string compact_json(const Value& v) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+// The reference client sends a session description object ({type, sdp}); anything else is
+// not something a browser could use, so it is refused rather than relayed.
+bool is_session_description(const Value& v) { return v.IsObject(); }
+
+std::optional<AnnounceEvent> parse_event(const Value& obj) {
+  auto it = obj.FindMember("event");
+  if (it == obj.MemberEnd() || it->value.IsNull()) return AnnounceEvent::kUpdate;
+  if (!it->value.IsString()) return std::nullopt;
+  auto e = sv(it->value);
+  if (e == "started") return AnnounceEvent::kStarted;
+  if (e == "stopped") return AnnounceEvent::kStopped;
+  if (e == "completed") return AnnounceEvent::kCompleted;
+  if (e == "update" || e == "empty" || e.empty()) return AnnounceEvent::kUpdate;
+  if (e == "paused") return AnnounceEvent::kPaused;
+  return std::nullopt;
+}
+
+// The reference server reads `left` with Number(): numbers and numeric strings count.
+std::optional<std::int64_t> parse_left(const Value& obj) {
+  auto it = obj.FindMember("left");
+  if (it == obj.MemberEnd()) return std::nullopt;
+  const Value& v = it->value;
+  double d = std::numeric_limits<double>::quiet_NaN();
+  if (v.IsNumber()) {
+    d = v.GetDouble();
+  } else if (v.IsString()) {
+    auto s = std::string(sv(v));
+    char* end = nullptr;
+    d = std::strtod(s.c_str(), &end);
+    if (s.empty() || end != s.c_str() + s.size()) d = std::numeric_limits<double>::quiet_NaN();
+  }
+  if (!std::isfinite(d) || d < 0) return std::nullopt;
+  if (d > 9e18) return std::int64_t{9'000'000'000'000'000'000};
+  return static_cast<std::int64_t>(d);
+}
+
+ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
+  ParseError err{.reason = {}, .action = "announce", .info_hash = std::nullopt};
+  auto info_hash = member_id<InfoHash>(obj, "info_hash");
+  if (!info_hash) {
+    err.reason = "invalid info_hash";
+    return err;
+  }
+  err.info_hash = info_hash;
+  auto peer_id = member_id<PeerId>(obj, "peer_id");
+  if (!peer_id) {
+    err.reason = "invalid peer_id";
+    return err;
+  }
+  auto event = parse_event(obj);
+  if (!event) {
+    err.reason = "invalid event";
+    return err;
+  }
+
+  AnnounceRequest req;
+  req.info_hash = *info_hash;
+  req.peer_id = *peer_id;
+  req.event = *event;
+  req.left = parse_left(obj);
+
+  if (auto it = obj.FindMember("numwant"); it != obj.MemberEnd() && it->value.IsNumber()) {
+    double n = it->value.GetDouble();
+    if (std::isfinite(n) && n >= 0) {
+      req.numwant = n > 1e6 ? 1'000'000u : static_cast<std::uint32_t>(n);
+    }
+  }
+
+  if (auto it = obj.FindMember("offers"); it != obj.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsArray()) {
+      err.reason = "invalid offers";
+      return err;
+    }
+    const auto& arr = it->value.GetArray();
+    for (const auto& o : arr) {
+      if (req.offers.size() >= limits.max_offers) {
+        ++req.offers_dropped;
+        continue;
+      }
+      if (!o.IsObject()) {
+        err.reason = "invalid offer";
+        return err;
+      }
+      auto offer_id = member_id<OfferId>(o, "offer_id");
+      auto offer = o.FindMember("offer");
+      if (!offer_id || offer == o.MemberEnd() || !is_session_description(offer->value)) {
+        err.reason = "invalid offer";
+        return err;
+      }
+      req.offers.push_back(OfferIn{*offer_id, compact_json(offer->value)});
+    }
+  }
+
+  if (auto it = obj.FindMember("answer"); it != obj.MemberEnd() && !it->value.IsNull()) {
+    auto to = member_id<PeerId>(obj, "to_peer_id");
+    if (!to) {
+      err.reason = "invalid `to_peer_id` (required with `answer`)";
+      return err;
+    }
+    auto offer_id = member_id<OfferId>(obj, "offer_id");
+    if (!offer_id) {
+      err.reason = "invalid `offer_id` (required with `answer`)";
+      return err;
+    }
+    if (!is_session_description(it->value)) {
+      err.reason = "invalid answer";
+      return err;
+    }
+    req.answer = AnswerIn{*to, *offer_id, compact_json(it->value)};
+  }
+  return InMessage{std::move(req)};
+}
+
+ParseResult parse_scrape(const Value& obj, const ParseLimits& limits) {
+  ParseError err{.reason = "invalid info_hash", .action = "scrape", .info_hash = std::nullopt};
+  ScrapeRequest req;
+  auto it = obj.FindMember("info_hash");
+  if (it == obj.MemberEnd() || it->value.IsNull()) return InMessage{std::move(req)};
+  if (it->value.IsString()) {
+    auto id = InfoHash::from_wire(sv(it->value));
+    if (!id) return err;
+    req.info_hashes.push_back(*id);
+  } else if (it->value.IsArray()) {
+    const auto& arr = it->value.GetArray();
+    if (arr.Size() > limits.max_scrape_hashes) {
+      err.reason = "too many info_hash values in one scrape";
+      return err;
+    }
+    for (const auto& v : arr) {
+      if (!v.IsString()) return err;
+      auto id = InfoHash::from_wire(sv(v));
+      if (!id) return err;
+      req.info_hashes.push_back(*id);
+    }
+  } else {
+    return err;
+  }
+  return InMessage{std::move(req)};
+}
+
+void write_id(Writer& w, const char* key, const auto& id) {
+  w.Key(key);
+  auto wire = id.to_wire();
+  w.String(wire.data(), static_cast<rapidjson::SizeType>(wire.size()));
+}
+
+void write_str(Writer& w, const char* key, std::string_view value) {
+  w.Key(key);
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+std::string finish(rapidjson::StringBuffer& buf) { return {buf.GetString(), buf.GetSize()}; }
+
+std::string serialize_relay(const char* kind, const InfoHash& info_hash, const PeerId& from,
+                            const OfferId& offer_id, std::string_view json) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  write_str(w, "action", "announce");
+  w.Key(kind);
+  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+  write_id(w, "offer_id", offer_id);
+  write_id(w, "peer_id", from);
+  write_id(w, "info_hash", info_hash);
+  w.EndObject();
+  return finish(buf);
+}
+
+}  // namespace
+
+ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
+  Alloc value_alloc(t_value_arena, kValueArena);
+  Alloc stack_alloc(t_stack_arena, kStackArena);
+  Doc doc(&value_alloc, 1024, &stack_alloc);
+  doc.Parse<kParseFlags>(text.data(), text.size());
+  if (doc.HasParseError()) {
+    return ParseError{std::string("invalid JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()),
+                      {}, std::nullopt};
+  }
+  if (!doc.IsObject()) return ParseError{"invalid request: not a JSON object", {}, std::nullopt};
+  auto action = doc.FindMember("action");
+  if (action == doc.MemberEnd() || !action->value.IsString()) {
+    return ParseError{"invalid action in WS request: missing", {}, std::nullopt};
+  }
+  auto name = sv(action->value);
+  if (name == "announce") return parse_announce(doc, limits);
+  if (name == "scrape") return parse_scrape(doc, limits);
+  std::string shown(name.substr(0, 32));
+  for (auto& c : shown) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '?';
+  }
+  return ParseError{"invalid action in WS request: " + shown, {}, std::nullopt};
+}
+
+const char* to_string(AnnounceEvent event) {
+  switch (event) {
+    case AnnounceEvent::kUpdate: return "update";
+    case AnnounceEvent::kStarted: return "started";
+    case AnnounceEvent::kStopped: return "stopped";
+    case AnnounceEvent::kCompleted: return "completed";
+    case AnnounceEvent::kPaused: return "paused";
+  }
+  return "update";
+}
+
+std::string serialize_announce_reply(const InfoHash& info_hash, std::uint32_t complete,
+                                     std::uint32_t incomplete, std::uint32_t interval_s) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  write_str(w, "action", "announce");
+  w.Key("interval");
+  w.Uint(interval_s);
+  write_id(w, "info_hash", info_hash);
+  w.Key("complete");
+  w.Uint(complete);
+  w.Key("incomplete");
+  w.Uint(incomplete);
+  w.EndObject();
+  return finish(buf);
+}
+
+std::string serialize_offer(const InfoHash& info_hash, const PeerId& from, const OfferId& offer_id,
+                            std::string_view offer_json) {
+  return serialize_relay("offer", info_hash, from, offer_id, offer_json);
+}
+
+std::string serialize_answer(const InfoHash& info_hash, const PeerId& from,
+                             const OfferId& offer_id, std::string_view answer_json) {
+  return serialize_relay("answer", info_hash, from, offer_id, answer_json);
+}
+
+std::string serialize_scrape_reply(std::span<const ScrapeEntry> files, std::uint32_t interval_s) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  write_str(w, "action", "scrape");
+  w.Key("files");
+  w.StartObject();
+  for (const auto& f : files) {
+    auto wire = f.info_hash.to_wire();
+    w.Key(wire.data(), static_cast<rapidjson::SizeType>(wire.size()));
+    w.StartObject();
+    w.Key("complete");
+    w.Uint(f.complete);
+    w.Key("incomplete");
+    w.Uint(f.incomplete);
+    w.Key("downloaded");
+    w.Uint(f.downloaded);
+    w.EndObject();
+  }
+  w.EndObject();
+  w.Key("flags");
+  w.StartObject();
+  w.Key("min_request_interval");
+  w.Uint(interval_s);
+  w.EndObject();
+  w.EndObject();
+  return finish(buf);
+}
+
+std::string serialize_failure(std::string_view reason, std::string_view action,
+                              const InfoHash* info_hash) {
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  if (!action.empty()) write_str(w, "action", action);
+  write_str(w, "failure reason", reason);
+  if (info_hash) write_id(w, "info_hash", *info_hash);
+  w.EndObject();
+  return finish(buf);
+}
+
+}  // namespace deploynet

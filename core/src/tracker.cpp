@@ -1,0 +1,183 @@
+#include "deploynet/tracker.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+namespace deploynet {
+
+AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& req,
+                                  std::int64_t now_ms, std::mt19937_64& rng,
+                                  std::vector<Outgoing>& out) {
+  AnnounceOutcome outcome;
+  auto sit = swarms_.find(req.info_hash);
+
+  if (req.event == AnnounceEvent::kStopped) {
+    if (sit != swarms_.end()) {
+      auto pit = sit->second.index.find(req.peer_id);
+      if (pit != sit->second.index.end() && sit->second.peers[pit->second].conn_id == conn.id) {
+        remove_peer(sit->second, pit->second);
+        outcome.left = true;
+      }
+    }
+    std::uint32_t complete = 0, incomplete = 0;
+    if (sit != swarms_.end()) {
+      complete = sit->second.complete;
+      incomplete = sit->second.incomplete;
+      if (sit->second.peers.empty()) swarms_.erase(sit);
+    }
+    out.push_back({conn.link, OutKind::kReply,
+                   serialize_announce_reply(req.info_hash, complete, incomplete,
+                                            config_.announce_interval_s)});
+    return outcome;
+  }
+
+  if (sit == swarms_.end()) sit = swarms_.try_emplace(req.info_hash).first;
+  Swarm& swarm = sit->second;
+
+  std::uint32_t self;
+  if (auto pit = swarm.index.find(req.peer_id); pit != swarm.index.end()) {
+    self = pit->second;
+    Peer& peer = swarm.peers[self];
+    if (peer.conn_id != conn.id) {
+      // Another live connection owns this peer id here: taking it over would let anyone
+      // intercept a peer's offers and answers. A dead owner is replaced.
+      if (!peer.link.expired()) {
+        outcome.failure = "peer_id already in use in this swarm";
+        out.push_back({conn.link, OutKind::kReply,
+                       serialize_failure(outcome.failure, "announce", &req.info_hash)});
+        return outcome;
+      }
+      peer.conn_id = conn.id;
+      peer.link = conn.link;
+      peer.pending.clear();
+    }
+    if (!peer.seeder && (req.seeder() || req.event == AnnounceEvent::kCompleted)) {
+      peer.seeder = true;
+      ++swarm.complete;
+      --swarm.incomplete;
+    }
+  } else {
+    self = static_cast<std::uint32_t>(swarm.peers.size());
+    bool seeder = req.seeder() || req.event == AnnounceEvent::kCompleted;
+    swarm.peers.push_back(Peer{req.peer_id, conn.id, conn.link, seeder, {}});
+    swarm.index.emplace(req.peer_id, self);
+    ++(seeder ? swarm.complete : swarm.incomplete);
+    ++peers_;
+    outcome.joined = true;
+  }
+
+  // The reference server answers every announce except one that carries an answer.
+  if (!req.answer) {
+    out.push_back({conn.link, OutKind::kReply,
+                   serialize_announce_reply(req.info_hash, swarm.complete, swarm.incomplete,
+                                            config_.announce_interval_s)});
+  }
+  if (!req.offers.empty()) relay_offers(swarm, self, req, now_ms, rng, out, outcome);
+  if (req.answer) relay_answer(swarm, self, req, now_ms, out, outcome);
+  return outcome;
+}
+
+void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
+                           std::int64_t now_ms, std::mt19937_64& rng, std::vector<Outgoing>& out,
+                           AnnounceOutcome& outcome) {
+  auto others = static_cast<std::uint32_t>(swarm.peers.size() - 1);
+  std::uint32_t want = std::min<std::uint32_t>(static_cast<std::uint32_t>(req.offers.size()),
+                                               config_.max_numwant);
+  if (req.numwant) want = std::min(want, *req.numwant);
+  want = std::min(want, others);
+  if (want == 0) return;
+
+  // Floyd's sampling of `want` distinct peers among the others (indices with `self` skipped):
+  // O(want) picks, uniform, no allocation beyond the small result list.
+  std::vector<std::uint32_t> chosen;
+  chosen.reserve(want);
+  for (std::uint32_t j = others - want; j < others; ++j) {
+    std::uint32_t t = std::uniform_int_distribution<std::uint32_t>(0, j)(rng);
+    if (std::find(chosen.begin(), chosen.end(), t) != chosen.end()) t = j;
+    chosen.push_back(t);
+  }
+  std::shuffle(chosen.begin(), chosen.end(), rng);
+
+  for (std::uint32_t i = 0; i < want; ++i) {
+    std::uint32_t pos = chosen[i] >= self ? chosen[i] + 1 : chosen[i];
+    Peer& to = swarm.peers[pos];
+    const OfferIn& offer = req.offers[i];
+    auto& pending = to.pending;
+    std::erase_if(pending, [&](const PendingOffer& p) { return p.expires_ms <= now_ms; });
+    if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
+    pending.push_back({offer.offer_id, req.peer_id, now_ms + config_.offer_ttl_ms});
+    out.push_back({to.link, OutKind::kOffer,
+                   serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer)});
+    ++outcome.offers_relayed;
+  }
+}
+
+void Tracker::relay_answer(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
+                           std::int64_t now_ms, std::vector<Outgoing>& out,
+                           AnnounceOutcome& outcome) {
+  const AnswerIn& answer = *req.answer;
+  auto tit = swarm.index.find(answer.to_peer_id);
+  auto& pending = swarm.peers[self].pending;
+  // Only an answer to an offer this peer really received, recently, from that peer is relayed:
+  // otherwise anyone could push answers at arbitrary peers.
+  auto it = std::find_if(pending.begin(), pending.end(), [&](const PendingOffer& p) {
+    return p.offer_id == answer.offer_id && p.from == answer.to_peer_id;
+  });
+  if (tit == swarm.index.end() || it == pending.end() || it->expires_ms <= now_ms) {
+    if (it != pending.end() && it->expires_ms <= now_ms) pending.erase(it);
+    outcome.answer_dropped = true;
+    return;
+  }
+  pending.erase(it);
+  const Peer& to = swarm.peers[tit->second];
+  out.push_back({to.link, OutKind::kAnswer,
+                 serialize_answer(req.info_hash, req.peer_id, answer.offer_id, answer.answer)});
+  outcome.answer_relayed = true;
+}
+
+void Tracker::remove_peer(Swarm& swarm, std::uint32_t pos) {
+  assert(pos < swarm.peers.size());
+  Peer& peer = swarm.peers[pos];
+  --(peer.seeder ? swarm.complete : swarm.incomplete);
+  swarm.index.erase(peer.id);
+  if (pos + 1 != swarm.peers.size()) {
+    peer = std::move(swarm.peers.back());
+    swarm.index[peer.id] = pos;
+  }
+  swarm.peers.pop_back();
+  --peers_;
+}
+
+bool Tracker::leave(std::uint64_t conn_id, const InfoHash& info_hash, const PeerId& peer_id) {
+  auto sit = swarms_.find(info_hash);
+  if (sit == swarms_.end()) return false;
+  auto pit = sit->second.index.find(peer_id);
+  if (pit == sit->second.index.end() || sit->second.peers[pit->second].conn_id != conn_id) {
+    return false;
+  }
+  remove_peer(sit->second, pit->second);
+  if (sit->second.peers.empty()) swarms_.erase(sit);
+  return true;
+}
+
+void Tracker::scrape(const ScrapeRequest& req, std::vector<ScrapeEntry>& out) const {
+  auto entry = [](const InfoHash& ih, const Swarm* s) {
+    ScrapeEntry e{ih, 0, 0, 0};
+    if (s) {
+      e.complete = s->complete;
+      e.incomplete = s->incomplete;
+      e.downloaded = s->complete;  // a lower bound, as in the reference server
+    }
+    return e;
+  };
+  if (req.info_hashes.empty()) {
+    for (const auto& [ih, s] : swarms_) out.push_back(entry(ih, &s));
+    return;
+  }
+  for (const auto& ih : req.info_hashes) {
+    auto it = swarms_.find(ih);
+    out.push_back(entry(ih, it == swarms_.end() ? nullptr : &it->second));
+  }
+}
+
+}  // namespace deploynet

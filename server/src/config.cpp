@@ -1,0 +1,120 @@
+#include "config.hpp"
+
+#include <boost/program_options.hpp>
+
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+namespace deploynet::server {
+namespace po = boost::program_options;
+
+namespace {
+
+bool split_host_port(const std::string& s, std::string& host, std::uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  try {
+    std::size_t used = 0;
+    auto p = std::stoul(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
+  Config c;
+  std::string listen = c.listen_host + ":" + std::to_string(c.listen_port);
+  std::vector<std::string> origins;
+  unsigned handshake_s = static_cast<unsigned>(c.handshake_timeout.count());
+  unsigned idle_s = static_cast<unsigned>(c.idle_timeout.count());
+  unsigned offer_ttl_s = static_cast<unsigned>(c.tracker.offer_ttl_ms / 1000);
+
+  po::options_description opts(
+      "deploynet-signal: DeployNet signaling server and WebTorrent-compatible tracker.\n"
+      "WebSocket tracker protocol, GET /health and GET /metrics on one port.\n\nOptions");
+  // clang-format off
+  opts.add_options()
+    ("help,h", "print this help and exit")
+    ("listen", po::value(&listen)->default_value(listen), "address:port to listen on (port 0: any free port, logged at start)")
+    ("threads", po::value(&c.threads)->default_value(c.threads), "I/O threads (0: one per core)")
+    ("allow-origin", po::value(&origins)->composing(), "allowed Origin of WebSocket clients, repeatable or comma-separated (none given: any)")
+    ("max-frame", po::value(&c.max_frame_bytes)->default_value(c.max_frame_bytes), "largest WebSocket message in bytes; larger closes with 1009")
+    ("max-offers", po::value(&c.parse.max_offers)->default_value(c.parse.max_offers), "offers relayed from one announce; more are dropped")
+    ("max-numwant", po::value(&c.tracker.max_numwant)->default_value(c.tracker.max_numwant), "peers one announce can reach")
+    ("max-scrape", po::value(&c.parse.max_scrape_hashes)->default_value(c.parse.max_scrape_hashes), "info hashes in one scrape (and swarms in a scrape of all)")
+    ("max-swarms-per-conn", po::value(&c.max_swarms_per_conn)->default_value(c.max_swarms_per_conn), "swarms one connection may join")
+    ("rate", po::value(&c.rate_per_s)->default_value(c.rate_per_s), "messages per second per connection (token bucket refill)")
+    ("burst", po::value(&c.rate_burst)->default_value(c.rate_burst), "token bucket size: messages a connection may send at once")
+    ("max-conns-per-ip", po::value(&c.max_conns_per_ip)->default_value(c.max_conns_per_ip), "concurrent connections from one IP address")
+    ("max-connections", po::value(&c.max_connections)->default_value(c.max_connections), "concurrent connections in all")
+    ("handshake-timeout", po::value(&handshake_s)->default_value(handshake_s), "seconds from TCP accept to an open WebSocket or an HTTP reply")
+    ("idle-timeout", po::value(&idle_s)->default_value(idle_s), "seconds of silence before a connection is closed; a ping goes out at half")
+    ("max-send-queue", po::value(&c.max_send_queue)->default_value(c.max_send_queue), "messages queued to one client before it is disconnected as too slow")
+    ("max-send-queue-bytes", po::value(&c.max_send_queue_bytes)->default_value(c.max_send_queue_bytes), "bytes queued to one client before it is disconnected as too slow")
+    ("announce-interval", po::value(&c.tracker.announce_interval_s)->default_value(c.tracker.announce_interval_s), "re-announce interval told to clients, seconds")
+    ("offer-ttl", po::value(&offer_ttl_s)->default_value(offer_ttl_s), "seconds an offer may be answered")
+    ("max-pending-offers", po::value(&c.tracker.max_pending_offers)->default_value(c.tracker.max_pending_offers), "unanswered offers remembered per peer")
+    ("log-level", po::value(&c.log_level)->default_value(c.log_level), "debug, info, warn or error");
+  // clang-format on
+
+  auto bad = [&](const std::string& msg) -> std::optional<Config> {
+    std::cerr << "deploynet-signal: " << msg << "\n(see --help)\n";
+    exit_code = 2;
+    return std::nullopt;
+  };
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return bad(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    exit_code = 0;
+    return std::nullopt;
+  }
+  if (!split_host_port(listen, c.listen_host, c.listen_port)) {
+    return bad("--listen: expected address:port, got '" + listen + "'");
+  }
+  for (const auto& o : origins) {
+    std::stringstream ss(o);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (!item.empty()) c.allow_origins.push_back(item);
+    }
+  }
+  if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (c.threads > 256) return bad("--threads: at most 256");
+  if (c.max_frame_bytes < 1024) return bad("--max-frame: at least 1024 bytes");
+  if (!(c.rate_per_s > 0)) return bad("--rate: must be positive");
+  if (c.rate_burst < 1) return bad("--burst: must be at least 1");
+  if (c.max_send_queue < 1) return bad("--max-send-queue: must be at least 1");
+  if (c.max_send_queue_bytes < c.max_frame_bytes) {
+    return bad("--max-send-queue-bytes: must be at least --max-frame");
+  }
+  if (handshake_s < 1) return bad("--handshake-timeout: at least 1 second");
+  if (idle_s < 2) return bad("--idle-timeout: at least 2 seconds");
+  if (c.max_conns_per_ip < 1) return bad("--max-conns-per-ip: at least 1");
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
+      c.log_level != "error") {
+    return bad("--log-level: one of debug, info, warn, error");
+  }
+  c.handshake_timeout = std::chrono::seconds(handshake_s);
+  c.idle_timeout = std::chrono::seconds(idle_s);
+  c.tracker.offer_ttl_ms = static_cast<std::int64_t>(offer_ttl_s) * 1000;
+  return c;
+}
+
+}  // namespace deploynet::server

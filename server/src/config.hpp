@@ -1,0 +1,44 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "deploynet/protocol.hpp"
+#include "deploynet/tracker.hpp"
+
+namespace deploynet::server {
+
+// Every knob of the signaling server, each with its documented default (see --help).
+struct Config {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8000;
+  unsigned threads = 0;  // 0: one per core
+
+  // Limits on what one client may send.
+  std::size_t max_frame_bytes = 64 * 1024;   // larger frame: close 1009 (aquatic uses 64 KiB)
+  ParseLimits parse;                         // offers per announce, info hashes per scrape
+  std::uint32_t max_swarms_per_conn = 64;    // swarms one socket may join
+  double rate_per_s = 20;                    // token bucket refill, messages per second
+  double rate_burst = 40;                    // token bucket size
+  std::uint32_t max_conns_per_ip = 256;      // concurrent connections from one address
+  std::uint32_t max_connections = 100'000;   // concurrent connections in all
+
+  // Timeouts and queues.
+  std::chrono::seconds handshake_timeout{10};  // TCP accept to WebSocket open
+  std::chrono::seconds idle_timeout{120};      // ping after half of it, close after all of it
+  std::size_t max_send_queue = 256;            // messages queued to one client
+  std::size_t max_send_queue_bytes = 1 << 20;  // bytes queued to one client
+
+  TrackerConfig tracker;
+  std::vector<std::string> allow_origins;  // empty: any Origin
+  std::string log_level = "info";
+};
+
+// Parses the command line. On --help prints usage and returns an empty optional with `exit_code`
+// 0; on a bad setting prints what is wrong, naming the flag, and sets `exit_code` 2.
+std::optional<Config> parse_config(int argc, char** argv, int& exit_code);
+
+}  // namespace deploynet::server

@@ -1,0 +1,65 @@
+#pragma once
+
+// Counters for /metrics (Prometheus text format). Plain relaxed atomics: each is bumped on a
+// hot path and read only when scraped.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace deploynet::server {
+
+using Counter = std::atomic<std::uint64_t>;
+
+// A fixed-bucket latency histogram in microseconds, exported in seconds.
+class LatencyHistogram {
+ public:
+  static constexpr std::array<std::uint32_t, 12> kBoundsUs = {5,    10,   25,   50,   100,  250,
+                                                              500,  1000, 2500, 5000, 10000, 50000};
+  void observe_us(std::uint64_t us);
+  void render(std::string& out, const char* name, const char* help) const;
+
+ private:
+  std::array<Counter, kBoundsUs.size() + 1> buckets_{};
+  Counter sum_us_{0};
+  Counter count_{0};
+};
+
+struct Metrics {
+  Counter connections_open{0};  // gauge: WebSocket connections now
+  Counter connections_total{0};
+  Counter http_requests{0};
+  Counter rejected_ip_cap{0};
+  Counter rejected_total_cap{0};
+  Counter rejected_origin{0};
+  Counter accept_errors{0};
+
+  Counter recv_announce{0};
+  Counter recv_scrape{0};
+  Counter recv_invalid{0};
+  Counter sent_reply{0};
+  Counter sent_offer{0};
+  Counter sent_answer{0};
+  Counter sent_failure{0};
+
+  Counter offers_relayed{0};
+  Counter answers_relayed{0};
+  Counter answers_dropped{0};
+  Counter offers_over_cap{0};
+
+  Counter dropped_peer_gone{0};
+  Counter dropped_send_queue{0};
+  Counter slow_readers_closed{0};
+  Counter rate_limited{0};
+  Counter rate_limit_closed{0};
+  Counter frames_too_big{0};
+  Counter swarm_cap_hits{0};
+
+  LatencyHistogram handle_latency;
+
+  // Renders everything; swarm and peer counts come from the caller (they live in the tracker).
+  std::string render(std::size_t swarms, std::size_t peers) const;
+};
+
+}  // namespace deploynet::server

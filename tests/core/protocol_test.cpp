@@ -1,0 +1,233 @@
+#include "deploynet/protocol.hpp"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+namespace deploynet {
+namespace {
+
+const std::string kHash = "aaaaaaaaaaaaaaaaaaaa";
+const std::string kPeer = "-WW0208-bbbbbbbbbbbb";
+const std::string kOffer = "cccccccccccccccccccc";
+
+const AnnounceRequest& as_announce(const ParseResult& r) {
+  return std::get<AnnounceRequest>(std::get<InMessage>(r));
+}
+const ParseError& as_error(const ParseResult& r) { return std::get<ParseError>(r); }
+
+rapidjson::Document json(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.c_str());
+  EXPECT_FALSE(d.HasParseError()) << text;
+  return d;
+}
+
+TEST(Parse, AnnounceAsTheReferenceClientSendsIt) {
+  std::string msg = R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer +
+                    R"(","numwant":2,"uploaded":0,"downloaded":0,"left":100,"event":"started",)"
+                    R"("offers":[{"offer":{"type":"offer","sdp":"v=0\r\n"},"offer_id":")" +
+                    kOffer + R"("}]})";
+  auto r = parse_in_message(msg);
+  ASSERT_TRUE(std::holds_alternative<InMessage>(r)) << as_error(r).reason;
+  const auto& a = as_announce(r);
+  EXPECT_EQ(a.info_hash.to_wire(), kHash);
+  EXPECT_EQ(a.peer_id.to_wire(), kPeer);
+  EXPECT_EQ(a.event, AnnounceEvent::kStarted);
+  EXPECT_EQ(a.numwant, 2u);
+  EXPECT_FALSE(a.seeder());
+  ASSERT_EQ(a.offers.size(), 1u);
+  EXPECT_EQ(a.offers[0].offer_id.to_wire(), kOffer);
+  EXPECT_EQ(a.offers[0].offer, R"({"type":"offer","sdp":"v=0\r\n"})");
+  EXPECT_FALSE(a.answer);
+}
+
+TEST(Parse, BinaryIdsWithEscapesAndHighBytes) {
+  // JSON.stringify of a binary string: control bytes as \u escapes, bytes >= 0x80 as UTF-8.
+  std::string msg = R"({"action":"announce","info_hash":"\u0000\u001f\"\\)" +
+                    std::string("\xC2\x80\xC3\xBF") + std::string(14, 'z') + R"(","peer_id":")" +
+                    kPeer + R"("})";
+  auto r = parse_in_message(msg);
+  ASSERT_TRUE(std::holds_alternative<InMessage>(r)) << as_error(r).reason;
+  const auto& ih = as_announce(r).info_hash.bytes;
+  EXPECT_EQ(ih[0], 0x00);
+  EXPECT_EQ(ih[1], 0x1F);
+  EXPECT_EQ(ih[2], '"');
+  EXPECT_EQ(ih[3], '\\');
+  EXPECT_EQ(ih[4], 0x80);
+  EXPECT_EQ(ih[5], 0xFF);
+}
+
+TEST(Parse, AnswerNeedsToPeerIdAndOfferId) {
+  std::string base = R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer +
+                     R"(","answer":{"type":"answer","sdp":"x"})";
+  auto missing = parse_in_message(base + "}");
+  EXPECT_EQ(as_error(missing).reason, "invalid `to_peer_id` (required with `answer`)");
+  EXPECT_EQ(as_error(missing).action, "announce");
+  ASSERT_TRUE(as_error(missing).info_hash);
+
+  auto ok = parse_in_message(base + R"(,"to_peer_id":")" + kPeer + R"(","offer_id":")" + kOffer +
+                             R"("})");
+  ASSERT_TRUE(std::holds_alternative<InMessage>(ok)) << as_error(ok).reason;
+  ASSERT_TRUE(as_announce(ok).answer);
+  EXPECT_EQ(as_announce(ok).answer->answer, R"({"type":"answer","sdp":"x"})");
+}
+
+TEST(Parse, ScrapeForms) {
+  auto one = parse_in_message(R"({"action":"scrape","info_hash":")" + kHash + R"("})");
+  EXPECT_EQ(std::get<ScrapeRequest>(std::get<InMessage>(one)).info_hashes.size(), 1u);
+  auto many = parse_in_message(R"({"action":"scrape","info_hash":[")" + kHash + R"(",")" + kPeer +
+                               R"("]})");
+  EXPECT_EQ(std::get<ScrapeRequest>(std::get<InMessage>(many)).info_hashes.size(), 2u);
+  auto all = parse_in_message(R"({"action":"scrape"})");
+  EXPECT_TRUE(std::get<ScrapeRequest>(std::get<InMessage>(all)).info_hashes.empty());
+  ParseLimits limits;
+  limits.max_scrape_hashes = 1;
+  auto too_many = parse_in_message(R"({"action":"scrape","info_hash":[")" + kHash + R"(",")" +
+                                       kPeer + R"("]})",
+                                   limits);
+  EXPECT_EQ(as_error(too_many).action, "scrape");
+}
+
+TEST(Parse, OffersBeyondTheCapAreDroppedAndCounted) {
+  std::string offers;
+  for (int i = 0; i < 12; ++i) {
+    if (i) offers += ",";
+    offers += R"({"offer":{"type":"offer","sdp":"s"},"offer_id":")" + kOffer + R"("})";
+  }
+  auto r = parse_in_message(R"({"action":"announce","info_hash":")" + kHash +
+                            R"(","peer_id":")" + kPeer + R"(","offers":[)" + offers + "]}");
+  ASSERT_TRUE(std::holds_alternative<InMessage>(r));
+  EXPECT_EQ(as_announce(r).offers.size(), 10u);
+  EXPECT_EQ(as_announce(r).offers_dropped, 2u);
+}
+
+TEST(Parse, LeftAcceptsNumbersAndNumericStrings) {
+  auto with_left = [&](const std::string& left) {
+    return parse_in_message(R"({"action":"announce","info_hash":")" + kHash +
+                            R"(","peer_id":")" + kPeer + R"(","left":)" + left + "}");
+  };
+  EXPECT_TRUE(as_announce(with_left("0")).seeder());
+  EXPECT_TRUE(as_announce(with_left("\"0\"")).seeder());
+  EXPECT_FALSE(as_announce(with_left("5")).seeder());
+  EXPECT_FALSE(as_announce(with_left("\"abc\"")).seeder());
+  EXPECT_FALSE(as_announce(with_left("-1")).seeder());
+  EXPECT_FALSE(as_announce(with_left("1e300")).seeder());
+  EXPECT_EQ(*as_announce(with_left("1e300")).left, 9'000'000'000'000'000'000);
+}
+
+struct Hostile {
+  const char* name;
+  std::string text;
+  const char* reason_prefix;
+};
+
+void PrintTo(const Hostile& h, std::ostream* os) { *os << h.name; }
+
+class ParseHostile : public ::testing::TestWithParam<Hostile> {};
+
+TEST_P(ParseHostile, RepliesWithAFailureReason) {
+  auto r = parse_in_message(GetParam().text);
+  ASSERT_TRUE(std::holds_alternative<ParseError>(r));
+  EXPECT_EQ(as_error(r).reason.rfind(GetParam().reason_prefix, 0), 0u) << as_error(r).reason;
+}
+
+const std::string kIds = R"("info_hash":")" + kHash + R"(","peer_id":")" + kPeer + R"(")";
+
+INSTANTIATE_TEST_SUITE_P(
+    Hostile, ParseHostile,
+    ::testing::Values(
+        Hostile{"empty", "", "invalid JSON"},
+        Hostile{"garbage", "\x01\x02 not json", "invalid JSON"},
+        Hostile{"truncated", R"({"action":"announce")", "invalid JSON"},
+        Hostile{"trailing", R"({"action":"scrape"} {})", "invalid JSON"},
+        Hostile{"bad_utf8", "{\"action\":\"scr\xFF\"}", "invalid JSON"},
+        Hostile{"array", "[1,2,3]", "invalid request"},
+        Hostile{"string", "\"announce\"", "invalid request"},
+        Hostile{"no_action", R"({"info_hash":"x"})", "invalid action"},
+        Hostile{"numeric_action", R"({"action":1})", "invalid action"},
+        Hostile{"unknown_action", R"({"action":"connect"})", "invalid action in WS request: connect"},
+        Hostile{"deep_nesting", std::string(100000, '[') + std::string(100000, ']'),
+                "invalid request"},
+        Hostile{"short_hash", R"({"action":"announce","info_hash":"abc","peer_id":")" + kPeer + "\"}",
+                "invalid info_hash"},
+        Hostile{"hash_number", R"({"action":"announce","info_hash":12,"peer_id":")" + kPeer + "\"}",
+                "invalid info_hash"},
+        Hostile{"hex_hash", R"({"action":"announce","info_hash":")" + std::string(40, 'a') +
+                                R"(","peer_id":")" + kPeer + "\"}",
+                "invalid info_hash"},
+        Hostile{"no_peer", R"({"action":"announce","info_hash":")" + kHash + "\"}",
+                "invalid peer_id"},
+        Hostile{"wide_peer", R"({"action":"announce","info_hash":")" + kHash +
+                                 R"(","peer_id":"\u0100)" + std::string(19, 'p') + "\"}",
+                "invalid peer_id"},
+        Hostile{"bad_event", "{\"action\":\"announce\"," + kIds + R"(,"event":"exploded"})",
+                "invalid event"},
+        Hostile{"offers_object", "{\"action\":\"announce\"," + kIds + R"(,"offers":{}})",
+                "invalid offers"},
+        Hostile{"offer_string", "{\"action\":\"announce\"," + kIds + R"(,"offers":["x"]})",
+                "invalid offer"},
+        Hostile{"offer_no_id", "{\"action\":\"announce\"," + kIds +
+                                   R"(,"offers":[{"offer":{"sdp":"x"}}]})",
+                "invalid offer"},
+        Hostile{"offer_sdp_string", "{\"action\":\"announce\"," + kIds +
+                                        R"(,"offers":[{"offer":"x","offer_id":")" + kOffer +
+                                        "\"}]}",
+                "invalid offer"},
+        Hostile{"answer_string", "{\"action\":\"announce\"," + kIds + R"(,"answer":"x","to_peer_id":")" +
+                                     kPeer + R"(","offer_id":")" + kOffer + "\"}",
+                "invalid answer"},
+        Hostile{"scrape_number", R"({"action":"scrape","info_hash":5})", "invalid info_hash"},
+        Hostile{"scrape_bad_item", R"({"action":"scrape","info_hash":["x"]})", "invalid info_hash"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Parse, UnknownActionNameIsSanitizedInTheReason) {
+  auto r = parse_in_message(R"({"action":"\u0001evil\n"})");
+  EXPECT_EQ(as_error(r).reason, "invalid action in WS request: ?evil?");
+}
+
+TEST(Serialize, AnnounceReplyMatchesTheReferenceShape) {
+  auto ih = InfoHash::from_bytes(kHash);
+  auto d = json(serialize_announce_reply(ih, 3, 4, 120));
+  EXPECT_STREQ(d["action"].GetString(), "announce");
+  EXPECT_EQ(d["interval"].GetUint(), 120u);
+  EXPECT_EQ(d["complete"].GetUint(), 3u);
+  EXPECT_EQ(d["incomplete"].GetUint(), 4u);
+  EXPECT_EQ(std::string(d["info_hash"].GetString()), kHash);
+}
+
+TEST(Serialize, OfferCarriesTheSdpObjectAndBinaryIds) {
+  InfoHash ih;
+  for (int i = 0; i < 20; ++i) ih.bytes[i] = static_cast<std::uint8_t>(i * 13);
+  auto from = PeerId::from_bytes(kPeer);
+  auto oid = OfferId::from_bytes(kOffer);
+  auto text = serialize_offer(ih, from, oid, R"({"type":"offer","sdp":"v=0"})");
+  auto d = json(text);
+  EXPECT_STREQ(d["offer"]["sdp"].GetString(), "v=0");
+  // The id survives a trip through JSON text as 20 code points.
+  auto back = InfoHash::from_wire({d["info_hash"].GetString(), d["info_hash"].GetStringLength()});
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, ih);
+  // A relayed offer is shaped like an announce: our own parser reads back the same ids.
+  auto reparsed = parse_in_message(text);
+  ASSERT_TRUE(std::holds_alternative<InMessage>(reparsed));
+  EXPECT_EQ(as_announce(reparsed).peer_id, from);
+  EXPECT_EQ(as_announce(reparsed).info_hash, ih);
+}
+
+TEST(Serialize, ScrapeAndFailure) {
+  std::vector<ScrapeEntry> files{{InfoHash::from_bytes(kHash), 1, 2, 1}};
+  auto d = json(serialize_scrape_reply(files, 600));
+  EXPECT_STREQ(d["action"].GetString(), "scrape");
+  EXPECT_EQ(d["files"][kHash.c_str()]["incomplete"].GetUint(), 2u);
+  EXPECT_EQ(d["flags"]["min_request_interval"].GetUint(), 600u);
+
+  auto ih = InfoHash::from_bytes(kHash);
+  auto f = json(serialize_failure("bad \"thing\"", "announce", &ih));
+  EXPECT_STREQ(f["failure reason"].GetString(), "bad \"thing\"");
+  EXPECT_STREQ(f["action"].GetString(), "announce");
+  auto bare = json(serialize_failure("nope"));
+  EXPECT_FALSE(bare.HasMember("action"));
+}
+
+}  // namespace
+}  // namespace deploynet

@@ -1,0 +1,273 @@
+#include "deploynet/tracker.hpp"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <map>
+#include <set>
+
+namespace deploynet {
+namespace {
+
+struct Client : PeerLink {};
+
+// A swarm of clients, each with a connection id and a link, driving one Tracker.
+class TrackerTest : public ::testing::Test {
+ protected:
+  ConnRef connect() {
+    auto c = std::make_shared<Client>();
+    clients_.push_back(c);
+    return ConnRef{clients_.size(), c};
+  }
+
+  static PeerId peer(int n) { return PeerId::from_bytes("peer-" + std::string(15, 'a' + n)); }
+  static OfferId offer_id(int n) { return OfferId::from_bytes("offr-" + std::string(15, 'a' + n)); }
+  static InfoHash swarm(int n = 0) { return InfoHash::from_bytes("hash-" + std::string(15, 'a' + n)); }
+
+  AnnounceOutcome announce(const ConnRef& c, int p, AnnounceEvent ev, int offers = 0,
+                           int swarm_n = 0) {
+    AnnounceRequest req;
+    req.info_hash = swarm(swarm_n);
+    req.peer_id = peer(p);
+    req.event = ev;
+    for (int i = 0; i < offers; ++i) {
+      req.offers.push_back({offer_id(i), R"({"type":"offer","sdp":"o)" + std::to_string(i) + "\"}"});
+    }
+    return tracker_.announce(c, req, now_ms_, rng_, out_);
+  }
+
+  AnnounceOutcome answer(const ConnRef& c, int p, int to, int oid) {
+    AnnounceRequest req;
+    req.info_hash = swarm();
+    req.peer_id = peer(p);
+    req.answer = AnswerIn{peer(to), offer_id(oid), R"({"type":"answer","sdp":"a"})"};
+    return tracker_.announce(c, req, now_ms_, rng_, out_);
+  }
+
+  // Messages delivered to a connection, parsed, and the outbox cleared of them.
+  std::vector<rapidjson::Document> take(const ConnRef& c) {
+    std::vector<rapidjson::Document> got;
+    auto target = c.link.lock();
+    std::vector<Outgoing> rest;
+    for (auto& o : out_) {
+      if (o.to.lock() == target) {
+        got.emplace_back().Parse(o.payload.c_str());
+      } else {
+        rest.push_back(std::move(o));
+      }
+    }
+    out_ = std::move(rest);
+    return got;
+  }
+
+  Tracker tracker_;
+  std::mt19937_64 rng_{42};
+  std::int64_t now_ms_ = 1'000'000;
+  std::vector<Outgoing> out_;
+  std::vector<std::shared_ptr<Client>> clients_;
+};
+
+TEST_F(TrackerTest, AnnounceRepliesWithCountsAndInterval) {
+  auto a = connect();
+  auto outcome = announce(a, 0, AnnounceEvent::kStarted);
+  EXPECT_TRUE(outcome.joined);
+  auto msgs = take(a);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0]["incomplete"].GetUint(), 1u);
+  EXPECT_EQ(msgs[0]["complete"].GetUint(), 0u);
+  EXPECT_EQ(msgs[0]["interval"].GetUint(), 120u);
+  EXPECT_EQ(tracker_.peer_count(), 1u);
+  EXPECT_EQ(tracker_.swarm_count(), 1u);
+}
+
+TEST_F(TrackerTest, OffersGoToDistinctOtherPeersNeverSelf) {
+  std::vector<ConnRef> conns;
+  for (int i = 0; i < 6; ++i) {
+    conns.push_back(connect());
+    announce(conns.back(), i, AnnounceEvent::kStarted);
+  }
+  out_.clear();
+  auto outcome = announce(conns[0], 0, AnnounceEvent::kUpdate, 3);
+  EXPECT_EQ(outcome.offers_relayed, 3u);
+  EXPECT_EQ(take(conns[0]).size(), 1u);  // its own reply only
+  std::set<std::string> offer_sdps;
+  int receivers = 0;
+  for (int i = 1; i < 6; ++i) {
+    auto msgs = take(conns[i]);
+    ASSERT_LE(msgs.size(), 1u) << "a peer got two offers from one announce";
+    if (msgs.empty()) continue;
+    ++receivers;
+    EXPECT_EQ(std::string(msgs[0]["peer_id"].GetString()), peer(0).to_wire());
+    offer_sdps.insert(msgs[0]["offer"]["sdp"].GetString());
+  }
+  EXPECT_EQ(receivers, 3);
+  EXPECT_EQ(offer_sdps, (std::set<std::string>{"o0", "o1", "o2"}));
+}
+
+TEST_F(TrackerTest, OfferTargetsAreSpreadOverTheSwarm) {
+  std::vector<ConnRef> conns;
+  for (int i = 0; i < 10; ++i) {
+    conns.push_back(connect());
+    announce(conns.back(), i, AnnounceEvent::kStarted);
+  }
+  std::map<int, int> hits;
+  for (int round = 0; round < 900; ++round) {
+    out_.clear();
+    announce(conns[0], 0, AnnounceEvent::kUpdate, 1);
+    for (int i = 1; i < 10; ++i) hits[i] += static_cast<int>(take(conns[i]).size());
+  }
+  for (int i = 1; i < 10; ++i) {
+    EXPECT_GT(hits[i], 60) << "peer " << i;  // expected 100 each
+    EXPECT_LT(hits[i], 140) << "peer " << i;
+  }
+}
+
+TEST_F(TrackerTest, NumwantAndCapLimitOffers) {
+  std::vector<ConnRef> conns;
+  for (int i = 0; i < 8; ++i) {
+    conns.push_back(connect());
+    announce(conns.back(), i, AnnounceEvent::kStarted);
+  }
+  AnnounceRequest req;
+  req.info_hash = swarm();
+  req.peer_id = peer(0);
+  req.numwant = 2;
+  for (int i = 0; i < 5; ++i) req.offers.push_back({offer_id(i), "{}"});
+  EXPECT_EQ(tracker_.announce(conns[0], req, now_ms_, rng_, out_).offers_relayed, 2u);
+
+  Tracker capped(TrackerConfig{.max_numwant = 1});
+  auto c0 = connect();
+  auto c1 = connect();
+  auto c2 = connect();
+  AnnounceRequest r1 = req;
+  r1.peer_id = peer(1);
+  r1.offers.clear();
+  capped.announce(c1, r1, now_ms_, rng_, out_);
+  r1.peer_id = peer(2);
+  capped.announce(c2, r1, now_ms_, rng_, out_);
+  req.numwant.reset();
+  EXPECT_EQ(capped.announce(c0, req, now_ms_, rng_, out_).offers_relayed, 1u);
+}
+
+TEST_F(TrackerTest, AnswerIsRelayedOnlyForAnOutstandingOffer) {
+  auto a = connect();
+  auto b = connect();
+  auto mallory = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  announce(b, 1, AnnounceEvent::kStarted);
+  announce(mallory, 2, AnnounceEvent::kStarted);
+  out_.clear();
+
+  // Mallory answers an offer nobody made to her.
+  EXPECT_TRUE(answer(mallory, 2, 0, 0).answer_dropped);
+  EXPECT_TRUE(take(a).empty());
+
+  // B offers to one peer; whoever got it answers, and only B receives the answer, once.
+  AnnounceRequest req;
+  req.info_hash = swarm();
+  req.peer_id = peer(1);
+  req.offers.push_back({offer_id(7), R"({"type":"offer","sdp":"x"})"});
+  tracker_.announce(b, req, now_ms_, rng_, out_);
+  take(b);
+  bool a_got = !take(a).empty();
+  int receiver = a_got ? 0 : 2;
+  ConnRef recv_conn = a_got ? a : mallory;
+  ConnRef other = a_got ? mallory : a;
+  int other_peer = a_got ? 2 : 0;
+  out_.clear();
+
+  EXPECT_TRUE(answer(other, other_peer, 1, 7).answer_dropped);  // did not receive it
+  EXPECT_TRUE(take(b).empty());
+  auto ok = answer(recv_conn, receiver, 1, 7);
+  EXPECT_TRUE(ok.answer_relayed);
+  auto msgs = take(b);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_STREQ(msgs[0]["answer"]["type"].GetString(), "answer");
+  EXPECT_EQ(std::string(msgs[0]["peer_id"].GetString()), peer(receiver).to_wire());
+  EXPECT_EQ(std::string(msgs[0]["offer_id"].GetString()), offer_id(7).to_wire());
+  EXPECT_TRUE(take(recv_conn).empty());  // no reply to an answer, as the reference server
+  EXPECT_TRUE(answer(recv_conn, receiver, 1, 7).answer_dropped);  // a replay is dropped
+}
+
+TEST_F(TrackerTest, AnswerAfterTheOfferExpiredIsDropped) {
+  auto a = connect();
+  auto b = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  announce(b, 1, AnnounceEvent::kStarted, 1);  // offer 0 goes to A, the only other peer
+  now_ms_ += tracker_.config().offer_ttl_ms;
+  out_.clear();
+  EXPECT_TRUE(answer(a, 0, 1, 0).answer_dropped);
+  EXPECT_TRUE(take(b).empty());
+}
+
+TEST_F(TrackerTest, StoppedAndLeaveRemovePeersAndEmptySwarms) {
+  auto a = connect();
+  auto b = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  announce(b, 1, AnnounceEvent::kCompleted);
+  std::vector<ScrapeEntry> s;
+  tracker_.scrape({}, s);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].complete, 1u);
+  EXPECT_EQ(s[0].incomplete, 1u);
+
+  EXPECT_TRUE(announce(a, 0, AnnounceEvent::kStopped).left);
+  EXPECT_EQ(tracker_.peer_count(), 1u);
+  EXPECT_FALSE(tracker_.leave(a.id, swarm(), peer(1)));  // not A's peer id
+  EXPECT_TRUE(tracker_.leave(b.id, swarm(), peer(1)));
+  EXPECT_EQ(tracker_.peer_count(), 0u);
+  EXPECT_EQ(tracker_.swarm_count(), 0u);
+}
+
+TEST_F(TrackerTest, CompletedMovesALeecherToSeeders) {
+  auto a = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  announce(a, 0, AnnounceEvent::kCompleted);
+  announce(a, 0, AnnounceEvent::kCompleted);  // twice is still one seeder
+  std::vector<ScrapeEntry> s;
+  tracker_.scrape(ScrapeRequest{{swarm(), swarm(5)}}, s);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].complete, 1u);
+  EXPECT_EQ(s[0].incomplete, 0u);
+  EXPECT_EQ(s[1].complete + s[1].incomplete, 0u);  // unknown swarm: zeros
+}
+
+TEST_F(TrackerTest, APeerIdOwnedByALiveConnectionCannotBeTakenOver) {
+  auto a = connect();
+  auto thief = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  auto outcome = announce(thief, 0, AnnounceEvent::kStarted);
+  EXPECT_FALSE(outcome.failure.empty());
+  auto msgs = take(thief);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_TRUE(msgs[0].HasMember("failure reason"));
+  // A stopped from the thief does not remove A either.
+  EXPECT_FALSE(announce(thief, 0, AnnounceEvent::kStopped).left);
+  EXPECT_EQ(tracker_.peer_count(), 1u);
+
+  // Once A's connection is gone, a new connection may reuse the id (a page reload).
+  clients_[a.id - 1].reset();
+  EXPECT_TRUE(announce(thief, 0, AnnounceEvent::kStarted).failure.empty());
+  EXPECT_FALSE(tracker_.leave(a.id, swarm(), peer(0)));  // the old owner no longer owns it
+  EXPECT_TRUE(tracker_.leave(thief.id, swarm(), peer(0)));
+}
+
+TEST_F(TrackerTest, PendingOffersPerPeerAreBounded) {
+  auto a = connect();
+  auto b = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  announce(b, 1, AnnounceEvent::kStarted);
+  // B sends A far more offers than A can hold; only the newest are answerable.
+  for (int i = 0; i < 20; ++i) {
+    AnnounceRequest req;
+    req.info_hash = swarm();
+    req.peer_id = peer(1);
+    req.offers.push_back({offer_id(i), "{}"});
+    tracker_.announce(b, req, now_ms_, rng_, out_);
+  }
+  EXPECT_TRUE(answer(a, 0, 1, 0).answer_dropped);
+  EXPECT_TRUE(answer(a, 0, 1, 19).answer_relayed);
+}
+
+}  // namespace
+}  // namespace deploynet

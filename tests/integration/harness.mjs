@@ -1,0 +1,138 @@
+// Test harness: runs the real deploynet-signal binary on a free loopback port and talks to it
+// over real WebSockets. No fixed ports, no sleeps: every wait is for an event, with a deadline.
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import path from 'node:path'
+import WebSocket from 'ws'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+export const signalBinary =
+  process.env.DEPLOYNET_SIGNAL || path.join(root, 'build/test/server/deploynet-signal')
+
+export function withTimeout (promise, ms, what) {
+  let timer
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+    })
+  ])
+}
+
+export async function startServer (args = []) {
+  const proc = spawn(signalBinary, ['--listen', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'inherit', 'pipe']
+  })
+  let log = ''
+  const exited = new Promise(resolve => proc.on('exit', (code, signal) => resolve({ code, signal })))
+  const port = await withTimeout(new Promise((resolve, reject) => {
+    proc.stderr.on('data', chunk => {
+      log += chunk
+      const m = /msg=listening addr=[\d.]+:(\d+)/.exec(log)
+      if (m) resolve(Number(m[1]))
+    })
+    exited.then(({ code }) => reject(new Error(`server exited with ${code}: ${log}`)))
+  }), 10000, 'server start')
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}`,
+    http: `http://127.0.0.1:${port}`,
+    proc,
+    exited,
+    log: () => log,
+    async stop () {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
+      return exited
+    }
+  }
+}
+
+export async function metric (server, name) {
+  const text = await (await fetch(`${server.http}/metrics`)).text()
+  const line = text.split('\n').find(l => l.startsWith(name + ' '))
+  if (!line) throw new Error(`metric ${name} not found`)
+  return Number(line.slice(name.length + 1))
+}
+
+export async function waitForMetric (server, name, predicate, ms = 5000) {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await metric(server, name)
+    if (predicate(v)) return v
+    if (Date.now() > deadline) throw new Error(`metric ${name} stayed at ${v}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}
+
+// A 20-character id. ASCII by default; `binary` gives arbitrary bytes 0..255, as WebTorrent
+// sends its hex ids turned into binary strings.
+export function id20 (binary = false) {
+  const bytes = randomBytes(20)
+  if (binary) return String.fromCharCode(...bytes)
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+  return Array.from(bytes, b => alphabet[b % alphabet.length]).join('')
+}
+
+// A WebSocket client that queues every message, so tests can await the next one that matches.
+export class Client {
+  static async open (url, opts = {}) {
+    const c = new Client(new WebSocket(url, opts))
+    await withTimeout(new Promise((resolve, reject) => {
+      c.ws.once('open', resolve)
+      c.ws.once('error', reject)
+      c.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+    }), 5000, 'websocket open')
+    return c
+  }
+
+  constructor (ws) {
+    this.ws = ws
+    this.messages = []
+    this.waiters = []
+    this.closed = new Promise(resolve => ws.on('close', (code, reason) => resolve({ code, reason: String(reason) })))
+    ws.on('error', () => {})
+    ws.on('message', data => {
+      const msg = JSON.parse(String(data))
+      this.messages.push(msg)
+      this._wake()
+    })
+  }
+
+  _wake () {
+    for (const w of [...this.waiters]) {
+      const i = this.messages.findIndex(w.predicate)
+      if (i >= 0) {
+        const [msg] = this.messages.splice(i, 1)
+        this.waiters.splice(this.waiters.indexOf(w), 1)
+        w.resolve(msg)
+      }
+    }
+  }
+
+  send (obj) { this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj)) }
+
+  next (predicate = () => true, ms = 5000) {
+    return withTimeout(new Promise(resolve => {
+      this.waiters.push({ predicate, resolve })
+      this._wake()
+    }), ms, 'message')
+  }
+
+  // A scrape round trip: every message the server queued to this socket before it is here
+  // by the time the reply arrives (one connection, one ordered queue).
+  async flush () {
+    this.send({ action: 'scrape', info_hash: 'flush-flush-flush-fl' })
+    await this.next(m => m.action === 'scrape' && m.files && m.files['flush-flush-flush-fl'])
+  }
+
+  close () { this.ws.close() }
+}
+
+export function announce (infoHash, peerId, extra = {}) {
+  return { action: 'announce', info_hash: infoHash, peer_id: peerId, ...extra }
+}
+
+export function offer (n, offerId = id20()) {
+  return { offer_id: offerId, offer: { type: 'offer', sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` } }
+}
