@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 TEST_DIR := build/test
 RELEASE_DIR := build/release
 
-.PHONY: all deps build build-test test test-unit test-integration demo clean
+.PHONY: all deps build build-test test test-unit test-integration demo bench clean
 
 all: build
 
@@ -29,6 +29,9 @@ test-integration: build-test
 	  node --test --test-concurrency=1 tests/integration/*.test.mjs
 
 test: test-unit test-integration
+
+bench: build
+	@scripts/bench.sh
 
 demo: build
 	@scripts/demo.sh

@@ -1,0 +1,25 @@
+// deploynet: one command, several subcommands.
+#include <cstring>
+#include <iostream>
+
+int bench_main(int argc, char** argv);
+
+namespace {
+void usage(std::ostream& os) {
+  os << "usage: deploynet <command> [options]\n\n"
+        "commands:\n"
+        "  bench    load a signaling server with real WebSocket clients and report figures\n\n"
+        "'deploynet <command> --help' describes each command.\n";
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? std::cerr : std::cout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "bench")) return bench_main(argc - 1, argv + 1);
+  std::cerr << "deploynet: unknown command '" << argv[1] << "'\n\n";
+  usage(std::cerr);
+  return 2;
+}
