@@ -120,6 +120,8 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers) const {
   sample(o, "deploynet_closed_total", "reason=\"slow_reader\"", slow_readers_closed.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"rate_limit\"", rate_limit_closed.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"frame_too_big\"", frames_too_big.load(kRelaxed));
+  sample(o, "deploynet_closed_total", "reason=\"protocol_error\"", protocol_errors.load(kRelaxed));
+  sample(o, "deploynet_closed_total", "reason=\"idle\"", idle_closed.load(kRelaxed));
   one(o, "deploynet_swarm_cap_hits_total", "counter", "Announces refused: too many swarms on one connection.",
       swarm_cap_hits.load(kRelaxed));
 

@@ -54,6 +54,8 @@ struct Metrics {
   Counter rate_limited{0};
   Counter rate_limit_closed{0};
   Counter frames_too_big{0};
+  Counter protocol_errors{0};
+  Counter idle_closed{0};
   Counter swarm_cap_hits{0};
 
   LatencyHistogram handle_latency;

@@ -3,7 +3,8 @@
 #include <boost/asio/post.hpp>
 
 #include "log.hpp"
-#include "session.hpp"
+#include "http_session.hpp"
+#include "worker.hpp"
 
 namespace deploynet::server {
 
@@ -14,11 +15,17 @@ ConnSlot::~ConnSlot() {
 Server::Server(Config config)
     : config_(std::move(config)),
       tracker_(config_.tracker),
-      ioc_(static_cast<int>(config_.threads)),
-      acceptor_(ioc_),
-      signals_(ioc_, SIGINT, SIGTERM),
-      accept_retry_(ioc_),
-      shutdown_timer_(ioc_) {
+      workers_([this] {
+        std::vector<std::unique_ptr<Worker>> w;
+        for (unsigned i = 0; i < config_.threads; ++i) {
+          w.push_back(std::make_unique<Worker>(*this, i, config_.threads));
+        }
+        return w;
+      }()),
+      acceptor_(workers_[0]->ioc()),
+      signals_(workers_[0]->ioc(), SIGINT, SIGTERM),
+      accept_retry_(workers_[0]->ioc()),
+      shutdown_timer_(workers_[0]->ioc()) {
   set_log_level(config_.log_level);
 }
 
@@ -47,15 +54,14 @@ void Server::run() {
     begin_shutdown();
   });
   do_accept();
-  std::vector<std::thread> threads;
-  for (unsigned i = 1; i < config_.threads; ++i) threads.emplace_back([this] { ioc_.run(); });
-  ioc_.run();
-  for (auto& t : threads) t.join();
+  for (unsigned i = 1; i < workers_.size(); ++i) workers_[i]->start_thread();
+  workers_[0]->run();
+  for (auto& w : workers_) w->join();
   LogLine(LogLevel::kInfo, "stopped");
 }
 
 void Server::stop() {
-  net::post(ioc_, [this] { begin_shutdown(); });
+  net::post(workers_[0]->ioc(), [this] { begin_shutdown(); });
 }
 
 void Server::begin_shutdown() {
@@ -64,36 +70,40 @@ void Server::begin_shutdown() {
   acceptor_.close(ec);
   signals_.cancel(ec);
   accept_retry_.cancel();
-  std::vector<std::shared_ptr<WsSession>> open;
-  {
-    std::lock_guard lock(sessions_mu_);
-    for (auto& [id, weak] : sessions_) {
-      if (auto s = weak.lock()) open.push_back(std::move(s));
-    }
+  LogLine(LogLevel::kInfo, "closing connections")
+      .kv("count", metrics_.connections_open.load(std::memory_order_relaxed));
+  for (auto& w : workers_) {
+    net::post(w->ioc(), [w = w.get()] { w->close_all(ws::CloseCode::kGoingAway); });
   }
-  LogLine(LogLevel::kInfo, "closing connections").kv("count", open.size());
-  if (open.empty()) {
-    ioc_.stop();
-    return;
-  }
-  for (auto& s : open) s->close_going_away();
-  // Give clients a moment to receive the close frame, then end whatever is left (idle
-  // keep-alive HTTP connections, clients that do not answer the close).
-  shutdown_timer_.expires_after(std::chrono::seconds(2));
-  shutdown_timer_.async_wait([this](const boost::system::error_code&) { ioc_.stop(); });
+  shutdown_started_ = std::chrono::steady_clock::now();
+  await_drained();
 }
 
-void Server::do_accept() {
-  // Each connection gets its own strand: its handlers never run concurrently, while different
-  // connections run on all I/O threads.
-  auto strand = net::make_strand(ioc_);
-  acceptor_.async_accept(strand, [this, strand](const boost::system::error_code& ec,
-                                                tcp::socket socket) {
-    on_accept(ec, std::move(socket), strand);
+// Stops every worker once all clients have taken their close frame, or after a grace time
+// (clients that do not answer, idle keep-alive HTTP connections).
+void Server::await_drained() {
+  bool drained = metrics_.connections_open.load(std::memory_order_relaxed) == 0;
+  if (drained || std::chrono::steady_clock::now() - shutdown_started_ > std::chrono::seconds(2)) {
+    for (auto& w : workers_) w->stop();
+    return;
+  }
+  shutdown_timer_.expires_after(std::chrono::milliseconds(10));
+  shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) await_drained();
   });
 }
 
-void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, Strand strand) {
+void Server::do_accept() {
+  // Connections go to the workers in turn; each stays on its worker for life.
+  Worker& worker = *workers_[next_worker_];
+  next_worker_ = (next_worker_ + 1) % workers_.size();
+  acceptor_.async_accept(worker.ioc(), [this, &worker](const boost::system::error_code& ec,
+                                                       tcp::socket socket) {
+    on_accept(ec, std::move(socket), worker);
+  });
+}
+
+void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, Worker& worker) {
   if (ec == net::error::operation_aborted || stopping_) return;
   if (ec) {
     // Typically out of file descriptors: wait a little instead of spinning on accept.
@@ -138,7 +148,10 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
   }
   std::array<unsigned char, 16> ip_bytes;
   std::copy(ip.begin(), ip.end(), ip_bytes.begin());
-  std::make_shared<HttpSession>(std::move(socket), strand, *this, ConnSlot(this, ip_bytes))->run();
+  auto session = std::make_shared<HttpSession>(std::move(socket), worker, *this,
+                                               ConnSlot(this, ip_bytes));
+  // The session's first read is started on its own worker's thread.
+  net::post(worker.ioc(), [session] { session->run(); });
   do_accept();
 }
 
@@ -156,29 +169,6 @@ bool Server::origin_allowed(std::string_view origin) const {
     if (o == origin) return true;
   }
   return false;
-}
-
-std::uint64_t Server::register_session(const std::shared_ptr<WsSession>& s) {
-  auto id = next_session_id_.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(sessions_mu_);
-    sessions_.emplace(id, s);
-  }
-  metrics_.connections_open.fetch_add(1, std::memory_order_relaxed);
-  metrics_.connections_total.fetch_add(1, std::memory_order_relaxed);
-  if (stopping_) s->close_going_away();
-  return id;
-}
-
-void Server::unregister_session(std::uint64_t id) {
-  bool last = false;
-  {
-    std::lock_guard lock(sessions_mu_);
-    sessions_.erase(id);
-    last = sessions_.empty();
-  }
-  metrics_.connections_open.fetch_sub(1, std::memory_order_relaxed);
-  if (last && stopping_) net::post(ioc_, [this] { ioc_.stop(); });
 }
 
 std::string Server::render_metrics() {

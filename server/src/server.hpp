@@ -4,7 +4,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <array>
 #include <atomic>
@@ -22,10 +21,9 @@ namespace deploynet::server {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-using Strand = net::strand<net::io_context::executor_type>;
 
 class Server;
-class WsSession;
+class Worker;
 
 // One accepted TCP connection counted against its address's cap and the global cap; released
 // when the connection (HTTP or WebSocket) is destroyed.
@@ -58,22 +56,24 @@ class Server {
   Metrics& metrics() { return metrics_; }
   ShardedTracker& tracker() { return tracker_; }
   bool origin_allowed(std::string_view origin) const;
-  std::uint64_t register_session(const std::shared_ptr<WsSession>& s);
-  void unregister_session(std::uint64_t id);
+  std::uint64_t next_conn_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
+  Worker& worker(unsigned i) { return *workers_[i]; }
   std::string render_metrics();
   std::string render_health();
 
  private:
   friend class ConnSlot;
   void do_accept();
-  void on_accept(const boost::system::error_code& ec, tcp::socket socket, Strand strand);
+  void on_accept(const boost::system::error_code& ec, tcp::socket socket, Worker& worker);
   void release_slot(const std::array<unsigned char, 16>& ip);
   void begin_shutdown();
+  void await_drained();
 
   Config config_;
   Metrics metrics_;
   ShardedTracker tracker_;
-  net::io_context ioc_;
+  std::vector<std::unique_ptr<Worker>> workers_;  // worker 0 accepts and handles signals
+  unsigned next_worker_ = 0;
   tcp::acceptor acceptor_;
   net::signal_set signals_;
   net::steady_timer accept_retry_;
@@ -84,9 +84,8 @@ class Server {
   std::unordered_map<std::string, std::uint32_t> per_ip_;
   std::uint32_t open_slots_ = 0;
 
-  std::mutex sessions_mu_;
-  std::unordered_map<std::uint64_t, std::weak_ptr<WsSession>> sessions_;
-  std::atomic<std::uint64_t> next_session_id_{1};
+  std::atomic<std::uint64_t> next_conn_id_{1};
+  std::chrono::steady_clock::time_point shutdown_started_;
 };
 
 }  // namespace deploynet::server

@@ -1,0 +1,164 @@
+#include "http_session.hpp"
+
+#include <openssl/evp.h>
+
+#include "log.hpp"
+#include "worker.hpp"
+#include "ws_conn.hpp"
+
+namespace deploynet::server {
+namespace {
+
+constexpr std::size_t kHeaderLimit = 8 * 1024;
+constexpr std::size_t kBodyLimit = 4 * 1024;
+
+bool header_has_token(std::string_view value, std::string_view token) {
+  // Comma-separated, case-insensitive tokens (Connection: keep-alive, Upgrade).
+  std::size_t pos = 0;
+  while (pos <= value.size()) {
+    auto end = value.find(',', pos);
+    if (end == std::string_view::npos) end = value.size();
+    auto item = value.substr(pos, end - pos);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.size() == token.size() &&
+        std::equal(item.begin(), item.end(), token.begin(),
+                   [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      return true;
+    }
+    pos = end + 1;
+  }
+  return false;
+}
+
+std::string_view sv(boost::string_view s) { return {s.data(), s.size()}; }
+
+}  // namespace
+
+std::string websocket_accept(std::string_view key) {
+  static constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string input(key);
+  input += kGuid;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha1(), nullptr);
+  unsigned char b64[64];
+  int n = EVP_EncodeBlock(b64, digest, static_cast<int>(len));
+  return std::string(reinterpret_cast<char*>(b64), static_cast<std::size_t>(n));
+}
+
+HttpSession::HttpSession(tcp::socket&& socket, Worker& worker, Server& server, ConnSlot&& slot)
+    : stream_(std::move(socket)), worker_(worker), server_(server), slot_(std::move(slot)) {}
+
+void HttpSession::run() { do_read(); }
+
+void HttpSession::do_read() {
+  parser_.emplace();
+  parser_->header_limit(kHeaderLimit);
+  parser_->body_limit(kBodyLimit);
+  stream_.expires_after(server_.config().handshake_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
+}
+
+void HttpSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec == http::error::end_of_stream) {
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    return;
+  }
+  if (ec) {
+    if (ec == http::error::header_limit || ec == http::error::body_limit) {
+      reply(http::status::payload_too_large, "request too large\n", "text/plain", false);
+    } else if (ec != beast::error::timeout && ec != net::error::operation_aborted) {
+      LogLine(LogLevel::kDebug, "http read failed").kv("error", ec.message());
+    }
+    return;
+  }
+  auto req = parser_->release();
+  if (header_has_token(sv(req[http::field::upgrade]), "websocket")) return upgrade(req);
+
+  server_.metrics().http_requests.fetch_add(1, std::memory_order_relaxed);
+  bool keep = req.keep_alive();
+  auto target = sv(req.target());
+  auto path = target.substr(0, target.find('?'));
+  if (req.method() != http::verb::get && req.method() != http::verb::head) {
+    reply(http::status::method_not_allowed, "method not allowed\n", "text/plain", keep);
+  } else if (path == "/health") {
+    reply(http::status::ok, server_.render_health(), "application/json", keep);
+  } else if (path == "/metrics") {
+    reply(http::status::ok, server_.render_metrics(), "text/plain; version=0.0.4", keep);
+  } else if (path == "/") {
+    reply(http::status::ok, "deploynet-signal: WebSocket tracker here; see /health and /metrics\n",
+          "text/plain", keep);
+  } else {
+    reply(http::status::not_found, "not found\n", "text/plain", keep);
+  }
+}
+
+void HttpSession::upgrade(const http::request<http::string_body>& req) {
+  auto key = sv(req[http::field::sec_websocket_key]);
+  if (req.method() != http::verb::get || !header_has_token(sv(req[http::field::connection]), "upgrade") ||
+      key.empty() || key.size() > 64) {
+    reply(http::status::bad_request, "bad WebSocket upgrade request\n", "text/plain", false);
+    return;
+  }
+  if (sv(req[http::field::sec_websocket_version]) != "13") {
+    reply(http::status::upgrade_required, "WebSocket version 13 only\n", "text/plain", false,
+          "Sec-WebSocket-Version", "13");
+    return;
+  }
+  auto origin = sv(req[http::field::origin]);
+  if (!server_.origin_allowed(origin)) {
+    server_.metrics().rejected_origin.fetch_add(1, std::memory_order_relaxed);
+    LogLine(LogLevel::kDebug, "origin refused").kv("origin", origin);
+    reply(http::status::forbidden, "origin not allowed\n", "text/plain", false);
+    return;
+  }
+  std::string response =
+      "HTTP/1.1 101 Switching Protocols\r\n"
+      "Upgrade: websocket\r\n"
+      "Connection: Upgrade\r\n"
+      "Server: deploynet-signal\r\n"
+      "Sec-WebSocket-Accept: " +
+      websocket_accept(key) + "\r\n\r\n";
+  // Bytes the client sent after its request (frames sent without waiting for the 101).
+  auto early = buffer_.cdata();
+  std::string early_bytes(static_cast<const char*>(early.data()), early.size());
+  stream_.expires_never();
+  auto socket = stream_.release_socket();
+  boost::system::error_code ec;
+  auto protocol = socket.local_endpoint(ec).protocol();
+  auto fd = socket.release(ec);
+  if (ec) return;
+  WsConn::Socket own(worker_.ioc().get_executor(), protocol, fd);
+  auto conn = std::make_shared<WsConn>(std::move(own), worker_, server_, std::move(slot_));
+  conn->start(std::move(response), early_bytes);
+}
+
+void HttpSession::reply(http::status status, std::string body, const char* content_type,
+                        bool keep_alive, const char* extra_header, const char* extra_value) {
+  response_ = std::make_shared<http::response<http::string_body>>(status, 11);
+  response_->set(http::field::server, "deploynet-signal");
+  response_->set(http::field::content_type, content_type);
+  response_->set(http::field::cache_control, "no-store");
+  if (extra_header) response_->set(extra_header, extra_value);
+  response_->keep_alive(keep_alive);
+  response_->body() = std::move(body);
+  response_->prepare_payload();
+  stream_.expires_after(server_.config().handshake_timeout);
+  http::async_write(stream_, *response_,
+                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
+                                              !keep_alive));
+}
+
+void HttpSession::on_write(bool close, beast::error_code ec, std::size_t) {
+  response_.reset();
+  if (ec) return;
+  if (close) {
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    return;
+  }
+  do_read();
+}
+
+}  // namespace deploynet::server

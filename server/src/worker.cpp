@@ -1,0 +1,111 @@
+#include "worker.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+
+#include "server.hpp"
+#include "ws_conn.hpp"
+
+namespace deploynet::server {
+namespace {
+// Pings, idle timeouts and close grace times are checked this often, for all connections of a
+// worker at once: one timer per thread instead of one per connection.
+constexpr auto kSweepPeriod = std::chrono::milliseconds(500);
+// Large enough for a whole maximal frame in one read most of the time.
+constexpr std::size_t kReadBuffer = 64 * 1024 + 16;
+}  // namespace
+
+Worker::Worker(Server& server, unsigned index, unsigned workers)
+    : server_(server),
+      index_(index),
+      work_(net::make_work_guard(ioc_)),
+      sweep_timer_(ioc_),
+      outboxes_(workers),
+      read_buffer_(kReadBuffer) {
+  schedule_sweep();
+}
+
+void Worker::start_thread() {
+  thread_ = std::thread([this] { ioc_.run(); });
+}
+
+void Worker::stop() {
+  work_.reset();
+  ioc_.stop();
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::add(WsConn* conn) {
+  conn->worker_slot = conns_.size();
+  conns_.push_back(conn);
+}
+
+void Worker::remove(WsConn* conn) {
+  auto slot = conn->worker_slot;
+  if (slot >= conns_.size() || conns_[slot] != conn) return;
+  conns_[slot] = conns_.back();
+  conns_[slot]->worker_slot = slot;
+  conns_.pop_back();
+}
+
+void Worker::deliver(std::shared_ptr<WsConn> to, std::string payload) {
+  auto& target = to->worker();
+  if (&target == this) {
+    to->send_text(payload);
+    return;
+  }
+  outboxes_[target.index()].push_back({std::move(to), std::move(payload)});
+}
+
+void Worker::flush_outboxes() {
+  for (unsigned i = 0; i < outboxes_.size(); ++i) {
+    auto& box = outboxes_[i];
+    if (box.empty()) continue;
+    auto& target = server_.worker(i);
+    net::post(target.ioc(), [batch = std::move(box)]() mutable {
+      for (auto& d : batch) d.to->send_text(d.payload);
+    });
+    box = {};
+  }
+}
+
+void Worker::mark_dirty(std::shared_ptr<WsConn> conn) {
+  if (dirty_.empty()) net::post(ioc_, [this] { flush_dirty(); });
+  dirty_.push_back(std::move(conn));
+}
+
+void Worker::flush_dirty() {
+  auto batch = std::move(dirty_);
+  dirty_.clear();
+  for (auto& c : batch) c->start_write();
+}
+
+void Worker::close_all(ws::CloseCode code) {
+  auto conns = conns_;  // closing may end some at once
+  for (auto* c : conns) c->close(code, "server shutting down");
+}
+
+void Worker::schedule_sweep() {
+  sweep_timer_.expires_after(kSweepPeriod);
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    sweep();
+    schedule_sweep();
+  });
+}
+
+void Worker::sweep() {
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+  // on_sweep may remove the connection from conns_ (swap with the last): walk backwards.
+  for (std::size_t i = conns_.size(); i-- > 0;) {
+    if (i < conns_.size()) conns_[i]->on_sweep(now);
+  }
+}
+
+}  // namespace deploynet::server
