@@ -103,6 +103,9 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers) const {
   sample(o, "deploynet_messages_sent_total", "type=\"answer\"", sent_answer.load(kRelaxed));
   sample(o, "deploynet_messages_sent_total", "type=\"failure\"", sent_failure.load(kRelaxed));
 
+  one(o, "deploynet_socket_writes_total", "counter",
+      "Socket writes; messages sent divided by this is how many frames one write carries.",
+      socket_writes.load(kRelaxed));
   one(o, "deploynet_offers_relayed_total", "counter", "Offers relayed to another peer.",
       offers_relayed.load(kRelaxed));
   one(o, "deploynet_answers_relayed_total", "counter", "Answers relayed to the offering peer.",

@@ -42,6 +42,7 @@ struct Metrics {
   Counter sent_offer{0};
   Counter sent_answer{0};
   Counter sent_failure{0};
+  Counter socket_writes{0};  // write calls: frames / writes is the batching factor
 
   Counter offers_relayed{0};
   Counter answers_relayed{0};

@@ -12,6 +12,9 @@ namespace {
 // Pings, idle timeouts and close grace times are checked this often, for all connections of a
 // worker at once: one timer per thread instead of one per connection.
 constexpr auto kSweepPeriod = std::chrono::milliseconds(500);
+// Handlers run back to back before the gathered writes go out: more frames per write under
+// load, while a flush is never more than this many handlers away.
+constexpr int kBurst = 64;
 // Large enough for a whole maximal frame in one read most of the time.
 constexpr std::size_t kReadBuffer = 64 * 1024 + 16;
 }  // namespace
@@ -27,7 +30,19 @@ Worker::Worker(Server& server, unsigned index, unsigned workers)
 }
 
 void Worker::start_thread() {
-  thread_ = std::thread([this] { ioc_.run(); });
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::run() {
+  // The loop "corks" writes: it runs what is ready (reads, deliveries from other workers),
+  // then writes each touched connection once and hands each other worker one batch.
+  while (!ioc_.stopped()) {
+    if (ioc_.run_one() == 0) break;
+    for (int i = 0; i < kBurst && ioc_.poll_one(); ++i) {
+    }
+    flush_outboxes();
+    flush_dirty();
+  }
 }
 
 void Worker::stop() {
@@ -73,15 +88,16 @@ void Worker::flush_outboxes() {
   }
 }
 
-void Worker::mark_dirty(std::shared_ptr<WsConn> conn) {
-  if (dirty_.empty()) net::post(ioc_, [this] { flush_dirty(); });
-  dirty_.push_back(std::move(conn));
-}
-
 void Worker::flush_dirty() {
+  if (dirty_.empty()) return;
   auto batch = std::move(dirty_);
   dirty_.clear();
   for (auto& c : batch) c->start_write();
+  // Keep the list's memory for the next turn unless a burst made it large.
+  if (dirty_.capacity() < batch.capacity() && batch.capacity() <= 4096) {
+    batch.clear();
+    dirty_.swap(batch);
+  }
 }
 
 void Worker::close_all(ws::CloseCode code) {

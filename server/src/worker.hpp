@@ -32,7 +32,8 @@ class Worker {
   net::io_context& ioc() { return ioc_; }
   unsigned index() const { return index_; }
   void start_thread();
-  void run() { ioc_.run(); }
+  // Runs the loop on the calling thread until stop().
+  void run();
   void stop();
   void join();
 
@@ -43,10 +44,8 @@ class Worker {
   std::span<char> read_buffer() { return read_buffer_; }
   // Queues a text message to `to`, wherever it lives.
   void deliver(std::shared_ptr<WsConn> to, std::string payload);
-  // Sends the messages gathered for other workers; called at the end of each read event.
-  void flush_outboxes();
   // Asks for `conn`'s pending frames to be written at the end of this loop turn.
-  void mark_dirty(std::shared_ptr<WsConn> conn);
+  void mark_dirty(std::shared_ptr<WsConn> conn) { dirty_.push_back(std::move(conn)); }
   void close_all(ws::CloseCode code);
 
  private:
@@ -57,6 +56,7 @@ class Worker {
   void schedule_sweep();
   void sweep();
   void flush_dirty();
+  void flush_outboxes();
 
   Server& server_;
   unsigned index_;

@@ -53,7 +53,6 @@ void WsConn::start(std::string handshake_response, std::string_view early_bytes)
   if (!early_bytes.empty()) {
     std::string copy(early_bytes);
     consume(copy);
-    worker_.flush_outboxes();
   }
   if (!dead_) arm_read();
 }
@@ -98,7 +97,6 @@ void WsConn::on_readable(const boost::system::error_code& ec) {
     partial_.clear();
     consume(data);
   }
-  worker_.flush_outboxes();
   if (!dead_) arm_read();
 }
 
@@ -291,6 +289,7 @@ void WsConn::start_write() {
   dirty_ = false;
   if (writing_now_ || dead_ || out_.empty()) return;
   writing_now_ = true;
+  server_.metrics().socket_writes.fetch_add(1, kRelaxed);
   std::swap(out_, writing_);
   out_frames_ = 0;
   net::async_write(socket_, net::buffer(writing_),
