@@ -12,6 +12,12 @@ IDLE=${BENCH_IDLE:-19000}
 CONNS=200
 SWARM=10
 OFFERS=5
+# The load tool and the server share this machine's cores. Each server gets core 1 to itself
+# (ours with one worker thread; the reference is a single-threaded event loop) and the load
+# tool core 0: rates and CPU figures then compare like with like, and runs repeat closely.
+SERVER_CPU="taskset -c 1"
+LOAD_CPU="taskset -c 0"
+if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then SERVER_CPU=""; LOAD_CPU=""; fi
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -22,7 +28,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 start_ours() {
-  "$BIN/server/deploynet-signal" --listen 127.0.0.1:0 --rate 1e9 --burst 1e9 \
+  $SERVER_CPU "$BIN/server/deploynet-signal" --threads 1 --listen 127.0.0.1:0 --rate 1e9 --burst 1e9 \
     --max-conns-per-ip 100000 --max-connections 100000 --log-level warn 2>"$work/ours.log" &
   server_pid=$!
   pids+=("$server_pid")
@@ -38,7 +44,7 @@ start_ours() {
 }
 
 start_reference() {
-  node bench/reference-tracker.mjs >"$work/ref.log" 2>&1 &
+  $SERVER_CPU node bench/reference-tracker.mjs >"$work/ref.log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
   port=""
@@ -85,12 +91,12 @@ idle_memory() {
 
 run_load() {  # name mode [rate]
   local name=$1 mode=$2 rate=${3:-1000}
-  "$BIN/cli/deploynet" bench --url "ws://127.0.0.1:$port" --server-pid "$server_pid" \
+  $LOAD_CPU "$BIN/cli/deploynet" bench --url "ws://127.0.0.1:$port" --server-pid "$server_pid" \
     --mode "$mode" --rate "$rate" --conns $CONNS --swarm-size $SWARM --offers $OFFERS \
     --duration "$SECONDS_RUN" --tag "$name" >"$work/$name.out"
 }
 
-echo "== signaling: $CONNS clients, swarms of $SWARM, $OFFERS offers per announce, ${SECONDS_RUN}s per run"
+echo "== signaling: one server core, $CONNS clients, swarms of $SWARM, $OFFERS offers per announce, ${SECONDS_RUN}s per run"
 declare -A R
 for server in ours reference; do
   if [ $server = ours ]; then start_ours; else start_reference; fi

@@ -126,3 +126,20 @@ for (const [name, frame, code] of [
 test('protocol errors are counted', async () => {
   await waitForMetric(server, 'deploynet_closed_total{reason="protocol_error"}', v => v >= 4)
 })
+
+test('a silent client is pinged at half the idle timeout and closed 1001 at the end of it', async () => {
+  const s = await startServer(['--idle-timeout', '2'])
+  try {
+    const { ended, rest } = await rawUpgrade(s.port)
+    const start = Date.now()
+    await withTimeout(ended, 6000, 'idle close')
+    assert.ok(Date.now() - start >= 1500, 'not closed before the timeout')
+    const bytes = rest()
+    assert.deepEqual([...bytes.subarray(0, 2)], [0x89, 0x00], 'an empty ping first')
+    assert.equal(bytes[2], 0x88, 'then a close frame')
+    assert.equal(bytes.readUInt16BE(4), 1001)
+    await waitForMetric(s, 'deploynet_closed_total{reason="idle"}', v => v === 1)
+  } finally {
+    await s.stop()
+  }
+})
