@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
   build-essential cmake pkg-config git curl ca-certificates
-  libboost-dev libboost-program-options-dev rapidjson-dev
+  libboost-dev libboost-program-options-dev rapidjson-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  procps
+  procps util-linux
 )
 
 missing=()
