@@ -26,6 +26,7 @@ test-unit: build-test
 # The real binaries over real sockets, the real bittorrent-tracker client over real WebRTC.
 test-integration: build-test
 	@DEPLOYNET_SIGNAL=$(CURDIR)/$(TEST_DIR)/server/deploynet-signal \
+	  DEPLOYNET_CLI=$(CURDIR)/$(TEST_DIR)/cli/deploynet \
 	  node --test --test-concurrency=1 tests/integration/*.test.mjs
 
 test: test-unit test-integration

@@ -3,11 +3,17 @@
 #include <iostream>
 
 int bench_main(int argc, char** argv);
+int publish_main(int argc, char** argv);
+int verify_main(int argc, char** argv);
+int keygen_main(int argc, char** argv);
 
 namespace {
 void usage(std::ostream& os) {
   os << "usage: deploynet <command> [options]\n\n"
         "commands:\n"
+        "  publish  hash a site's build directory into its manifest (deploynet.json)\n"
+        "  verify   check a directory against its manifest\n"
+        "  keygen   make an Ed25519 key pair for signed manifests\n"
         "  bench    load a signaling server with real WebSocket clients and report figures\n\n"
         "'deploynet <command> --help' describes each command.\n";
 }
@@ -19,6 +25,9 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "bench")) return bench_main(argc - 1, argv + 1);
+  if (!std::strcmp(argv[1], "publish")) return publish_main(argc - 1, argv + 1);
+  if (!std::strcmp(argv[1], "verify")) return verify_main(argc - 1, argv + 1);
+  if (!std::strcmp(argv[1], "keygen")) return keygen_main(argc - 1, argv + 1);
   std::cerr << "deploynet: unknown command '" << argv[1] << "'\n\n";
   usage(std::cerr);
   return 2;

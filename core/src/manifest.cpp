@@ -1,0 +1,244 @@
+#include "deploynet/manifest.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cctype>
+#include <unordered_map>
+
+namespace deploynet {
+namespace {
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    if (n == 2 && c < 0xC2) return false;  // overlong
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    }
+    if (n == 3) {
+      auto c1 = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return false;  // overlong, surrogate
+    }
+    if (n == 4) {
+      auto c1 = static_cast<unsigned char>(s[i + 1]);
+      if ((c == 0xF0 && c1 < 0x90) || c > 0xF4 || (c == 0xF4 && c1 >= 0x90)) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string to_hex(const Sha256& d) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(64, '0');
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    out[2 * i] = kDigits[d[i] >> 4];
+    out[2 * i + 1] = kDigits[d[i] & 0xF];
+  }
+  return out;
+}
+
+std::optional<Sha256> sha256_from_hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  Sha256 d{};
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;  // lower case only: one spelling per digest keeps the text deterministic
+  };
+  for (std::size_t i = 0; i < 32; ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    d[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return d;
+}
+
+std::uint64_t piece_count(std::uint64_t size, std::uint32_t piece_size) {
+  return size / piece_size + (size % piece_size ? 1 : 0);
+}
+
+std::optional<std::string> check_path(std::string_view path) {
+  if (path.empty() || path.front() != '/') return "must start with '/'";
+  if (path.size() > 4096) return "longer than 4096 bytes";
+  if (!valid_utf8(path)) return "not valid UTF-8";
+  for (char c : path) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) return "contains a control character";
+    if (c == '\\') return "contains a backslash";
+  }
+  std::size_t pos = 1;
+  while (pos <= path.size()) {
+    auto end = path.find('/', pos);
+    if (end == std::string_view::npos) end = path.size();
+    auto seg = path.substr(pos, end - pos);
+    if (seg.empty()) return "has an empty segment";
+    if (seg == "." || seg == "..") return "has a '.' or '..' segment";
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+std::string deploy_id_input(const Manifest& m) {
+  std::string s = "deploynet-manifest-v1\n" + m.origin + "\n" + std::to_string(m.piece_size) + "\n";
+  for (const auto& f : m.files) {
+    s += f.path;
+    s += '\0';
+    s += to_hex(f.sha256);
+    s += '\0';
+    s += f.type;
+    s += '\n';
+  }
+  return s;
+}
+
+std::string serialize_manifest(const Manifest& m) {
+  using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+  std::string out;
+  {
+    rapidjson::StringBuffer head;
+    Writer w(head);
+    w.StartObject();
+    w.Key("version");
+    w.Int(Manifest::kVersion);
+    w.Key("origin");
+    w.String(m.origin.c_str(), static_cast<rapidjson::SizeType>(m.origin.size()));
+    w.Key("deploy_id");
+    w.String(m.deploy_id.c_str(), static_cast<rapidjson::SizeType>(m.deploy_id.size()));
+    w.Key("piece_size");
+    w.Uint(m.piece_size);
+    w.Key("files");
+    w.StartArray();
+    w.EndArray();
+    w.EndObject();
+    out.assign(head.GetString(), head.GetSize() - 3);  // reopen the empty "files" array
+  }
+  out += "[\n";
+  for (std::size_t i = 0; i < m.files.size(); ++i) {
+    const auto& f = m.files[i];
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("path");
+    w.String(f.path.c_str(), static_cast<rapidjson::SizeType>(f.path.size()));
+    w.Key("sha256");
+    auto h = to_hex(f.sha256);
+    w.String(h.c_str(), 64);
+    w.Key("size");
+    w.Uint64(f.size);
+    w.Key("type");
+    w.String(f.type.c_str(), static_cast<rapidjson::SizeType>(f.type.size()));
+    w.Key("pieces");
+    w.StartArray();
+    for (const auto& p : f.pieces) {
+      auto ph = to_hex(p);
+      w.String(ph.c_str(), 64);
+    }
+    w.EndArray();
+    w.EndObject();
+    out.append(buf.GetString(), buf.GetSize());
+    out += i + 1 < m.files.size() ? ",\n" : "\n";
+  }
+  out += "]}\n";
+  return out;
+}
+
+std::variant<Manifest, std::string> parse_manifest(std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(json.data(),
+                                                                                     json.size());
+  if (doc.HasParseError()) return std::string("not valid JSON");
+  if (!doc.IsObject()) return std::string("not a JSON object");
+  auto member = [&](const rapidjson::Value& o, const char* k) -> const rapidjson::Value* {
+    auto it = o.FindMember(k);
+    return it == o.MemberEnd() ? nullptr : &it->value;
+  };
+  auto* version = member(doc, "version");
+  if (!version || !version->IsInt()) return std::string("missing version");
+  if (version->GetInt() != Manifest::kVersion) {
+    return "unsupported version " + std::to_string(version->GetInt());
+  }
+  Manifest m;
+  auto* origin = member(doc, "origin");
+  auto* id = member(doc, "deploy_id");
+  auto* ps = member(doc, "piece_size");
+  auto* files = member(doc, "files");
+  if (!origin || !origin->IsString()) return std::string("missing origin");
+  if (!id || !id->IsString() || id->GetStringLength() != 32) return std::string("bad deploy_id");
+  if (!ps || !ps->IsUint() || ps->GetUint() < Manifest::kMinPieceSize ||
+      ps->GetUint() > Manifest::kMaxPieceSize) {
+    return std::string("bad piece_size");
+  }
+  if (!files || !files->IsArray()) return std::string("missing files");
+  m.origin = origin->GetString();
+  m.deploy_id = id->GetString();
+  m.piece_size = ps->GetUint();
+  for (auto& f : files->GetArray()) {
+    if (!f.IsObject()) return std::string("a file entry is not an object");
+    ManifestFile mf;
+    auto* path = member(f, "path");
+    if (!path || !path->IsString()) return std::string("a file has no path");
+    mf.path.assign(path->GetString(), path->GetStringLength());
+    if (auto why = check_path(mf.path)) return "bad path '" + mf.path + "': " + *why;
+    auto* sha = member(f, "sha256");
+    auto digest = sha && sha->IsString() ? sha256_from_hex(sha->GetString()) : std::nullopt;
+    if (!digest) return "bad sha256 for " + mf.path;
+    mf.sha256 = *digest;
+    auto* size = member(f, "size");
+    if (!size || !size->IsUint64()) return "bad size for " + mf.path;
+    mf.size = size->GetUint64();
+    auto* type = member(f, "type");
+    if (!type || !type->IsString() || type->GetStringLength() == 0) return "bad type for " + mf.path;
+    mf.type = type->GetString();
+    auto* pieces = member(f, "pieces");
+    if (!pieces || !pieces->IsArray()) return "missing pieces for " + mf.path;
+    if (pieces->Size() != piece_count(mf.size, m.piece_size)) return "wrong piece count for " + mf.path;
+    for (auto& p : pieces->GetArray()) {
+      auto pd = p.IsString() ? sha256_from_hex(p.GetString()) : std::nullopt;
+      if (!pd) return "bad piece hash for " + mf.path;
+      mf.pieces.push_back(*pd);
+    }
+    if (!m.files.empty() && !(m.files.back().path < mf.path)) {
+      return "files not sorted or duplicated at " + mf.path;
+    }
+    m.files.push_back(std::move(mf));
+  }
+  return m;
+}
+
+std::string mime_type_for(std::string_view path) {
+  static const std::unordered_map<std::string, std::string> kTypes = {
+      {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
+      {"css", "text/css; charset=utf-8"}, {"js", "text/javascript; charset=utf-8"},
+      {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
+      {"map", "application/json"}, {"webmanifest", "application/manifest+json"},
+      {"txt", "text/plain; charset=utf-8"}, {"xml", "application/xml"},
+      {"svg", "image/svg+xml"}, {"png", "image/png"}, {"jpg", "image/jpeg"},
+      {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"webp", "image/webp"},
+      {"avif", "image/avif"}, {"ico", "image/x-icon"}, {"bmp", "image/bmp"},
+      {"woff", "font/woff"}, {"woff2", "font/woff2"}, {"ttf", "font/ttf"}, {"otf", "font/otf"},
+      {"eot", "application/vnd.ms-fontobject"}, {"wasm", "application/wasm"},
+      {"mp4", "video/mp4"}, {"webm", "video/webm"}, {"mp3", "audio/mpeg"},
+      {"ogg", "audio/ogg"}, {"wav", "audio/wav"}, {"pdf", "application/pdf"},
+      {"zip", "application/zip"}, {"csv", "text/csv; charset=utf-8"},
+      {"md", "text/markdown; charset=utf-8"},
+  };
+  auto slash = path.rfind('/');
+  auto name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  auto dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0) return "application/octet-stream";
+  std::string ext(name.substr(dot + 1));
+  for (auto& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  auto it = kTypes.find(ext);
+  return it == kTypes.end() ? "application/octet-stream" : it->second;
+}
+
+}  // namespace deploynet
