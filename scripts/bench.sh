@@ -132,3 +132,5 @@ row "offer latency p50 ms, half peak" "${R[ours,p50half]}" "${R[reference,p50hal
 row "offer latency p99 ms, half peak (target<10)" "${R[ours,p99half]}" "${R[reference,p99half]}" ""
 row "idle connections held" "${R[ours,idle]}" "${R[reference,idle]}" ""
 row "RSS bytes per idle connection (target<=4096)" "${R[ours,bpc]}" "${R[reference,bpc]}" "$(ratio "${R[ours,bpc]}" "${R[reference,bpc]}")"
+
+scripts/bench-hash.sh
