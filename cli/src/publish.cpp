@@ -17,6 +17,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -297,6 +298,27 @@ int fail(const std::string& cmd, const std::string& msg, int code = 2) {
   return code;
 }
 
+// Parses the flags of a command whose one positional argument is DIR (bound to `dir` by
+// `opts`). Returns an exit code when the command should stop here: --help, a bad flag, no DIR.
+std::optional<int> parse_dir_command(const std::string& cmd, int argc, char** argv,
+                                     const po::options_description& opts, const std::string& dir) {
+  po::positional_options_description pos;
+  pos.add("dir", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return fail(cmd, e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  if (dir.empty()) return fail(cmd, "DIR is required (see --help)");
+  return std::nullopt;
+}
+
 }  // namespace
 
 int publish_main(int argc, char** argv) {
@@ -317,20 +339,7 @@ int publish_main(int argc, char** argv) {
     ("sign", po::value(&sign), "secret key file from 'deploynet keygen': also write OUT.sig (Ed25519)")
     ("jobs", po::value(&jobs)->default_value(jobs), "files hashed in parallel");
   // clang-format on
-  po::positional_options_description pos;
-  pos.add("dir", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return fail("publish", e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  if (dir.empty()) return fail("publish", "DIR is required (see --help)");
+  if (auto code = parse_dir_command("publish", argc, argv, opts, dir)) return *code;
   if (origin.rfind("https://", 0) != 0 && origin.rfind("http://", 0) != 0) {
     return fail("publish", "--origin: an http(s) URL is required, e.g. https://site.example");
   }
@@ -404,20 +413,7 @@ int verify_main(int argc, char** argv) {
   opts.add_options()("help,h", "print this help")("dir", po::value(&dir), "the directory")(
       "manifest", po::value(&manifest_path), "manifest file (default DIR/deploynet.json)")(
       "key", po::value(&key), "public key file: also check MANIFEST.sig against it");
-  po::positional_options_description pos;
-  pos.add("dir", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return fail("verify", e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  if (dir.empty()) return fail("verify", "DIR is required (see --help)");
+  if (auto code = parse_dir_command("verify", argc, argv, opts, dir)) return *code;
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
   if (ec || !fs::is_directory(root)) return fail("verify", "not a directory: " + dir, 1);
