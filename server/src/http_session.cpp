@@ -132,7 +132,7 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
   if (ec) return;
   WsConn::Socket own(worker_.ioc().get_executor(), protocol, fd);
   auto conn = std::make_shared<WsConn>(std::move(own), worker_, server_, std::move(slot_));
-  conn->start(std::move(response), early_bytes);
+  conn->start(std::move(response), std::move(early_bytes));
 }
 
 void HttpSession::reply(http::status status, std::string body, const char* content_type,

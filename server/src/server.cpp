@@ -60,10 +60,6 @@ void Server::run() {
   LogLine(LogLevel::kInfo, "stopped");
 }
 
-void Server::stop() {
-  net::post(workers_[0]->ioc(), [this] { begin_shutdown(); });
-}
-
 void Server::begin_shutdown() {
   if (stopping_.exchange(true)) return;
   boost::system::error_code ec;

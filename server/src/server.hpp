@@ -47,9 +47,8 @@ class Server {
 
   // Binds the listening socket (throws with a clear message on failure).
   tcp::endpoint bind();
-  // Runs the I/O threads until SIGINT/SIGTERM or stop(); then closes every connection.
+  // Runs the I/O threads until SIGINT/SIGTERM; then closes every connection.
   void run();
-  void stop();
 
   // Shared state for sessions.
   const Config& config() const { return config_; }

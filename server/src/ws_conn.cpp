@@ -39,7 +39,7 @@ WsConn::WsConn(Socket socket, Worker& worker, Server& server, ConnSlot&& slot)
 
 WsConn::~WsConn() { teardown(); }
 
-void WsConn::start(std::string handshake_response, std::string_view early_bytes) {
+void WsConn::start(std::string handshake_response, std::string early_bytes) {
   auto& m = server_.metrics();
   m.connections_open.fetch_add(1, kRelaxed);
   m.connections_total.fetch_add(1, kRelaxed);
@@ -50,10 +50,7 @@ void WsConn::start(std::string handshake_response, std::string_view early_bytes)
   socket_.set_option(tcp::no_delay(true), ec);
   out_ = std::move(handshake_response);
   start_write();
-  if (!early_bytes.empty()) {
-    std::string copy(early_bytes);
-    consume(copy);
-  }
+  if (!early_bytes.empty()) consume(early_bytes);
   if (!dead_) arm_read();
 }
 
