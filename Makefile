@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 TEST_DIR := build/test
 RELEASE_DIR := build/release
 
-.PHONY: all deps build build-test test test-unit test-integration demo bench clean
+.PHONY: all deps build build-test wasm client test test-unit test-integration demo bench clean
 
 all: build
 
@@ -20,11 +20,22 @@ build-test: deps
 	@cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DDEPLOYNET_SANITIZE=ON >/dev/null
 	@cmake --build $(TEST_DIR) -j $(JOBS)
 
+# The routing ring as WebAssembly (Debian's emscripten; NODE_PATH lets it find its JS deps).
+EMENV := NODE_PATH=/usr/share/nodejs
+wasm: deps
+	@$(EMENV) emcmake cmake -S wasm -B build/wasm >/dev/null
+	@$(EMENV) cmake --build build/wasm -j $(JOBS)
+
+# The browser client: type-checked, then bundled by esbuild into build/client/.
+client: wasm
+	@node_modules/.bin/tsc -p client --noEmit
+	@node scripts/build-client.mjs
+
 test-unit: build-test
 	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The real binaries over real sockets, the real bittorrent-tracker client over real WebRTC.
-test-integration: build-test
+test-integration: build-test client
 	@DEPLOYNET_SIGNAL=$(CURDIR)/$(TEST_DIR)/server/deploynet-signal \
 	  DEPLOYNET_CLI=$(CURDIR)/$(TEST_DIR)/cli/deploynet \
 	  node --test --test-concurrency=1 tests/integration/*.test.mjs

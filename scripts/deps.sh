@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian and npm package DeployNet needs to build, test, bench and demo, on a
 # fresh Debian 12 machine (as root, or with sudo). Quick when everything is already there.
+# emscripten builds the routing ring for the browser, chromium runs the browser tests and the
+# demo swarm (driven by playwright-core; no browser is downloaded), nginx is the demo's origin.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,7 @@ DEBIAN_PACKAGES=(
   libboost-dev libboost-program-options-dev rapidjson-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   procps util-linux
+  emscripten chromium nginx
 )
 
 missing=()

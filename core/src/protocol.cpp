@@ -37,6 +37,32 @@ std::optional<Id> member_id(const Value& obj, const char* name) {
   return Id::from_wire(sv(it->value));
 }
 
+bool valid_region(std::string_view r) {
+  if (r.empty() || r.size() > ParseLimits::kMaxRegion) return false;
+  for (char c : r) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool hex32(std::string_view s, std::array<std::uint8_t, 32>& out) {
+  if (s.size() != 64) return false;
+  auto nib = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < 32; ++i) {
+    int hi = nib(s[2 * i]), lo = nib(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+  }
+  return true;
+}
+
 std::string compact_json(const Value& v) {
   rapidjson::StringBuffer buf;
   Writer w(buf);
@@ -133,8 +159,24 @@ ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
         err.reason = "invalid offer";
         return err;
       }
-      req.offers.push_back(OfferIn{*offer_id, compact_json(offer->value)});
+      OfferIn in{*offer_id, compact_json(offer->value), std::nullopt};
+      if (auto to = o.FindMember("to_peer_id"); to != o.MemberEnd() && !to->value.IsNull()) {
+        in.to_peer_id = member_id<PeerId>(o, "to_peer_id");
+        if (!in.to_peer_id) {
+          err.reason = "invalid offer to_peer_id";
+          return err;
+        }
+      }
+      req.offers.push_back(std::move(in));
     }
+  }
+
+  if (auto it = obj.FindMember("region"); it != obj.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsString() || !valid_region(sv(it->value))) {
+      err.reason = "invalid region (1-32 characters of A-Z a-z 0-9 . _ -)";
+      return err;
+    }
+    req.region = std::string(sv(it->value));
   }
 
   if (auto it = obj.FindMember("answer"); it != obj.MemberEnd() && !it->value.IsNull()) {
@@ -153,6 +195,51 @@ ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
       return err;
     }
     req.answer = AnswerIn{*to, *offer_id, compact_json(it->value)};
+  }
+  return InMessage{std::move(req)};
+}
+
+ParseResult parse_route(const Value& obj, const ParseLimits& limits) {
+  ParseError err{.reason = {}, .action = "route", .info_hash = std::nullopt};
+  auto info_hash = member_id<InfoHash>(obj, "info_hash");
+  if (!info_hash) {
+    err.reason = "invalid info_hash";
+    return err;
+  }
+  err.info_hash = info_hash;
+  auto peer_id = member_id<PeerId>(obj, "peer_id");
+  if (!peer_id) {
+    err.reason = "invalid peer_id";
+    return err;
+  }
+  RouteRequest req;
+  req.info_hash = *info_hash;
+  req.peer_id = *peer_id;
+  if (auto it = obj.FindMember("k"); it != obj.MemberEnd()) {
+    if (!it->value.IsUint() || it->value.GetUint() < 1 || it->value.GetUint() > limits.max_route_k) {
+      err.reason = "invalid k (1.." + std::to_string(limits.max_route_k) + ")";
+      return err;
+    }
+    req.k = it->value.GetUint();
+  }
+  req.k = std::min(req.k, limits.max_route_k);
+  auto it = obj.FindMember("content_ids");
+  if (it == obj.MemberEnd() || !it->value.IsArray() || it->value.Empty()) {
+    err.reason = "invalid content_ids (a non-empty array of 64-digit hex SHA-256)";
+    return err;
+  }
+  if (it->value.Size() > limits.max_route_ids) {
+    err.reason = "too many content_ids in one route request (max " +
+                 std::to_string(limits.max_route_ids) + ")";
+    return err;
+  }
+  for (const auto& v : it->value.GetArray()) {
+    std::array<std::uint8_t, 32> id{};
+    if (!v.IsString() || !hex32(sv(v), id)) {
+      err.reason = "invalid content_ids (a non-empty array of 64-digit hex SHA-256)";
+      return err;
+    }
+    req.content_ids.push_back(id);
   }
   return InMessage{std::move(req)};
 }
@@ -231,6 +318,7 @@ ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
   auto name = sv(action->value);
   if (name == "announce") return parse_announce(doc, limits);
   if (name == "scrape") return parse_scrape(doc, limits);
+  if (name == "route") return parse_route(doc, limits);
   std::string shown(name.substr(0, 32));
   for (auto& c : shown) {
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '?';
@@ -301,6 +389,41 @@ std::string serialize_scrape_reply(std::span<const ScrapeEntry> files, std::uint
   w.Key("min_request_interval");
   w.Uint(interval_s);
   w.EndObject();
+  w.EndObject();
+  return finish(buf);
+}
+
+std::string serialize_route_reply(const InfoHash& info_hash, std::span<const RouteEntry> routes,
+                                  std::uint32_t swarm_peers) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  rapidjson::StringBuffer buf;
+  Writer w(buf);
+  w.StartObject();
+  write_str(w, "action", "route");
+  write_id(w, "info_hash", info_hash);
+  w.Key("peers");
+  w.Uint(swarm_peers);
+  w.Key("routes");
+  w.StartArray();
+  for (const auto& r : routes) {
+    w.StartObject();
+    char hex[64];
+    for (std::size_t i = 0; i < 32; ++i) {
+      hex[2 * i] = kDigits[r.content_id[i] >> 4];
+      hex[2 * i + 1] = kDigits[r.content_id[i] & 0xF];
+    }
+    w.Key("content_id");
+    w.String(hex, 64);
+    w.Key("peers");
+    w.StartArray();
+    for (const auto& p : r.peers) {
+      auto wire = p.to_wire();
+      w.String(wire.data(), static_cast<rapidjson::SizeType>(wire.size()));
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
   w.EndObject();
   return finish(buf);
 }

@@ -31,7 +31,7 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
     return outcome;
   }
 
-  if (sit == swarms_.end()) sit = swarms_.try_emplace(req.info_hash).first;
+  if (sit == swarms_.end()) sit = swarms_.try_emplace(req.info_hash, Swarm{{}, {}, 0, 0, Ring(config_.ring)}).first;
   Swarm& swarm = sit->second;
 
   std::uint32_t self;
@@ -50,6 +50,12 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
       peer.conn_id = conn.id;
       peer.link = conn.link;
       peer.pending.clear();
+      const Proximity* was = swarm.ring.where(req.peer_id);
+      swarm.ring.add(req.peer_id, {req.region.empty() && was ? was->region : req.region,
+                                   conn.net_prefix});
+    } else if (!req.region.empty()) {
+      const Proximity* was = swarm.ring.where(req.peer_id);
+      if (!was || was->region != req.region) swarm.ring.add(req.peer_id, {req.region, conn.net_prefix});
     }
     if (!peer.seeder && (req.seeder() || req.event == AnnounceEvent::kCompleted)) {
       peer.seeder = true;
@@ -61,6 +67,7 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
     bool seeder = req.seeder() || req.event == AnnounceEvent::kCompleted;
     swarm.peers.push_back(Peer{req.peer_id, conn.id, conn.link, seeder, {}});
     swarm.index.emplace(req.peer_id, self);
+    swarm.ring.add(req.peer_id, {req.region, conn.net_prefix});
     ++(seeder ? swarm.complete : swarm.incomplete);
     ++peers_;
     outcome.joined = true;
@@ -80,15 +87,50 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
 void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
                            std::int64_t now_ms, std::mt19937_64& rng, std::vector<Outgoing>& out,
                            AnnounceOutcome& outcome) {
-  auto others = static_cast<std::uint32_t>(swarm.peers.size() - 1);
-  std::uint32_t want = std::min<std::uint32_t>(static_cast<std::uint32_t>(req.offers.size()),
-                                               config_.max_numwant);
-  if (req.numwant) want = std::min(want, *req.numwant);
+  std::uint32_t budget = config_.max_numwant;
+  if (req.numwant) budget = std::min(budget, *req.numwant);
+
+  auto deliver = [&](std::uint32_t pos, const OfferIn& offer) {
+    Peer& to = swarm.peers[pos];
+    auto& pending = to.pending;
+    std::erase_if(pending, [&](const PendingOffer& p) { return p.expires_ms <= now_ms; });
+    if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
+    pending.push_back({offer.offer_id, req.peer_id, now_ms + config_.offer_ttl_ms});
+    out.push_back({to.link, OutKind::kOffer,
+                   serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer)});
+    ++outcome.offers_relayed;
+  };
+
+  // DeployNet's targeted offers first: each to the peer it names, once per peer.
+  std::vector<std::uint32_t> targeted;
+  std::vector<const OfferIn*> untargeted;
+  for (const auto& offer : req.offers) {
+    if (!offer.to_peer_id) {
+      untargeted.push_back(&offer);
+      continue;
+    }
+    auto it = swarm.index.find(*offer.to_peer_id);
+    if (it == swarm.index.end() || it->second == self || budget == 0 ||
+        std::find(targeted.begin(), targeted.end(), it->second) != targeted.end()) {
+      ++outcome.offers_unroutable;
+      continue;
+    }
+    deliver(it->second, offer);
+    targeted.push_back(it->second);
+    ++outcome.offers_targeted;
+    --budget;
+  }
+
+  auto others = static_cast<std::uint32_t>(swarm.peers.size() - 1 - targeted.size());
+  std::uint32_t want = std::min<std::uint32_t>(static_cast<std::uint32_t>(untargeted.size()), budget);
   want = std::min(want, others);
   if (want == 0) return;
 
-  // Floyd's sampling of `want` distinct peers among the others (indices with `self` skipped):
-  // O(want) picks, uniform, no allocation beyond the small result list.
+  // Floyd's sampling of `want` distinct peers among the others (indices with `self` and the
+  // targeted peers skipped): O(want) picks, uniform, no allocation beyond the small result list.
+  std::vector<std::uint32_t> skip = targeted;
+  skip.push_back(self);
+  std::sort(skip.begin(), skip.end());
   std::vector<std::uint32_t> chosen;
   chosen.reserve(want);
   for (std::uint32_t j = others - want; j < others; ++j) {
@@ -99,17 +141,38 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
   std::shuffle(chosen.begin(), chosen.end(), rng);
 
   for (std::uint32_t i = 0; i < want; ++i) {
-    std::uint32_t pos = chosen[i] >= self ? chosen[i] + 1 : chosen[i];
-    Peer& to = swarm.peers[pos];
-    const OfferIn& offer = req.offers[i];
-    auto& pending = to.pending;
-    std::erase_if(pending, [&](const PendingOffer& p) { return p.expires_ms <= now_ms; });
-    if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
-    pending.push_back({offer.offer_id, req.peer_id, now_ms + config_.offer_ttl_ms});
-    out.push_back({to.link, OutKind::kOffer,
-                   serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer)});
-    ++outcome.offers_relayed;
+    // The chosen rank among the others, mapped past each skipped index at or below it.
+    std::uint32_t pos = chosen[i];
+    for (auto s : skip) {
+      if (s <= pos) ++pos;
+    }
+    deliver(pos, *untargeted[i]);
   }
+}
+
+bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Outgoing>& out) {
+  auto sit = swarms_.find(req.info_hash);
+  const Swarm* swarm = sit == swarms_.end() ? nullptr : &sit->second;
+  auto pit = swarm ? swarm->index.find(req.peer_id) : decltype(swarm->index)::const_iterator{};
+  if (!swarm || pit == swarm->index.end() || swarm->peers[pit->second].conn_id != conn.id) {
+    out.push_back({conn.link, OutKind::kReply,
+                   serialize_failure("route: announce in this swarm first", "route",
+                                     &req.info_hash)});
+    return false;
+  }
+  Ring& ring = sit->second.ring;
+  Proximity from;
+  if (const Proximity* p = ring.where(req.peer_id)) from = *p;
+  auto answers = ring.assign(req.content_ids, req.k, from, &req.peer_id);
+  std::vector<RouteEntry> routes(req.content_ids.size());
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    routes[i].content_id = req.content_ids[i];
+    routes[i].peers = std::move(answers[i]);
+  }
+  out.push_back({conn.link, OutKind::kReply,
+                 serialize_route_reply(req.info_hash, routes,
+                                       static_cast<std::uint32_t>(swarm->peers.size()))});
+  return true;
 }
 
 void Tracker::relay_answer(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
@@ -140,6 +203,7 @@ void Tracker::remove_peer(Swarm& swarm, std::uint32_t pos) {
   Peer& peer = swarm.peers[pos];
   --(peer.seeder ? swarm.complete : swarm.incomplete);
   swarm.index.erase(peer.id);
+  swarm.ring.remove(peer.id);
   if (pos + 1 != swarm.peers.size()) {
     peer = std::move(swarm.peers.back());
     swarm.index[peer.id] = pos;

@@ -38,6 +38,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   unsigned handshake_s = static_cast<unsigned>(c.handshake_timeout.count());
   unsigned idle_s = static_cast<unsigned>(c.idle_timeout.count());
   unsigned offer_ttl_s = static_cast<unsigned>(c.tracker.offer_ttl_ms / 1000);
+  double load_factor = c.tracker.ring.load_permille / 1000.0;
 
   po::options_description opts(
       "deploynet-signal: DeployNet signaling server and WebTorrent-compatible tracker.\n"
@@ -64,6 +65,10 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("announce-interval", po::value(&c.tracker.announce_interval_s)->default_value(c.tracker.announce_interval_s), "re-announce interval told to clients, seconds")
     ("offer-ttl", po::value(&offer_ttl_s)->default_value(offer_ttl_s), "seconds an offer may be answered")
     ("max-pending-offers", po::value(&c.tracker.max_pending_offers)->default_value(c.tracker.max_pending_offers), "unanswered offers remembered per peer")
+    ("ring-vnodes", po::value(&c.tracker.ring.vnodes)->default_value(c.tracker.ring.vnodes), "points per peer on each swarm's routing ring")
+    ("ring-load-factor", po::value(&load_factor)->default_value(load_factor, "1.25"), "c of bounded loads: no peer is named for more than c times its share of a route request")
+    ("max-route-ids", po::value(&c.parse.max_route_ids)->default_value(c.parse.max_route_ids), "content ids in one route request")
+    ("max-route-k", po::value(&c.parse.max_route_k)->default_value(c.parse.max_route_k), "peers per content id a route request may ask for")
     ("log-level", po::value(&c.log_level)->default_value(c.log_level), "debug, info, warn or error");
   // clang-format on
 
@@ -111,6 +116,13 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
       c.log_level != "error") {
     return bad("--log-level: one of debug, info, warn, error");
   }
+  if (c.tracker.ring.vnodes < 1 || c.tracker.ring.vnodes > 1024) {
+    return bad("--ring-vnodes: 1 to 1024");
+  }
+  if (!(load_factor >= 1.0 && load_factor <= 100.0)) return bad("--ring-load-factor: 1 to 100");
+  if (c.parse.max_route_ids < 1) return bad("--max-route-ids: at least 1");
+  if (c.parse.max_route_k < 1 || c.parse.max_route_k > 64) return bad("--max-route-k: 1 to 64");
+  c.tracker.ring.load_permille = static_cast<std::uint32_t>(load_factor * 1000 + 0.5);
   c.handshake_timeout = std::chrono::seconds(handshake_s);
   c.idle_timeout = std::chrono::seconds(idle_s);
   c.tracker.offer_ttl_ms = static_cast<std::int64_t>(offer_ttl_s) * 1000;

@@ -95,6 +95,7 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers) const {
   header(o, "deploynet_messages_received_total", "counter", "Client messages, by type.");
   sample(o, "deploynet_messages_received_total", "type=\"announce\"", recv_announce.load(kRelaxed));
   sample(o, "deploynet_messages_received_total", "type=\"scrape\"", recv_scrape.load(kRelaxed));
+  sample(o, "deploynet_messages_received_total", "type=\"route\"", recv_route.load(kRelaxed));
   sample(o, "deploynet_messages_received_total", "type=\"invalid\"", recv_invalid.load(kRelaxed));
 
   header(o, "deploynet_messages_sent_total", "counter", "Messages queued to clients, by type.");
@@ -108,12 +109,18 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers) const {
       socket_writes.load(kRelaxed));
   one(o, "deploynet_offers_relayed_total", "counter", "Offers relayed to another peer.",
       offers_relayed.load(kRelaxed));
+  one(o, "deploynet_offers_targeted_total", "counter",
+      "Offers relayed to the peer they named (DeployNet's to_peer_id).",
+      offers_targeted.load(kRelaxed));
+  one(o, "deploynet_route_content_ids_total", "counter",
+      "Content ids answered in route replies.", route_ids.load(kRelaxed));
   one(o, "deploynet_answers_relayed_total", "counter", "Answers relayed to the offering peer.",
       answers_relayed.load(kRelaxed));
 
   header(o, "deploynet_dropped_total", "counter", "Messages not delivered, by reason.");
   sample(o, "deploynet_dropped_total", "reason=\"answer_unmatched\"", answers_dropped.load(kRelaxed));
   sample(o, "deploynet_dropped_total", "reason=\"offers_over_cap\"", offers_over_cap.load(kRelaxed));
+  sample(o, "deploynet_dropped_total", "reason=\"offer_target_absent\"", offers_unroutable.load(kRelaxed));
   sample(o, "deploynet_dropped_total", "reason=\"peer_gone\"", dropped_peer_gone.load(kRelaxed));
   sample(o, "deploynet_dropped_total", "reason=\"send_queue_full\"", dropped_send_queue.load(kRelaxed));
 

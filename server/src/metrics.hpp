@@ -37,6 +37,8 @@ struct Metrics {
 
   Counter recv_announce{0};
   Counter recv_scrape{0};
+  Counter recv_route{0};
+  Counter route_ids{0};  // content ids answered in route replies
   Counter recv_invalid{0};
   Counter sent_reply{0};
   Counter sent_offer{0};
@@ -45,6 +47,8 @@ struct Metrics {
   Counter socket_writes{0};  // write calls: frames / writes is the batching factor
 
   Counter offers_relayed{0};
+  Counter offers_targeted{0};
+  Counter offers_unroutable{0};
   Counter answers_relayed{0};
   Counter answers_dropped{0};
   Counter offers_over_cap{0};

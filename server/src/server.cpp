@@ -1,5 +1,7 @@
 #include "server.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/post.hpp>
 
 #include "log.hpp"
@@ -7,6 +9,19 @@
 #include "worker.hpp"
 
 namespace deploynet::server {
+
+std::uint64_t ConnSlot::net_prefix() const {
+  if (!server_) return 0;
+  bool v4 = std::all_of(ip_.begin(), ip_.begin() + 10, [](unsigned char b) { return b == 0; }) &&
+            ip_[10] == 0xFF && ip_[11] == 0xFF;
+  std::uint64_t p = 0;
+  if (v4) {
+    for (int i = 12; i < 15; ++i) p = (p << 8) | ip_[i];
+    return p | (std::uint64_t{4} << 56);
+  }
+  for (int i = 0; i < 6; ++i) p = (p << 8) | ip_[i];
+  return p | (std::uint64_t{6} << 56);
+}
 
 ConnSlot::~ConnSlot() {
   if (server_) server_->release_slot(ip_);

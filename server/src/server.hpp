@@ -35,6 +35,10 @@ class ConnSlot {
   ConnSlot& operator=(ConnSlot&&) = delete;
   ~ConnSlot();
 
+  // The address's network for routing proximity: IPv4 /24 or IPv6 /48, tagged by family;
+  // 0 when unknown.
+  std::uint64_t net_prefix() const;
+
  private:
   Server* server_ = nullptr;
   std::array<unsigned char, 16> ip_{};

@@ -26,6 +26,13 @@ AnnounceOutcome ShardedTracker::announce(const ConnRef& conn, const AnnounceRequ
   return s.tracker.announce(conn, req, now_ms, thread_rng(), out);
 }
 
+bool ShardedTracker::route(const ConnRef& conn, const RouteRequest& req,
+                           std::vector<Outgoing>& out) {
+  Shard& s = shard_for(req.info_hash);
+  std::lock_guard lock(s.mu);
+  return s.tracker.route(conn, req, out);
+}
+
 std::string ShardedTracker::scrape(const ScrapeRequest& req, std::size_t max_entries) {
   std::vector<ScrapeEntry> entries;
   if (req.info_hashes.empty()) {

@@ -177,6 +177,16 @@ void WsConn::handle_message(std::string_view text) {
   } else if (auto* announce = std::get_if<AnnounceRequest>(&std::get<InMessage>(parsed))) {
     m.recv_announce.fetch_add(1, kRelaxed);
     handle_announce(*announce);
+  } else if (auto* route = std::get_if<RouteRequest>(&std::get<InMessage>(parsed))) {
+    m.recv_route.fetch_add(1, kRelaxed);
+    std::vector<Outgoing> out;
+    if (server_.tracker().route(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, *route, out)) {
+      m.route_ids.fetch_add(route->content_ids.size(), kRelaxed);
+      m.sent_reply.fetch_add(1, kRelaxed);
+    } else {
+      m.sent_failure.fetch_add(1, kRelaxed);
+    }
+    for (auto& o : out) send_text(o.payload);
   } else {
     m.recv_scrape.fetch_add(1, kRelaxed);
     auto reply = server_.tracker().scrape(std::get<ScrapeRequest>(std::get<InMessage>(parsed)),
@@ -204,10 +214,14 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
 
   std::vector<Outgoing> out;
   auto outcome =
-      server_.tracker().announce(ConnRef{id_, weak_from_this()}, req, last_read_ms_, out);
+      server_.tracker().announce(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, req, last_read_ms_, out);
   if (outcome.joined) joined_.emplace_back(req.info_hash, req.peer_id);
   if (outcome.left) std::erase(joined_, std::pair{req.info_hash, req.peer_id});
   if (outcome.offers_relayed) m.offers_relayed.fetch_add(outcome.offers_relayed, kRelaxed);
+  if (outcome.offers_targeted) m.offers_targeted.fetch_add(outcome.offers_targeted, kRelaxed);
+  if (outcome.offers_unroutable) {
+    m.offers_unroutable.fetch_add(outcome.offers_unroutable, kRelaxed);
+  }
   if (outcome.answer_relayed) m.answers_relayed.fetch_add(1, kRelaxed);
   if (outcome.answer_dropped) {
     m.answers_dropped.fetch_add(1, kRelaxed);

@@ -229,5 +229,64 @@ TEST(Serialize, ScrapeAndFailure) {
   EXPECT_FALSE(bare.HasMember("action"));
 }
 
+
+TEST(Parse, DeployNetExtensions) {
+  const std::string hex(64, 'a');
+  std::string route = R"({"action":"route","info_hash":")" + kHash + R"(","peer_id":")" + kPeer +
+                      R"(","k":4,"content_ids":[")" + hex + R"(",")" + std::string(64, 'F') + R"("]})";
+  auto r = parse_in_message(route);
+  const auto& req = std::get<RouteRequest>(std::get<InMessage>(r));
+  EXPECT_EQ(req.k, 4u);
+  ASSERT_EQ(req.content_ids.size(), 2u);
+  EXPECT_EQ(req.content_ids[0][0], 0xAA);
+  EXPECT_EQ(req.content_ids[1][31], 0xFF);
+
+  auto bad = [&](const std::string& body) {
+    auto res = parse_in_message(R"({"action":"route","info_hash":")" + kHash + R"(","peer_id":")" +
+                                kPeer + "\"" + body + "}");
+    EXPECT_TRUE(std::holds_alternative<ParseError>(res)) << body;
+    if (auto* e = std::get_if<ParseError>(&res)) {
+      EXPECT_EQ(e->action, "route");
+    }
+  };
+  bad("");
+  bad(R"(,"content_ids":[])");
+  bad(R"(,"content_ids":["abc"])");
+  bad(R"(,"content_ids":[")" + std::string(63, 'a') + "g\"]");
+  bad(R"(,"content_ids":[1])");
+  bad(R"(,"content_ids":[")" + hex + R"("],"k":0)");
+  bad(R"(,"content_ids":[")" + hex + R"("],"k":9)");
+  bad(R"(,"content_ids":[")" + hex + R"("],"k":"3")");
+  std::string many = R"(,"content_ids":[)";
+  for (int i = 0; i < 257; ++i) many += (i ? ",\"" : "\"") + hex + "\"";
+  bad(many + "]");
+
+  std::string base = R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer + "\"";
+  auto ok = parse_in_message(base + R"(,"region":"eu-west.1","offers":[{"offer_id":")" + kOffer +
+                             R"(","offer":{"type":"offer","sdp":"x"},"to_peer_id":")" + kPeer + R"("}]})");
+  const auto& a = as_announce(ok);
+  EXPECT_EQ(a.region, "eu-west.1");
+  ASSERT_TRUE(a.offers[0].to_peer_id);
+  EXPECT_EQ(a.offers[0].to_peer_id->to_wire(), kPeer);
+  EXPECT_EQ(as_error(parse_in_message(base + R"(,"region":"a b"})")).action, "announce");
+  EXPECT_TRUE(std::holds_alternative<ParseError>(parse_in_message(base + R"(,"region":")" + std::string(33, 'x') + "\"}")));
+  EXPECT_TRUE(std::holds_alternative<ParseError>(parse_in_message(
+      base + R"(,"offers":[{"offer_id":")" + kOffer + R"(","offer":{"type":"offer","sdp":"x"},"to_peer_id":"short"}]})")));
+}
+
+TEST(Serialize, RouteReply) {
+  RouteEntry e;
+  e.content_id.fill(0xAB);
+  e.peers.push_back(PeerId::from_bytes(kPeer));
+  auto text = serialize_route_reply(InfoHash::from_bytes(kHash), std::span(&e, 1), 7);
+  auto d = json(text);
+  EXPECT_STREQ(d["action"].GetString(), "route");
+  EXPECT_EQ(d["peers"].GetUint(), 7u);
+  std::string abab;
+  for (int i = 0; i < 32; ++i) abab += "ab";
+  EXPECT_EQ(std::string(d["routes"][0]["content_id"].GetString()), abab);
+  EXPECT_EQ(std::string(d["routes"][0]["peers"][0].GetString()), kPeer);
+}
+
 }  // namespace
 }  // namespace deploynet

@@ -31,7 +31,7 @@ class TrackerTest : public ::testing::Test {
     req.peer_id = peer(p);
     req.event = ev;
     for (int i = 0; i < offers; ++i) {
-      req.offers.push_back({offer_id(i), R"({"type":"offer","sdp":"o)" + std::to_string(i) + "\"}"});
+      req.offers.push_back({offer_id(i), R"({"type":"offer","sdp":"o)" + std::to_string(i) + "\"}", std::nullopt});
     }
     return tracker_.announce(c, req, now_ms_, rng_, out_);
   }
@@ -132,10 +132,10 @@ TEST_F(TrackerTest, NumwantAndCapLimitOffers) {
   req.info_hash = swarm();
   req.peer_id = peer(0);
   req.numwant = 2;
-  for (int i = 0; i < 5; ++i) req.offers.push_back({offer_id(i), "{}"});
+  for (int i = 0; i < 5; ++i) req.offers.push_back({offer_id(i), "{}", std::nullopt});
   EXPECT_EQ(tracker_.announce(conns[0], req, now_ms_, rng_, out_).offers_relayed, 2u);
 
-  Tracker capped(TrackerConfig{.max_numwant = 1});
+  Tracker capped(TrackerConfig{.max_numwant = 1, .ring = {}});
   auto c0 = connect();
   auto c1 = connect();
   auto c2 = connect();
@@ -166,7 +166,7 @@ TEST_F(TrackerTest, AnswerIsRelayedOnlyForAnOutstandingOffer) {
   AnnounceRequest req;
   req.info_hash = swarm();
   req.peer_id = peer(1);
-  req.offers.push_back({offer_id(7), R"({"type":"offer","sdp":"x"})"});
+  req.offers.push_back({offer_id(7), R"({"type":"offer","sdp":"x"})", std::nullopt});
   tracker_.announce(b, req, now_ms_, rng_, out_);
   take(b);
   bool a_got = !take(a).empty();
@@ -262,11 +262,136 @@ TEST_F(TrackerTest, PendingOffersPerPeerAreBounded) {
     AnnounceRequest req;
     req.info_hash = swarm();
     req.peer_id = peer(1);
-    req.offers.push_back({offer_id(i), "{}"});
+    req.offers.push_back({offer_id(i), "{}", std::nullopt});
     tracker_.announce(b, req, now_ms_, rng_, out_);
   }
   EXPECT_TRUE(answer(a, 0, 1, 0).answer_dropped);
   EXPECT_TRUE(answer(a, 0, 1, 19).answer_relayed);
+}
+
+
+// DeployNet's targeted offers: each goes to the peer it names; the untargeted ones to random
+// other peers, never to a targeted one again, never to the sender.
+TEST_F(TrackerTest, TargetedOffersGoToTheNamedPeer) {
+  std::vector<ConnRef> conns;
+  for (int i = 0; i < 6; ++i) {
+    conns.push_back(connect());
+    announce(conns.back(), i, AnnounceEvent::kStarted);
+  }
+  out_.clear();
+  for (int round = 0; round < 50; ++round) {
+    AnnounceRequest req;
+    req.info_hash = swarm();
+    req.peer_id = peer(0);
+    req.offers.push_back({offer_id(1), R"({"type":"offer","sdp":"t"})", peer(4)});
+    req.offers.push_back({offer_id(2), R"({"type":"offer","sdp":"r"})", std::nullopt});
+    req.offers.push_back({offer_id(3), R"({"type":"offer","sdp":"r"})", std::nullopt});
+    req.offers.push_back({offer_id(4), R"({"type":"offer","sdp":"x"})", peer(0)});   // self
+    req.offers.push_back({offer_id(5), R"({"type":"offer","sdp":"x"})", peer(19)});  // absent
+    req.offers.push_back({offer_id(6), R"({"type":"offer","sdp":"x"})", peer(4)});   // again
+    auto outcome = tracker_.announce(conns[0], req, now_ms_, rng_, out_);
+    EXPECT_EQ(outcome.offers_relayed, 3u);
+    EXPECT_EQ(outcome.offers_targeted, 1u);
+    EXPECT_EQ(outcome.offers_unroutable, 3u);
+    auto to4 = take(conns[4]);
+    ASSERT_EQ(to4.size(), 1u);
+    EXPECT_EQ(std::string(to4[0]["offer_id"].GetString()), offer_id(1).to_wire());
+    EXPECT_TRUE(take(conns[0]).size() == 1);  // the announce reply only
+    int others = 0;
+    for (int i : {1, 2, 3, 5}) {
+      auto got = take(conns[i]);
+      EXPECT_LE(got.size(), 1u);
+      others += static_cast<int>(got.size());
+    }
+    EXPECT_EQ(others, 2);
+  }
+}
+
+TEST_F(TrackerTest, RouteNamesResponsiblePeersExcludingTheAsker) {
+  std::vector<ConnRef> conns;
+  for (int i = 0; i < 8; ++i) {
+    conns.push_back(connect());
+    announce(conns.back(), i, AnnounceEvent::kStarted);
+  }
+  out_.clear();
+  RouteRequest req;
+  req.info_hash = swarm();
+  req.peer_id = peer(2);
+  req.k = 3;
+  req.content_ids.resize(4);
+  for (std::size_t i = 0; i < 4; ++i) req.content_ids[i].fill(static_cast<std::uint8_t>(0x11 * (i + 1)));
+  ASSERT_TRUE(tracker_.route(conns[2], req, out_));
+  auto msgs = take(conns[2]);
+  ASSERT_EQ(msgs.size(), 1u);
+  auto& m = msgs[0];
+  EXPECT_STREQ(m["action"].GetString(), "route");
+  EXPECT_EQ(m["peers"].GetUint(), 8u);
+  ASSERT_EQ(m["routes"].Size(), 4u);
+
+  // The same answer as a ring of the other members gives.
+  Ring ring;
+  for (int i = 0; i < 8; ++i) ring.add(peer(i));
+  auto expect = ring.assign(req.content_ids, 3, {}, &req.peer_id);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto& r = m["routes"][static_cast<rapidjson::SizeType>(i)];
+    EXPECT_EQ(std::string(r["content_id"].GetString()), std::string(64, "123456789abcdef"[i]));
+    ASSERT_EQ(r["peers"].Size(), 3u);
+    for (rapidjson::SizeType j = 0; j < 3; ++j) {
+      EXPECT_EQ(std::string(r["peers"][j].GetString()), expect[i][j].to_wire());
+      EXPECT_NE(std::string(r["peers"][j].GetString()), peer(2).to_wire());
+    }
+  }
+
+  // A peer that left is no longer named.
+  tracker_.leave(conns[5].id, swarm(), peer(5));
+  ASSERT_TRUE(tracker_.route(conns[2], req, out_));
+  msgs = take(conns[2]);
+  for (auto& r : msgs[0]["routes"].GetArray()) {
+    for (auto& p : r["peers"].GetArray()) EXPECT_NE(std::string(p.GetString()), peer(5).to_wire());
+  }
+}
+
+TEST_F(TrackerTest, RouteRefusesAnAskerOutsideTheSwarm) {
+  auto a = connect(), b = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  out_.clear();
+  RouteRequest req;
+  req.info_hash = swarm();
+  req.peer_id = peer(0);  // a's peer id, asked from b's connection
+  req.content_ids.resize(1);
+  EXPECT_FALSE(tracker_.route(b, req, out_));
+  auto msgs = take(b);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_TRUE(msgs[0].HasMember("failure reason"));
+  EXPECT_STREQ(msgs[0]["action"].GetString(), "route");
+  req.info_hash = swarm(3);
+  EXPECT_FALSE(tracker_.route(a, req, out_));
+}
+
+TEST_F(TrackerTest, RegionHintsRouteWithinTheRegionFirst) {
+  std::vector<ConnRef> conns;
+  for (int i = 0; i < 12; ++i) {
+    conns.push_back(connect());
+    AnnounceRequest req;
+    req.info_hash = swarm();
+    req.peer_id = peer(i);
+    req.event = AnnounceEvent::kStarted;
+    req.region = i < 3 ? "eu" : "us";
+    tracker_.announce(conns.back(), req, now_ms_, rng_, out_);
+  }
+  out_.clear();
+  RouteRequest req;
+  req.info_hash = swarm();
+  req.peer_id = peer(0);
+  req.k = 2;
+  req.content_ids.resize(20);
+  for (std::size_t i = 0; i < 20; ++i) req.content_ids[i].fill(static_cast<std::uint8_t>(i * 13));
+  ASSERT_TRUE(tracker_.route(conns[0], req, out_));
+  auto msgs = take(conns[0]);
+  for (auto& r : msgs[0]["routes"].GetArray()) {
+    std::set<std::string> got{r["peers"][0].GetString(), r["peers"][1].GetString()};
+    EXPECT_EQ(got, (std::set<std::string>{peer(1).to_wire(), peer(2).to_wire()}));
+  }
 }
 
 }  // namespace

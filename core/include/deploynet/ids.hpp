@@ -1,6 +1,7 @@
 #pragma once
 
 #include <array>
+#include <compare>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -76,7 +77,13 @@ struct Id20 {
   }
 
   friend bool operator==(const Id20&, const Id20&) = default;
-  friend auto operator<=>(const Id20&, const Id20&) = default;
+  // Byte order. Written out because older standard libraries (emscripten's libc++) lack
+  // std::array's operator<=>.
+  friend std::strong_ordering operator<=>(const Id20& a, const Id20& b) {
+    int c = std::memcmp(a.bytes.data(), b.bytes.data(), kSize);
+    return c < 0 ? std::strong_ordering::less
+                 : c > 0 ? std::strong_ordering::greater : std::strong_ordering::equal;
+  }
 };
 
 struct InfoHashTag;

@@ -4,6 +4,7 @@
 // clients (and p2p-media-loader): JSON text frames, ids as 20-character binary strings.
 // Parsing and serialization only; no I/O.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -22,6 +23,9 @@ enum class AnnounceEvent : std::uint8_t { kUpdate, kStarted, kStopped, kComplete
 struct OfferIn {
   OfferId offer_id;
   std::string offer;  // compact JSON of the RTCSessionDescriptionInit object, forwarded verbatim
+  // DeployNet extension: deliver this offer to that peer (one the ring named) instead of a
+  // random one. Plain WebTorrent clients never send it.
+  std::optional<PeerId> to_peer_id;
 };
 
 // An answer to an offer received earlier, to be relayed back to the offering peer.
@@ -44,6 +48,8 @@ struct AnnounceRequest {
   std::optional<AnswerIn> answer;
   // Offers beyond ParseLimits::max_offers are dropped, not rejected; this counts them.
   std::uint32_t offers_dropped = 0;
+  // DeployNet extension: the peer's region hint for routing ("" when absent).
+  std::string region;
 
   bool seeder() const { return left && *left == 0; }
 };
@@ -52,7 +58,16 @@ struct ScrapeRequest {
   std::vector<InfoHash> info_hashes;  // empty: every swarm (as the reference server does)
 };
 
-using InMessage = std::variant<AnnounceRequest, ScrapeRequest>;
+// DeployNet extension (`"action":"route"`): which peers of the swarm are responsible for these
+// content ids. The asker must be a member of the swarm on this connection.
+struct RouteRequest {
+  InfoHash info_hash;
+  PeerId peer_id;
+  std::vector<std::array<std::uint8_t, 32>> content_ids;  // SHA-256, sent as 64 hex digits
+  std::uint32_t k = 3;                                     // peers per content id
+};
+
+using InMessage = std::variant<AnnounceRequest, ScrapeRequest, RouteRequest>;
 
 // Why a frame was refused. `action` and `info_hash` are echoed in the reply when known, so
 // that a client that multiplexes swarms on one socket can route the failure.
@@ -65,6 +80,9 @@ struct ParseError {
 struct ParseLimits {
   std::uint32_t max_offers = 10;          // aquatic's cap; bittorrent-tracker clients send <= 5
   std::uint32_t max_scrape_hashes = 128;  // info hashes in one scrape
+  std::uint32_t max_route_ids = 256;      // content ids in one route request
+  std::uint32_t max_route_k = 8;          // peers per content id in a route answer
+  static constexpr std::size_t kMaxRegion = 32;  // bytes of a region hint: [A-Za-z0-9._-]
 };
 
 using ParseResult = std::variant<InMessage, ParseError>;
@@ -89,6 +107,13 @@ std::string serialize_offer(const InfoHash& info_hash, const PeerId& from, const
 std::string serialize_answer(const InfoHash& info_hash, const PeerId& from,
                              const OfferId& offer_id, std::string_view answer_json);
 std::string serialize_scrape_reply(std::span<const ScrapeEntry> files, std::uint32_t interval_s);
+struct RouteEntry {
+  std::array<std::uint8_t, 32> content_id;
+  std::vector<PeerId> peers;
+};
+// `{"action":"route","info_hash":..,"routes":[{"content_id":hex,"peers":[id..]}..],"peers":n}`
+std::string serialize_route_reply(const InfoHash& info_hash, std::span<const RouteEntry> routes,
+                                  std::uint32_t swarm_peers);
 // `{"failure reason": ...}` with the action and info_hash when known.
 std::string serialize_failure(std::string_view reason, std::string_view action = {},
                               const InfoHash* info_hash = nullptr);

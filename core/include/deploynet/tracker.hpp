@@ -13,6 +13,7 @@
 
 #include "deploynet/ids.hpp"
 #include "deploynet/protocol.hpp"
+#include "deploynet/ring.hpp"
 
 namespace deploynet {
 
@@ -29,6 +30,7 @@ using LinkRef = std::weak_ptr<PeerLink>;
 struct ConnRef {
   std::uint64_t id = 0;
   LinkRef link;
+  std::uint64_t net_prefix = 0;  // of the client's address (routing proximity); 0: unknown
 };
 
 enum class OutKind : std::uint8_t { kReply, kOffer, kAnswer };
@@ -45,12 +47,15 @@ struct TrackerConfig {
   std::uint32_t max_numwant = 82;           // peers one announce may reach (reference: 82)
   std::int64_t offer_ttl_ms = 120'000;      // an answer must match an offer younger than this
   std::uint32_t max_pending_offers = 16;    // offers awaiting an answer, per receiving peer
+  RingConfig ring;                          // content routing within each swarm
 };
 
 struct AnnounceOutcome {
   bool joined = false;  // the peer was added to the swarm by this announce
   bool left = false;    // the peer was removed from the swarm by this announce
   std::uint32_t offers_relayed = 0;
+  std::uint32_t offers_targeted = 0;     // of those, sent to the peer the offer named
+  std::uint32_t offers_unroutable = 0;   // named a peer not in the swarm (or the sender)
   bool answer_relayed = false;
   bool answer_dropped = false;  // no such peer, or no outstanding offer matching it
   std::string failure;          // non-empty: the announce was refused (reply already queued)
@@ -62,6 +67,11 @@ class Tracker {
 
   AnnounceOutcome announce(const ConnRef& conn, const AnnounceRequest& req, std::int64_t now_ms,
                            std::mt19937_64& rng, std::vector<Outgoing>& out);
+
+  // Answers a route request (the responsible peers for each content id, bounded loads, the
+  // asker excluded and its region first). Returns false, with a failure reply queued, when the
+  // asker is not a member of the swarm on this connection.
+  bool route(const ConnRef& conn, const RouteRequest& req, std::vector<Outgoing>& out);
 
   // Counts for each requested swarm (unknown ones as zeros); with an empty list, every swarm.
   void scrape(const ScrapeRequest& req, std::vector<ScrapeEntry>& out) const;
@@ -92,6 +102,7 @@ class Tracker {
     std::unordered_map<PeerId, std::uint32_t, Id20Hash> index;
     std::uint32_t complete = 0;
     std::uint32_t incomplete = 0;
+    Ring ring;
   };
 
   void remove_peer(Swarm& swarm, std::uint32_t pos);

@@ -1,0 +1,133 @@
+#pragma once
+
+// Content routing: a consistent-hash ring of a swarm's peers. For a content id it names the k
+// peers responsible for it: the first asked for that content and the ones expected to keep it.
+//
+// - Virtual nodes: each peer owns `vnodes` points on a 64-bit ring; a key (the first 8 bytes of
+//   its SHA-256, big-endian) belongs to the owners of the next points clockwise. A join or leave
+//   moves only the keys next to that peer's points: about 1/n of them.
+// - Bounded loads (Mirrokni, Thorup, Zadimoghaddam 2018): `assign` places a set of keys so that
+//   no peer holds more than ceil(c * keys * k / n) of them; a key skips full peers clockwise.
+// - Proximity: a peer may carry a region (a client hint or a GeoIP lookup) and a network prefix.
+//   Each region has its own ring; an answer takes the region's responsible peers first and fills
+//   up from the global ring, then puts peers of the asker's own network prefix first. Within a
+//   region the assignment stays consistent, and content spreads per region like a CDN's POPs.
+//
+// The same code runs in the server and, compiled to WebAssembly, in the browser; the answers
+// depend only on the set of (peer id, proximity) members, never on the order they joined in.
+// tests/fixtures/ring_vectors.json pins them for both builds.
+//
+// Membership changes are batched: add/remove are O(1) and the points are rebuilt (one pass over
+// the ring plus a sort of the new points) at the next query, so a swarm that never asks for a
+// route never builds a ring.
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "deploynet/ids.hpp"
+
+namespace deploynet {
+
+using ContentId = std::array<std::uint8_t, 32>;  // SHA-256 of the content
+
+struct RingConfig {
+  std::uint32_t vnodes = 16;        // points per peer; bounded loads keep the balance, not vnodes
+  std::uint32_t load_permille = 1250;  // c of bounded loads, in thousandths (1.25)
+};
+
+struct Proximity {
+  std::string region;           // empty: unknown
+  std::uint64_t net_prefix = 0;  // e.g. IPv4 /24 or IPv6 /48 of the peer's address; 0: unknown
+};
+
+// The ring position of a key and of a peer's virtual node. Exposed for tests and tools.
+std::uint64_t ring_key_position(const ContentId& key);
+std::uint64_t ring_point_position(const PeerId& peer, std::uint32_t vnode);
+
+// One ring over one set of peers, with no notion of proximity.
+class HashRing {
+ public:
+  explicit HashRing(std::uint32_t vnodes = RingConfig{}.vnodes) : vnodes_(vnodes ? vnodes : 1) {}
+
+  bool add(const PeerId& peer);     // false if already a member
+  bool remove(const PeerId& peer);  // false if not a member
+  bool contains(const PeerId& peer) const { return index_.contains(peer); }
+  std::size_t size() const { return index_.size(); }
+
+  // Up to k distinct peers for `key`, clockwise, skipping those in `skip`. Appends to `out`.
+  void lookup(const ContentId& key, std::uint32_t k, std::span<const PeerId> skip,
+              std::vector<PeerId>& out);
+
+  // Bounded loads over `keys` (in ring order): want[i] more peers for keys[i], appended to
+  // out[i] and never one already there or in `skip`. Capacity per peer:
+  // ceil(c * sum(want) / eligible peers).
+  void assign(std::span<const ContentId> keys, std::span<const std::uint32_t> want,
+              std::uint32_t load_permille, std::span<const PeerId> skip,
+              std::vector<std::vector<PeerId>>& out);
+
+  // The first index in points_ at or after `pos` (wrapping to 0). Ring must be non-empty.
+  std::size_t successor(std::uint64_t pos);
+
+  // Number of points, after applying pending changes.
+  std::size_t points();
+
+ private:
+  void apply_pending();
+  bool skipped(std::uint32_t slot, std::span<const PeerId> skip,
+               const std::vector<PeerId>& chosen, std::size_t chosen_from) const;
+
+  std::uint32_t vnodes_;
+  std::vector<PeerId> members_;   // by slot; a freed slot waits in free_
+  std::vector<std::uint32_t> free_;
+  std::vector<std::uint32_t> released_;  // freed slots whose points are still in pos_
+  std::vector<bool> live_;
+  std::unordered_map<PeerId, std::uint32_t, Id20Hash> index_;
+  // Sorted by (position, peer id): parallel arrays so the search touches positions only.
+  std::vector<std::uint64_t> pos_;
+  std::vector<std::uint32_t> owner_;
+  // bucket_[p >> shift_] is the first point at or after p's bucket: a lookup is one table read
+  // and a short scan instead of a binary search over millions of points.
+  std::vector<std::uint32_t> bucket_;
+  unsigned shift_ = 64;
+  std::vector<std::uint32_t> added_;  // slots whose points are not in pos_ yet
+  bool removed_ = false;              // some points in pos_ belong to freed slots
+};
+
+// A swarm's routing: a global ring and one ring per region.
+class Ring {
+ public:
+  explicit Ring(RingConfig config = {}) : config_(config), global_(config.vnodes) {}
+
+  // Adds the peer, or updates its proximity. Returns true if it was not a member.
+  bool add(const PeerId& peer, const Proximity& where = {});
+  bool remove(const PeerId& peer);
+  std::size_t size() const { return global_.size(); }
+  const RingConfig& config() const { return config_; }
+  // The member's proximity, or nullptr.
+  const Proximity* where(const PeerId& peer) const;
+
+  // The k peers responsible for `key` (never `exclude`), nearest to `from` first.
+  std::vector<PeerId> route(const ContentId& key, std::uint32_t k, const Proximity& from = {},
+                            const PeerId* exclude = nullptr);
+
+  // route() for a set of keys at once, with bounded loads: no peer is named for more than
+  // c times its share of (keys x k). The same set of keys gives the same answer to every asker
+  // of the same region. Duplicate keys get the same answer.
+  std::vector<std::vector<PeerId>> assign(std::span<const ContentId> keys, std::uint32_t k,
+                                          const Proximity& from = {},
+                                          const PeerId* exclude = nullptr);
+
+ private:
+  void near_first(std::vector<PeerId>& peers, const Proximity& from) const;
+
+  RingConfig config_;
+  HashRing global_;
+  std::unordered_map<std::string, HashRing> regions_;
+  std::unordered_map<PeerId, Proximity, Id20Hash> where_;
+};
+
+}  // namespace deploynet

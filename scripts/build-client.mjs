@@ -1,0 +1,33 @@
+// Bundles the browser client with esbuild into build/client/:
+//   deploynet.mjs (ES module), deploynet.js (classic script, global `DeployNet`),
+//   deploynet-sw.js (service worker), deploynet_ring.wasm (copied), ring.mjs (tests, bench).
+import * as esbuild from 'esbuild';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const out = path.join(root, 'build/client');
+const wasmDir = path.join(root, 'build/wasm');
+fs.mkdirSync(out, { recursive: true });
+
+const common = {
+  bundle: true,
+  target: 'es2020',
+  sourcemap: true,
+  logLevel: 'warning',
+  alias: { 'deploynet-ring-wasm': path.join(wasmDir, 'deploynet_ring.mjs') },
+};
+const entries = [
+  { entryPoints: ['client/src/ring.ts'], format: 'esm', outfile: `${out}/ring.mjs`, platform: 'neutral' },
+];
+for (const name of ['index.ts']) {
+  if (!fs.existsSync(path.join(root, 'client/src', name))) continue;
+  entries.push({ entryPoints: [`client/src/${name}`], format: 'esm', outfile: `${out}/deploynet.mjs` });
+  entries.push({ entryPoints: [`client/src/${name}`], format: 'iife', globalName: 'DeployNet',
+    outfile: `${out}/deploynet.js`, footer: { js: 'DeployNet = DeployNet.DeployNet || DeployNet;' } });
+}
+if (fs.existsSync(path.join(root, 'client/src/sw.ts'))) {
+  entries.push({ entryPoints: ['client/src/sw.ts'], format: 'iife', outfile: `${out}/deploynet-sw.js` });
+}
+await Promise.all(entries.map((e) => esbuild.build({ ...common, absWorkingDir: root, ...e })));
+fs.copyFileSync(path.join(wasmDir, 'deploynet_ring.wasm'), path.join(out, 'deploynet_ring.wasm'));
