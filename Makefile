@@ -12,7 +12,7 @@ deps:
 
 # Optimised binaries (demo, bench).
 build: deps
-	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DDEPLOYNET_BENCH=ON >/dev/null
 	@cmake --build $(RELEASE_DIR) -j $(JOBS)
 
 # Test binaries: AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -42,7 +42,7 @@ test-integration: build-test client
 
 test: test-unit test-integration
 
-bench: build
+bench: build client
 	@scripts/bench.sh
 
 demo: build

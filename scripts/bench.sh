@@ -134,3 +134,5 @@ row "idle connections held" "${R[ours,idle]}" "${R[reference,idle]}" ""
 row "RSS bytes per idle connection (target<=4096)" "${R[ours,bpc]}" "${R[reference,bpc]}" "$(ratio "${R[ours,bpc]}" "${R[reference,bpc]}")"
 
 scripts/bench-hash.sh
+echo
+scripts/bench-ring.sh

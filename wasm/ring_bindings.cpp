@@ -5,10 +5,9 @@
 
 #include <emscripten/bind.h>
 
-#include <chrono>
-#include <random>
 #include <string>
 
+#include "../bench/ring_lookup_loop.hpp"
 #include "deploynet/ring.hpp"
 
 namespace {
@@ -111,28 +110,6 @@ class WasmRing {
   deploynet::Ring ring_;
 };
 
-// The lookup loop of `make bench`, the same code as the native benchmark: `peers` members with
-// ids from a seed, then `lookups` routes of random keys. Returns lookups per second.
-double bench_lookups(unsigned peers, unsigned lookups, unsigned k) {
-  deploynet::Ring ring;
-  std::mt19937_64 rng(42);
-  for (unsigned i = 0; i < peers; ++i) {
-    PeerId p;
-    for (auto& b : p.bytes) b = static_cast<std::uint8_t>(rng());
-    ring.add(p);
-  }
-  std::vector<ContentId> keys(4096);
-  for (auto& key : keys) {
-    for (auto& b : key) b = static_cast<std::uint8_t>(rng());
-  }
-  ring.route(keys[0], k);  // builds the ring outside the timed loop
-  std::size_t sink = 0;
-  auto start = std::chrono::steady_clock::now();
-  for (unsigned i = 0; i < lookups; ++i) sink += ring.route(keys[i & 4095], k).size();
-  std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  return sink ? lookups / took.count() : 0;
-}
-
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(deploynet_ring) {
@@ -143,5 +120,6 @@ EMSCRIPTEN_BINDINGS(deploynet_ring) {
       .function("size", &WasmRing::size)
       .function("route", &WasmRing::route)
       .function("assign", &WasmRing::assign);
-  emscripten::function("benchLookups", &bench_lookups);
+  // `make bench`: the same loop as the native figure it is compared with.
+  emscripten::function("benchLookups", &deploynet::bench::ring_lookups_per_second);
 }

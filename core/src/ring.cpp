@@ -75,21 +75,13 @@ void HashRing::apply_pending() {
   if (!removed_ && added_.empty()) return;
   if (removed_) {
     std::size_t w = 0;
-    for (std::size_t r = 0; r < pos_.size(); ++r) {
-      if (!live_[owner_[r]]) continue;
-      pos_[w] = pos_[r];
-      owner_[w] = owner_[r];
-      ++w;
+    for (std::size_t r = 0; r < points_.size(); ++r) {
+      if (live_[points_[r].owner]) points_[w++] = points_[r];
     }
-    pos_.resize(w);
-    owner_.resize(w);
+    points_.resize(w);
     removed_ = false;
   }
   if (!added_.empty()) {
-    struct Point {
-      std::uint64_t pos;
-      std::uint32_t owner;
-    };
     auto less = [this](const Point& a, const Point& b) {
       return a.pos != b.pos ? a.pos < b.pos : members_[a.owner] < members_[b.owner];
     };
@@ -103,50 +95,35 @@ void HashRing::apply_pending() {
     }
     added_.clear();
     std::sort(fresh.begin(), fresh.end(), less);
-    std::vector<std::uint64_t> pos;
-    std::vector<std::uint32_t> owner;
-    pos.reserve(pos_.size() + fresh.size());
-    owner.reserve(pos_.size() + fresh.size());
-    std::size_t i = 0, j = 0;
-    while (i < pos_.size() || j < fresh.size()) {
-      bool take_old = j == fresh.size() ||
-                      (i < pos_.size() && less(Point{pos_[i], owner_[i]}, fresh[j]));
-      if (take_old) {
-        pos.push_back(pos_[i]);
-        owner.push_back(owner_[i++]);
-      } else {
-        pos.push_back(fresh[j].pos);
-        owner.push_back(fresh[j++].owner);
-      }
-    }
-    pos_ = std::move(pos);
-    owner_ = std::move(owner);
+    std::vector<Point> merged(points_.size() + fresh.size());
+    std::merge(points_.begin(), points_.end(), fresh.begin(), fresh.end(), merged.begin(), less);
+    points_ = std::move(merged);
   }
   free_.insert(free_.end(), released_.begin(), released_.end());
   released_.clear();
 
   // About two points per bucket.
-  unsigned width = static_cast<unsigned>(std::bit_width(pos_.size()));
+  unsigned width = static_cast<unsigned>(std::bit_width(points_.size()));
   unsigned bits = width > 2 ? width - 1 : 1;
   shift_ = 64 - bits;
   bucket_.assign(std::size_t{1} << bits, 0);
   std::size_t p = 0;
   for (std::size_t b = 0; b < bucket_.size(); ++b) {
     std::uint64_t start = static_cast<std::uint64_t>(b) << shift_;
-    while (p < pos_.size() && pos_[p] < start) ++p;
+    while (p < points_.size() && points_[p].pos < start) ++p;
     bucket_[b] = static_cast<std::uint32_t>(p);
   }
 }
 
 std::size_t HashRing::points() {
   apply_pending();
-  return pos_.size();
+  return points_.size();
 }
 
 std::size_t HashRing::successor(std::uint64_t pos) {
   std::size_t i = bucket_[pos >> shift_];
-  const std::size_t n = pos_.size();
-  while (i < n && pos_[i] < pos) ++i;
+  const std::size_t n = points_.size();
+  while (i < n && points_[i].pos < pos) ++i;
   return i == n ? 0 : i;
 }
 
@@ -162,15 +139,54 @@ bool HashRing::skipped(std::uint32_t slot, std::span<const PeerId> skip,
   return false;
 }
 
+void HashRing::successors(std::span<const std::uint64_t> pos, std::span<std::uint32_t> out) {
+  // Three stages, kAhead keys apart: prefetch the bucket entry; read it and prefetch the point;
+  // then scan. Independent keys keep several cache misses in flight instead of one.
+  constexpr std::size_t kAhead = 8;
+  const std::size_t n = pos.size();
+  for (std::size_t i = 0; i < n + 2 * kAhead; ++i) {
+    if (i < n) __builtin_prefetch(&bucket_[pos[i] >> shift_]);
+    if (i >= kAhead && i - kAhead < n) {
+      __builtin_prefetch(&points_[bucket_[pos[i - kAhead] >> shift_]]);
+    }
+    if (i >= 2 * kAhead) {
+      std::size_t j = i - 2 * kAhead;
+      out[j] = static_cast<std::uint32_t>(successor(pos[j]));
+    }
+  }
+}
+
+void HashRing::lookup_many(std::span<const ContentId> keys, std::uint32_t k,
+                           std::span<const PeerId> skip, std::vector<PeerId>& out) {
+  if (k == 0 || index_.empty() || keys.empty()) return;
+  apply_pending();
+  std::vector<std::uint64_t> pos(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) pos[i] = ring_key_position(keys[i]);
+  std::vector<std::uint32_t> start(keys.size());
+  successors(pos, start);
+  const std::size_t n = points_.size();
+  out.reserve(out.size() + keys.size() * k);
+  for (std::size_t j = 0; j < keys.size(); ++j) {
+    if (j + 4 < keys.size()) __builtin_prefetch(&members_[points_[start[j + 4]].owner]);
+    const std::size_t base = out.size();
+    std::size_t i = start[j];
+    for (std::size_t walked = 0; walked < n && out.size() - base < k; ++walked) {
+      std::uint32_t slot = points_[i].owner;
+      if (!skipped(slot, skip, out, base)) out.push_back(members_[slot]);
+      if (++i == n) i = 0;
+    }
+  }
+}
+
 void HashRing::lookup(const ContentId& key, std::uint32_t k, std::span<const PeerId> skip,
                       std::vector<PeerId>& out) {
   if (k == 0 || index_.empty()) return;
   apply_pending();
-  const std::size_t n = pos_.size();
+  const std::size_t n = points_.size();
   const std::size_t base = out.size();
   std::size_t i = successor(ring_key_position(key));
   for (std::size_t walked = 0; walked < n && out.size() - base < k; ++walked) {
-    std::uint32_t slot = owner_[i];
+    std::uint32_t slot = points_[i].owner;
     if (!skipped(slot, skip, out, base)) out.push_back(members_[slot]);
     if (++i == n) i = 0;
   }
@@ -189,9 +205,10 @@ void HashRing::assign(std::span<const ContentId> keys, std::span<const std::uint
   std::uint64_t total = 0;
   for (auto w : want) total += std::min<std::size_t>(w, eligible);
   if (total == 0) return;
-  std::uint64_t cap = (static_cast<std::uint64_t>(load_permille) * total + 1000 * eligible - 1) /
-                      (1000 * eligible);
-  cap = std::max<std::uint64_t>(cap, 1);
+  // floor(c * average), so that max/average never exceeds c; but never below ceil(average),
+  // or the keys would not fit.
+  std::uint64_t cap = static_cast<std::uint64_t>(load_permille) * total / (1000 * eligible);
+  cap = std::max<std::uint64_t>(cap, (total + eligible - 1) / eligible);
 
   // Keys in ring order, so the answer depends on the set of keys, not on how they were listed.
   std::vector<std::uint32_t> order(keys.size());
@@ -201,17 +218,23 @@ void HashRing::assign(std::span<const ContentId> keys, std::span<const std::uint
     return pa != pb ? pa < pb : keys[a] < keys[b];
   });
 
+  std::vector<std::uint64_t> pos(order.size());
+  for (std::size_t i = 0; i < order.size(); ++i) pos[i] = ring_key_position(keys[order[i]]);
+  std::vector<std::uint32_t> starts(order.size());
+  successors(pos, starts);
+
   std::vector<std::uint32_t> load(members_.size(), 0);
-  const std::size_t n = pos_.size();
-  for (auto idx : order) {
+  const std::size_t n = points_.size();
+  for (std::size_t o = 0; o < order.size(); ++o) {
+    auto idx = order[o];
     auto& chosen = out[idx];
     const std::size_t goal = chosen.size() + std::min<std::size_t>(want[idx], eligible);
-    std::size_t start = successor(ring_key_position(keys[idx]));
+    std::size_t start = starts[o];
     // Second pass without the bound: only when every peer with room already holds this key.
     for (int pass = 0; pass < 2 && chosen.size() < goal; ++pass) {
       std::size_t i = start;
       for (std::size_t walked = 0; walked < n && chosen.size() < goal; ++walked) {
-        std::uint32_t slot = owner_[i];
+        std::uint32_t slot = points_[i].owner;
         if ((pass == 1 || load[slot] < cap) && !skipped(slot, skip, chosen, 0)) {
           chosen.push_back(members_[slot]);
           ++load[slot];
@@ -289,6 +312,37 @@ std::vector<PeerId> Ring::route(const ContentId& key, std::uint32_t k, const Pro
     global_.lookup(key, k - static_cast<std::uint32_t>(out.size()), skip, out);
   }
   near_first(out, from);
+  return out;
+}
+
+std::vector<PeerId> Ring::route_many(std::span<const ContentId> keys, std::uint32_t k,
+                                     const Proximity& from, const PeerId* exclude,
+                                     std::size_t& per_key) {
+  std::vector<PeerId> out;
+  std::vector<PeerId> skip;
+  if (exclude) skip.push_back(*exclude);
+  std::size_t eligible = size() - (exclude && where_.contains(*exclude) ? 1 : 0);
+  per_key = std::min<std::size_t>(k, eligible);
+  if (per_key == 0 || keys.empty()) return out;
+  bool regional = !from.region.empty() && regions_.contains(from.region);
+  if (!regional) {
+    global_.lookup_many(keys, k, skip, out);
+  } else {
+    out.reserve(keys.size() * per_key);
+    for (const auto& key : keys) {
+      auto one = route(key, k, from, exclude);
+      out.insert(out.end(), one.begin(), one.end());
+    }
+    return out;  // route() put near peers first already
+  }
+  if (from.net_prefix != 0) {
+    for (std::size_t i = 0; i < out.size(); i += per_key) {
+      std::vector<PeerId> chunk(out.begin() + static_cast<long>(i),
+                                out.begin() + static_cast<long>(i + per_key));
+      near_first(chunk, from);
+      std::copy(chunk.begin(), chunk.end(), out.begin() + static_cast<long>(i));
+    }
+  }
   return out;
 }
 

@@ -141,8 +141,8 @@ TEST(Ring, BoundedLoadsCapEveryPeer) {
       EXPECT_NE(peers[0], peers[1]);
       for (const auto& p : peers) ++load[p];
     }
-    int cap = static_cast<int>((static_cast<std::uint64_t>(permille) * m * k + 1000 * n - 1) /
-                               (1000 * n));
+    // max/average <= c: floor(c * m * k / n), here never below the average's ceiling.
+    int cap = static_cast<int>(static_cast<std::uint64_t>(permille) * m * k / (1000 * n));
     int max = 0;
     for (auto& [p, l] : load) max = std::max(max, l);
     EXPECT_LE(max, cap) << "c=" << permille / 1000.0;
@@ -206,6 +206,30 @@ TEST(Ring, PutsTheAskersNetworkFirstWithoutChangingTheSet) {
       EXPECT_EQ(near[0], peer(7));
     }
   }
+}
+
+TEST(Ring, RouteManyEqualsRouteKeyByKey) {
+  Ring ring;
+  for (int i = 0; i < 200; ++i) ring.add(peer(i), {i % 5 == 0 ? "eu" : "", i % 3 == 0 ? 7u : 8u});
+  auto ks = keys(1000);
+  PeerId me = peer(10);
+  for (const Proximity& from : {Proximity{}, Proximity{"", 7}, Proximity{"eu", 8}}) {
+    for (std::uint32_t k : {1u, 3u}) {
+      std::size_t per_key = 0;
+      auto flat = ring.route_many(ks, k, from, &me, per_key);
+      ASSERT_EQ(per_key, k);
+      ASSERT_EQ(flat.size(), ks.size() * k);
+      for (std::size_t i = 0; i < ks.size(); ++i) {
+        std::vector<PeerId> one(flat.begin() + static_cast<long>(i * k),
+                                flat.begin() + static_cast<long>((i + 1) * k));
+        ASSERT_EQ(one, ring.route(ks[i], k, from, &me)) << i;
+      }
+    }
+  }
+  std::size_t per_key = 9;
+  Ring empty;
+  EXPECT_TRUE(empty.route_many(ks, 2, {}, nullptr, per_key).empty());
+  EXPECT_EQ(per_key, 0u);
 }
 
 // Native answers equal the shared vectors (the WebAssembly build checks the same file).

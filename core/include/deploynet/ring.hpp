@@ -7,7 +7,8 @@
 //   its SHA-256, big-endian) belongs to the owners of the next points clockwise. A join or leave
 //   moves only the keys next to that peer's points: about 1/n of them.
 // - Bounded loads (Mirrokni, Thorup, Zadimoghaddam 2018): `assign` places a set of keys so that
-//   no peer holds more than ceil(c * keys * k / n) of them; a key skips full peers clockwise.
+//   no peer holds more than floor(c * keys * k / n) of them (at least the ceiling of the
+//   average, so that everything fits); a key skips full peers clockwise.
 // - Proximity: a peer may carry a region (a client hint or a GeoIP lookup) and a network prefix.
 //   Each region has its own ring; an answer takes the region's responsible peers first and fills
 //   up from the global ring, then puts peers of the asker's own network prefix first. Within a
@@ -62,15 +63,23 @@ class HashRing {
   void lookup(const ContentId& key, std::uint32_t k, std::span<const PeerId> skip,
               std::vector<PeerId>& out);
 
+  // lookup() for many keys: min(k, eligible peers) peers per key, key after key, appended to
+  // `out`. Memory-bound at large rings, so the search is pipelined: the bucket and the point of
+  // the keys a few steps ahead are prefetched while the current one is answered.
+  void lookup_many(std::span<const ContentId> keys, std::uint32_t k,
+                   std::span<const PeerId> skip, std::vector<PeerId>& out);
+
   // Bounded loads over `keys` (in ring order): want[i] more peers for keys[i], appended to
   // out[i] and never one already there or in `skip`. Capacity per peer:
-  // ceil(c * sum(want) / eligible peers).
+  // max(floor(c * sum(want) / eligible peers), ceil(sum(want) / eligible peers)).
   void assign(std::span<const ContentId> keys, std::span<const std::uint32_t> want,
               std::uint32_t load_permille, std::span<const PeerId> skip,
               std::vector<std::vector<PeerId>>& out);
 
   // The first index in points_ at or after `pos` (wrapping to 0). Ring must be non-empty.
   std::size_t successor(std::uint64_t pos);
+  // successor() of each position, pipelined with prefetches (see lookup_many).
+  void successors(std::span<const std::uint64_t> pos, std::span<std::uint32_t> out);
 
   // Number of points, after applying pending changes.
   std::size_t points();
@@ -83,18 +92,22 @@ class HashRing {
   std::uint32_t vnodes_;
   std::vector<PeerId> members_;   // by slot; a freed slot waits in free_
   std::vector<std::uint32_t> free_;
-  std::vector<std::uint32_t> released_;  // freed slots whose points are still in pos_
+  std::vector<std::uint32_t> released_;  // freed slots whose points are still in points_
   std::vector<bool> live_;
   std::unordered_map<PeerId, std::uint32_t, Id20Hash> index_;
-  // Sorted by (position, peer id): parallel arrays so the search touches positions only.
-  std::vector<std::uint64_t> pos_;
-  std::vector<std::uint32_t> owner_;
+  // Sorted by (position, peer id). Position and owner side by side: a lookup's scan and the
+  // owner it finds share a cache line (one miss fewer than parallel arrays at 1M peers).
+  struct Point {
+    std::uint64_t pos;
+    std::uint32_t owner;
+  };
+  std::vector<Point> points_;
   // bucket_[p >> shift_] is the first point at or after p's bucket: a lookup is one table read
   // and a short scan instead of a binary search over millions of points.
   std::vector<std::uint32_t> bucket_;
   unsigned shift_ = 64;
-  std::vector<std::uint32_t> added_;  // slots whose points are not in pos_ yet
-  bool removed_ = false;              // some points in pos_ belong to freed slots
+  std::vector<std::uint32_t> added_;  // slots whose points are not in points_ yet
+  bool removed_ = false;              // some points in points_ belong to freed slots
 };
 
 // A swarm's routing: a global ring and one ring per region.
@@ -113,6 +126,12 @@ class Ring {
   // The k peers responsible for `key` (never `exclude`), nearest to `from` first.
   std::vector<PeerId> route(const ContentId& key, std::uint32_t k, const Proximity& from = {},
                             const PeerId* exclude = nullptr);
+
+  // route() for many keys, without bounded loads: `per_key` = min(k, eligible) peers for each
+  // key, back to back in the result. The fast path of batch lookups.
+  std::vector<PeerId> route_many(std::span<const ContentId> keys, std::uint32_t k,
+                                 const Proximity& from, const PeerId* exclude,
+                                 std::size_t& per_key);
 
   // route() for a set of keys at once, with bounded loads: no peer is named for more than
   // c times its share of (keys x k). The same set of keys gives the same answer to every asker
