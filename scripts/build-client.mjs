@@ -19,11 +19,15 @@ const common = {
 };
 const entries = [
   { entryPoints: ['client/src/ring.ts'], format: 'esm', outfile: `${out}/ring.mjs`, platform: 'neutral' },
+  { entryPoints: ['client/src/scheduler.ts'], format: 'esm', outfile: `${out}/scheduler.mjs`, platform: 'neutral' },
 ];
 for (const name of ['index.ts']) {
   if (!fs.existsSync(path.join(root, 'client/src', name))) continue;
   entries.push({ entryPoints: [`client/src/${name}`], format: 'esm', outfile: `${out}/deploynet.mjs` });
   entries.push({ entryPoints: [`client/src/${name}`], format: 'iife', globalName: 'DeployNet',
+    // The ring module only reads import.meta.url to locate its .wasm; the client always hands
+    // it the bytes instead, so the empty import.meta of a classic script is harmless.
+    logOverride: { 'empty-import-meta': 'silent' },
     outfile: `${out}/deploynet.js`, footer: { js: 'DeployNet = DeployNet.DeployNet || DeployNet;' } });
 }
 if (fs.existsSync(path.join(root, 'client/src/sw.ts'))) {

@@ -1,0 +1,668 @@
+// The P2P engine of one page: joins the site's swarm, keeps a bounded set of peers, fetches
+// verified content from them in parallel, falls back to the origin, serves what it holds.
+
+import { Emitter } from './emitter';
+import { ManifestIndex, parseManifest, sha256Hex, type ManifestFile } from './manifest';
+import { Peer } from './peer';
+import { loadRingModule, Ring } from './ring';
+import { SignalClient, type OutOffer } from './signal';
+import { originRange, planRequests, rankPeers } from './scheduler';
+import { ContentStore } from './store';
+import { MAX_CHUNK, MAX_HELLO_IDS, PROTOCOL_VERSION, type WireMessage } from './wire';
+
+export interface DeployNetOptions {
+  /** Signaling server URL(s), tried in turn: `wss://signal.example`. */
+  signal?: string | string[];
+  /** Manifest URL (same origin). */
+  manifest?: string;
+  /** ICE servers (STUN/TURN). Default none: host candidates only. */
+  iceServers?: RTCIceServer[];
+  /** Peer connections kept at most. */
+  maxPeers?: number;
+  /** Untargeted offers sent with an announce. */
+  offers?: number;
+  /** ms for peers to deliver the first byte of an asset before the origin is used. */
+  firstByteTimeout?: number;
+  /** ms without progress on a piece before it is asked elsewhere. */
+  stallTimeout?: number;
+  /** Pieces requested from one peer at once. */
+  maxInflightPerPeer?: number;
+  /** Bytes per second served to peers in all (0: unlimited). */
+  uploadLimit?: number;
+  /** Piece uploads served at once. */
+  maxUploads?: number;
+  /** Region hint for routing (e.g. 'eu-west'). */
+  region?: string;
+  /** Responsible peers asked per content id. */
+  routeK?: number;
+  /** false: never use peers (everything over HTTP). */
+  p2p?: boolean;
+  /** Swarm id override (20 characters); default derived from the page's origin. */
+  swarm?: string;
+  /** Bytes of verified content kept in memory for serving. */
+  memoryBytes?: number;
+  /** URL of deploynet_ring.wasm: rank connected peers on the same ring as the server ('' off). */
+  ringWasm?: string;
+}
+
+const DEFAULTS = {
+  manifest: '/deploynet.json',
+  iceServers: [] as RTCIceServer[],
+  maxPeers: 8,
+  offers: 4,
+  firstByteTimeout: 500,
+  stallTimeout: 3000,
+  maxInflightPerPeer: 4,
+  uploadLimit: 0,
+  maxUploads: 8,
+  region: '',
+  routeK: 3,
+  p2p: true,
+  swarm: '',
+  memoryBytes: 64 * 1024 * 1024,
+  ringWasm: '',
+};
+
+export interface AssetStats {
+  path: string;
+  contentId: string;
+  size: number;
+  fromPeers: number;
+  fromOrigin: number;
+  fromCache: number;
+  peers: number;
+  ms: number;
+}
+
+export interface Stats {
+  peerId: string;
+  swarm: string;
+  signal: boolean;
+  peers: number;
+  bytesFromPeers: number;
+  bytesFromOrigin: number;
+  bytesFromCache: number;
+  bytesUploaded: number;
+  badPieces: number;
+  bans: number;
+  failures: number;
+  assets: AssetStats[];
+}
+
+type Events = {
+  ready: [];
+  peer: [id: string];
+  peerclose: [id: string, reason: string];
+  asset: [AssetStats];
+  ban: [id: string, reason: string];
+  warning: [string];
+};
+
+interface Transfer {
+  file: ManifestFile;
+  buf: Uint8Array;
+  state: Uint8Array; // 0 todo, 1 requested, 2 verified
+  got: Uint32Array;  // bytes of each requested piece received so far
+  excluded: Set<string>;
+  used: Set<string>;
+  fromPeers: number;
+  fromOrigin: number;
+  started: number;
+  firstByte: boolean;
+  origin: boolean;
+  done: boolean;
+  resolve: (b: Uint8Array) => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+interface Req {
+  t: Transfer;
+  piece: number;
+  peer: Peer;
+  progress: number; // time of the last chunk (or of the request)
+}
+
+const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+function randomId(prefix: string): string {
+  const r = crypto.getRandomValues(new Uint8Array(20 - prefix.length));
+  return prefix + Array.from(r, (b) => BASE62[b % 62]).join('');
+}
+
+/** The swarm of a site: 20 ASCII characters from the SHA-256 of its origin. */
+export async function swarmIdFor(origin: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(origin)));
+  return btoa(String.fromCharCode(...d.subarray(0, 15)));
+}
+
+class TokenBucket {
+  private tokens: number;
+  private last = performance.now();
+  constructor(private rate: number) { this.tokens = rate; }
+  async take(n: number) {
+    if (this.rate <= 0) return;
+    for (;;) {
+      const now = performance.now();
+      this.tokens = Math.min(this.rate, this.tokens + (now - this.last) / 1000 * this.rate);
+      this.last = now;
+      if (this.tokens >= n || this.tokens >= this.rate) {
+        this.tokens -= n;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.ceil((n - this.tokens) / this.rate * 1000)));
+    }
+  }
+}
+
+export class DeployNet extends Emitter<Events> {
+  readonly options: typeof DEFAULTS & { signal: string[] };
+  readonly peerId = randomId('-DN0001-');
+  index!: ManifestIndex;
+  swarm = '';
+  private store: ContentStore;
+  private signal: SignalClient | null = null;
+  private peers = new Map<string, Peer>();        // open channels, by remote peer id
+  private connecting = new Set<Peer>();
+  private pendingOffers = new Map<string, Peer>(); // by offer id
+  private banned = new Set<string>();
+  private routes = new Map<string, string[]>();    // content id -> responsible peers
+  private swarmPeers = 0;
+  private transfers = new Map<string, Promise<Uint8Array>>();
+  private active = new Set<Transfer>();
+  private reqs = new Map<number, Req>();
+  private nextReq = 1;
+  private uploads = 0;
+  private cancelled = new Set<string>();
+  private bucket: TokenBucket;
+  private watchdog: ReturnType<typeof setInterval> | null = null;
+  private announcing = false;
+  private destroyed = false;
+  private counters = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, bytesUploaded: 0,
+    badPieces: 0, bans: 0, failures: 0 };
+  private assets: AssetStats[] = [];
+  private ring: Ring | null = null;
+
+  static async start(options: DeployNetOptions = {}): Promise<DeployNet> {
+    const dn = new DeployNet(options);
+    await dn.init();
+    return dn;
+  }
+
+  private constructor(options: DeployNetOptions) {
+    super();
+    const signal = options.signal === undefined ? [] : Array.isArray(options.signal) ? options.signal : [options.signal];
+    this.options = { ...DEFAULTS, ...options, signal } as typeof DEFAULTS & { signal: string[] };
+    this.store = new ContentStore(this.options.memoryBytes);
+    this.bucket = new TokenBucket(this.options.uploadLimit);
+  }
+
+  /** Whether this page can take part in the swarm at all. */
+  get p2pAvailable(): boolean {
+    return this.options.p2p && this.options.signal.length > 0 &&
+      typeof RTCPeerConnection === 'function' && typeof crypto?.subtle?.digest === 'function';
+  }
+
+  private async init() {
+    await this.loadManifest();
+    if (this.p2pAvailable) {
+      this.swarm = this.options.swarm || await swarmIdFor(location.origin);
+      if (this.options.ringWasm) {
+        try {
+          this.ring = new Ring(await loadRingModule(new URL(this.options.ringWasm, location.href)));
+        } catch (err) {
+          this.emit('warning', `ERR_RING_WASM: ${String(err)}; peers are ranked by RTT only`);
+        }
+      }
+      const s = new SignalClient(this.options.signal, this.swarm, this.peerId);
+      this.signal = s;
+      s.on('open', () => { void this.announce('started'); });
+      s.on('announced', (a) => {
+        this.swarmPeers = a.complete + a.incomplete;
+        this.askRoutes();
+      });
+      s.on('route', (routes, n) => this.onRoutes(routes, n));
+      s.on('offer', (o) => { void this.onOffer(o.peerId, o.offerId, o.offer); });
+      s.on('answer', (a) => { void this.onAnswer(a.peerId, a.offerId, a.answer); });
+      s.on('warning', (w) => this.emit('warning', w));
+      this.watchdog = setInterval(() => this.tick(), 250);
+    }
+    this.emit('ready');
+  }
+
+  private async loadManifest() {
+    const res = await fetch(this.options.manifest, { cache: 'no-cache', headers: { 'x-deploynet': 'origin' } });
+    if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
+    this.index = new ManifestIndex(parseManifest(await res.json()));
+    // Content of older deploys is never served again.
+    void this.store.evictExcept(new Set(this.index.byId.keys()));
+  }
+
+  // ---- swarm membership ----
+
+  private rtcConfig(): RTCConfiguration {
+    return { iceServers: this.options.iceServers };
+  }
+
+  private async makeOffer(to?: string): Promise<OutOffer | null> {
+    try {
+      const { peer, offer } = await Peer.offer(this.rtcConfig());
+      const offerId = randomId('');
+      this.pendingOffers.set(offerId, peer);
+      this.connecting.add(peer);
+      peer.on('close', () => { this.pendingOffers.delete(offerId); this.connecting.delete(peer); });
+      // Unanswered offers expire (the server forgets them after its offer TTL too).
+      setTimeout(() => { if (!peer.id) peer.destroy('offer not answered'); }, 50_000);
+      return to ? { offer_id: offerId, offer, to_peer_id: to } : { offer_id: offerId, offer };
+    } catch (err) {
+      this.emit('warning', `ERR_WEBRTC: ${String(err)}`);
+      return null;
+    }
+  }
+
+  private room(): number {
+    return this.options.maxPeers - this.peers.size - this.connecting.size;
+  }
+
+  /** Announces with offers: targeted at responsible peers first, then random ones. */
+  private async announce(event?: string, targets: string[] = []) {
+    if (this.announcing || !this.signal?.connected) return;
+    this.announcing = true;
+    try {
+      const room = Math.max(0, this.room());
+      const want = targets.filter((id) => !this.peers.has(id) && !this.banned.has(id)).slice(0, room);
+      const random = event === 'started' || want.length === 0 ? Math.min(this.options.offers, room - want.length) : 0;
+      const offers = (await Promise.all([...want.map((id) => this.makeOffer(id)),
+        ...Array.from({ length: Math.max(0, random) }, () => this.makeOffer())])).filter((o): o is OutOffer => !!o);
+      this.signal?.announce({ event, numwant: offers.length, offers,
+        ...(this.options.region ? { region: this.options.region } : {}) });
+    } finally {
+      this.announcing = false;
+    }
+  }
+
+  private askRoutes() {
+    const ids = [...this.index.byId.keys()].slice(0, 256);
+    if (ids.length) this.signal?.route(ids, this.options.routeK);
+  }
+
+  private onRoutes(routes: { content_id: string; peers: string[] }[], n: number) {
+    this.swarmPeers = n;
+    const targets = new Set<string>();
+    for (const r of routes) {
+      if (typeof r.content_id !== 'string' || !Array.isArray(r.peers)) continue;
+      this.routes.set(r.content_id, r.peers);
+      for (const p of r.peers) targets.add(p);
+    }
+    if (targets.size) void this.announce(undefined, [...targets]);
+  }
+
+  private async onOffer(from: string, offerId: string, offer: RTCSessionDescriptionInit) {
+    if (from === this.peerId || this.peers.has(from) || this.banned.has(from) || this.room() <= 0) return;
+    try {
+      const { peer, answer } = await Peer.answer(this.rtcConfig(), from, offer);
+      this.track(peer);
+      this.signal?.answer(from, offerId, answer);
+    } catch (err) {
+      this.emit('warning', `ERR_WEBRTC: answering ${String(err)}`);
+    }
+  }
+
+  private async onAnswer(from: string, offerId: string, answer: RTCSessionDescriptionInit) {
+    const peer = this.pendingOffers.get(offerId);
+    if (!peer) return;
+    this.pendingOffers.delete(offerId);
+    if (this.banned.has(from)) { peer.destroy('banned'); return; }
+    try {
+      await peer.accept(from, answer);
+      this.track(peer);
+    } catch (err) {
+      peer.destroy('bad answer');
+    }
+  }
+
+  private track(peer: Peer) {
+    this.connecting.add(peer);
+    const onOpen = () => {
+      this.connecting.delete(peer);
+      const existing = this.peers.get(peer.id);
+      if (existing && !existing.closed) {
+        // Both sides offered each other: both keep the connection the lower id initiated.
+        const init = (p: Peer) => (p.initiator ? this.peerId : p.id);
+        if (init(existing) <= init(peer)) { peer.destroy('duplicate'); return; }
+        existing.destroy('duplicate');
+      }
+      this.peers.set(peer.id, peer);
+      this.ring?.add(peer.id);
+      void this.sendHello(peer);
+      this.emit('peer', peer.id);
+    };
+    if (peer.open) onOpen(); else peer.on('open', onOpen);
+    peer.on('message', (m) => this.onMessage(peer, m));
+    peer.on('close', (reason) => {
+      this.connecting.delete(peer);
+      if (this.peers.get(peer.id) === peer) {
+        this.peers.delete(peer.id);
+        this.ring?.remove(peer.id);
+        this.emit('peerclose', peer.id, reason);
+      }
+      for (const [id, r] of this.reqs) {
+        if (r.peer === peer) {
+          this.reqs.delete(id);
+          if (r.t.state[r.piece] === 1) r.t.state[r.piece] = 0;
+          this.schedule(r.t);
+        }
+      }
+    });
+  }
+
+  private async sendHello(peer: Peer) {
+    const manifestIds = new Set(this.index.byId.keys());
+    const have = (await this.store.ids()).filter((id) => manifestIds.has(id));
+    peer.send({ type: 'hello', version: PROTOCOL_VERSION, deployId: this.index.manifest.deploy_id,
+      have: have.slice(0, MAX_HELLO_IDS) });
+    for (const id of have.slice(MAX_HELLO_IDS)) peer.send({ type: 'have', contentId: id });
+  }
+
+  private ban(peer: Peer, reason: string) {
+    if (!this.banned.has(peer.id)) {
+      this.banned.add(peer.id);
+      this.counters.bans++;
+      this.emit('ban', peer.id, reason);
+    }
+    peer.destroy(`banned: ${reason}`);
+  }
+
+  private onMessage(peer: Peer, m: WireMessage) {
+    switch (m.type) {
+      case 'hello':
+        if (m.version !== PROTOCOL_VERSION) { peer.destroy(`protocol version ${m.version}`); return; }
+        for (const id of m.have) peer.have.add(id);
+        for (const t of this.active) this.schedule(t);
+        return;
+      case 'have':
+        peer.have.add(m.contentId);
+        for (const t of this.active) if (t.file.sha256 === m.contentId) this.schedule(t);
+        return;
+      case 'request': void this.serve(peer, m.reqId, m.contentId, m.piece); return;
+      case 'cancel': this.cancelled.add(`${peer.id}:${m.reqId}`); return;
+      case 'piece': void this.onPiece(peer, m.reqId, m.piece, m.offset, m.data); return;
+      case 'reject': {
+        const r = this.reqs.get(m.reqId);
+        if (!r || r.peer !== peer) return;
+        this.reqs.delete(m.reqId);
+        r.t.state[r.piece] = 0;
+        r.t.excluded.add(peer.id);
+        if (m.reason === 'missing') peer.have.delete(r.t.file.sha256);
+        this.schedule(r.t);
+        return;
+      }
+    }
+  }
+
+  // ---- downloading ----
+
+  /** The verified bytes of a content id of the manifest. */
+  fetch(contentId: string): Promise<Uint8Array> {
+    const file = this.index.byId.get(contentId);
+    if (!file) return Promise.reject(new Error(`ERR_NOT_IN_MANIFEST: ${contentId}`));
+    return this.fetchFile(file);
+  }
+
+  /** A Response for a path of the manifest; paths outside it go to the origin untouched. */
+  async fetchPath(path: string): Promise<Response> {
+    const file = this.index.lookup(path);
+    if (!file) return fetch(path, { headers: { 'x-deploynet': 'origin' } });
+    const bytes = file.size === 0 ? new Uint8Array(0) : await this.fetchFile(file);
+    return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': file.type, 'content-length': String(bytes.length) } });
+  }
+
+  private fetchFile(file: ManifestFile): Promise<Uint8Array> {
+    let p = this.transfers.get(file.sha256);
+    if (!p) {
+      p = this.download(file).finally(() => this.transfers.delete(file.sha256));
+      this.transfers.set(file.sha256, p);
+    }
+    return p;
+  }
+
+  private async download(file: ManifestFile): Promise<Uint8Array> {
+    const started = performance.now();
+    const cached = await this.store.get(file.sha256);
+    if (cached) {
+      this.counters.bytesFromCache += cached.length;
+      this.record({ path: file.path, contentId: file.sha256, size: file.size, fromPeers: 0, fromOrigin: 0,
+        fromCache: cached.length, peers: 0, ms: performance.now() - started });
+      return cached;
+    }
+    const n = file.pieces.length;
+    const t: Transfer = await new Promise((outer) => {
+      const tr: Transfer = {
+        file, buf: new Uint8Array(file.size), state: new Uint8Array(n), got: new Uint32Array(n),
+        excluded: new Set(), used: new Set(), fromPeers: 0, fromOrigin: 0, started, firstByte: false,
+        origin: false, done: false, resolve: () => {}, reject: () => {}, timer: null,
+      };
+      outer(tr);
+    });
+    const result = new Promise<Uint8Array>((resolve, reject) => { t.resolve = resolve; t.reject = reject; });
+    this.active.add(t);
+    if (!this.signal || (this.peers.size === 0 && this.connecting.size === 0 && this.swarmPeers <= 1 && this.signal.connected)
+        || !this.signal.connected && this.peers.size === 0) {
+      void this.fromOrigin(t, 'no peers');
+    } else {
+      t.timer = setTimeout(() => { if (!t.firstByte) void this.fromOrigin(t, 'first byte timeout'); }, this.options.firstByteTimeout);
+      this.schedule(t);
+    }
+    try {
+      return await result;
+    } finally {
+      this.active.delete(t);
+      if (t.timer) clearTimeout(t.timer);
+    }
+  }
+
+  /** Peers to ask for a transfer, best first (scheduler.ts: rankPeers). */
+  private candidates(t: Transfer): Peer[] {
+    const cid = t.file.sha256;
+    const open = [...this.peers.values()]
+      .filter((p) => p.open && p.have.has(cid) && !this.banned.has(p.id) && !t.excluded.has(p.id));
+    if (open.length === 0) return open;
+    const order = this.ring ? this.ring.route(cid, this.peers.size) : [];
+    return rankPeers(open, this.routes.get(cid) ?? [], order);
+  }
+
+  private inflight(peer: Peer): number {
+    let n = 0;
+    for (const r of this.reqs.values()) if (r.peer === peer) n++;
+    return n;
+  }
+
+  private schedule(t: Transfer) {
+    if (t.done || t.origin) return;
+    const peers = this.candidates(t);
+    if (peers.length === 0) {
+      // Midway, with nobody left to ask: the origin finishes the job.
+      const requested = t.state.some((s) => s === 1);
+      if (t.firstByte && !requested) void this.fromOrigin(t, 'no peer has the rest');
+      return;
+    }
+    const inflight = peers.map((p) => this.inflight(p));
+    for (const [piece, i] of planRequests(t.state, inflight, this.options.maxInflightPerPeer)) {
+      const reqId = this.nextReq++;
+      this.reqs.set(reqId, { t, piece, peer: peers[i], progress: performance.now() });
+      t.state[piece] = 1;
+      t.got[piece] = 0;
+      peers[i].send({ type: 'request', reqId, contentId: t.file.sha256, piece });
+    }
+  }
+
+  private async onPiece(peer: Peer, reqId: number, piece: number, offset: number, data: Uint8Array) {
+    const r = this.reqs.get(reqId);
+    if (!r || r.peer !== peer) return; // cancelled or re-requested elsewhere: late bytes are dropped
+    const t = r.t;
+    const ps = this.index.manifest.piece_size;
+    const len = this.index.pieceLength(t.file, piece);
+    if (piece !== r.piece || offset !== t.got[piece] || offset + data.length > len) {
+      this.reqs.delete(reqId);
+      t.state[piece] = 0;
+      this.ban(peer, 'piece out of order or too long');
+      this.schedule(t);
+      return;
+    }
+    if (!t.firstByte) {
+      t.firstByte = true;
+      if (t.timer) { clearTimeout(t.timer); t.timer = null; }
+    }
+    t.buf.set(data, piece * ps + offset);
+    t.got[piece] += data.length;
+    r.progress = performance.now();
+    if (t.got[piece] < len) return;
+    this.reqs.delete(reqId);
+    const hash = await sha256Hex(t.buf.subarray(piece * ps, piece * ps + len));
+    if (t.done || t.origin) return;
+    if (hash !== t.file.pieces[piece]) {
+      // Not one byte of a bad piece is used: it is asked again elsewhere, its sender banned.
+      this.counters.badPieces++;
+      t.state[piece] = 0;
+      this.ban(peer, 'bad piece');
+      this.schedule(t);
+      return;
+    }
+    t.state[piece] = 2;
+    t.fromPeers += len;
+    t.used.add(peer.id);
+    this.counters.bytesFromPeers += len;
+    if (t.state.every((s) => s === 2)) await this.finish(t);
+    else this.schedule(t);
+  }
+
+  /** Every 250 ms: re-ask stalled pieces elsewhere, keep the swarm topped up. */
+  private tick() {
+    const now = performance.now();
+    for (const [id, r] of this.reqs) {
+      if (now - r.progress > this.options.stallTimeout) {
+        this.reqs.delete(id);
+        r.peer.send({ type: 'cancel', reqId: id });
+        r.t.state[r.piece] = 0;
+        r.t.excluded.add(r.peer.id);
+        this.schedule(r.t);
+      }
+    }
+    for (const t of this.active) {
+      if (!t.done && !t.origin && t.firstByte && !t.state.some((s) => s === 1)) this.schedule(t);
+    }
+  }
+
+  private async fromOrigin(t: Transfer, why: string) {
+    if (t.done || t.origin) return;
+    t.origin = true;
+    for (const [id, r] of this.reqs) {
+      if (r.t === t) {
+        this.reqs.delete(id);
+        r.peer.send({ type: 'cancel', reqId: id });
+      }
+    }
+    const url = new URL(t.file.path, location.origin).href;
+    try {
+      const headers: Record<string, string> = { 'x-deploynet': 'origin' };
+      const range = originRange(t.state, this.index.manifest.piece_size, t.file.size);
+      const start = range ? range[0] : 0;
+      if (range) headers.range = `bytes=${range[0]}-${range[1]}`;
+      const res = await fetch(url, { headers, cache: 'no-store' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const body = new Uint8Array(await res.arrayBuffer());
+      if (res.status === 206) t.buf.set(body.subarray(0, t.file.size - start), start);
+      else if (body.length === t.file.size) t.buf.set(body);
+      else throw new Error(`origin sent ${body.length} bytes, manifest says ${t.file.size}`);
+      t.fromOrigin += body.length;
+      this.counters.bytesFromOrigin += body.length;
+      if (await sha256Hex(t.buf) !== t.file.sha256) {
+        // The origin is the authority: its bytes are returned, but never stored or served.
+        this.emit('warning', `ERR_ORIGIN_MISMATCH: ${t.file.path} differs from the manifest`);
+        const whole = headers.range ? new Uint8Array(await (await fetch(url, { headers: { 'x-deploynet': 'origin' }, cache: 'no-store' })).arrayBuffer()) : t.buf;
+        t.done = true;
+        t.resolve(whole);
+        return;
+      }
+      this.emit('warning', `origin used for ${t.file.path}: ${why}`);
+      await this.finish(t);
+    } catch (err) {
+      this.counters.failures++;
+      t.done = true;
+      t.reject(new Error(`ERR_ORIGIN: ${t.file.path}: ${String(err)}`));
+    }
+  }
+
+  private async finish(t: Transfer) {
+    if (t.done) return;
+    t.done = true;
+    await this.store.put(t.file.sha256, t.buf);
+    for (const p of this.peers.values()) p.send({ type: 'have', contentId: t.file.sha256 });
+    this.record({ path: t.file.path, contentId: t.file.sha256, size: t.file.size, fromPeers: t.fromPeers,
+      fromOrigin: t.fromOrigin, fromCache: 0, peers: t.used.size, ms: performance.now() - t.started });
+    t.resolve(t.buf);
+  }
+
+  private record(a: AssetStats) {
+    this.assets.push(a);
+    if (this.assets.length > 1000) this.assets.shift();
+    this.emit('asset', a);
+  }
+
+  // ---- serving ----
+
+  private async serve(peer: Peer, reqId: number, contentId: string, piece: number) {
+    const file = this.index.byId.get(contentId);
+    if (!file || piece >= file.pieces.length) {
+      peer.send({ type: 'reject', reqId, reason: file ? 'invalid' : 'missing' });
+      return;
+    }
+    if (this.uploads >= this.options.maxUploads) {
+      peer.send({ type: 'reject', reqId, reason: 'busy' });
+      return;
+    }
+    this.uploads++;
+    try {
+      const bytes = await this.store.get(contentId);
+      if (!bytes) {
+        peer.send({ type: 'reject', reqId, reason: 'missing' });
+        return;
+      }
+      const ps = this.index.manifest.piece_size;
+      const len = this.index.pieceLength(file, piece);
+      const key = `${peer.id}:${reqId}`;
+      for (let off = 0; off < len; off += MAX_CHUNK) {
+        if (this.cancelled.delete(key) || peer.closed) return;
+        const n = Math.min(MAX_CHUNK, len - off);
+        await this.bucket.take(n);
+        await peer.drained();
+        const data = bytes.subarray(piece * ps + off, piece * ps + off + n);
+        if (!peer.send({ type: 'piece', reqId, piece, offset: off, data })) return;
+        this.counters.bytesUploaded += n;
+      }
+    } finally {
+      this.uploads--;
+    }
+  }
+
+  // ---- status ----
+
+  stats(): Stats {
+    return { peerId: this.peerId, swarm: this.swarm, signal: !!this.signal?.connected, peers: this.peers.size,
+      ...this.counters, assets: [...this.assets] };
+  }
+
+  /** Peers connected now, with what the engine knows of them. */
+  peerList(): { id: string; rtt: number; have: number }[] {
+    return [...this.peers.values()].map((p) => ({ id: p.id, rtt: p.rtt, have: p.have.size }));
+  }
+
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.signal?.destroy();
+    this.ring?.destroy();
+    for (const p of [...this.peers.values(), ...this.connecting]) p.destroy('destroyed');
+    for (const t of this.active) if (!t.done) void this.fromOrigin(t, 'destroyed');
+  }
+}

@@ -1,0 +1,156 @@
+// One remote peer: an RTCPeerConnection with one ordered, reliable data channel carrying the
+// wire protocol (wire.ts). Non-trickle ICE, as WebTorrent clients do: the SDP travels through
+// the signaling server once, with its candidates in it.
+
+import { Emitter } from './emitter';
+import { decode, encode, WireError, type WireMessage } from './wire';
+
+const HIGH_WATER = 1024 * 1024;   // stop queueing chunks above this much buffered
+const LOW_WATER = 256 * 1024;     // resume below this (bufferedAmountLowThreshold)
+const PING_MS = 5000;
+const DEAD_MS = 20_000;           // silence (no pong, nothing) before the peer is dropped
+const CONNECT_MS = 15_000;        // offer/answer to open channel
+const ICE_GATHER_MS = 2000;
+
+type Events = { open: []; message: [WireMessage]; close: [reason: string] };
+
+async function gathered(pc: RTCPeerConnection) {
+  if (pc.iceGatheringState === 'complete') return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ICE_GATHER_MS);
+    pc.addEventListener('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete') {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+}
+
+function plain(d: RTCSessionDescription | null): RTCSessionDescriptionInit {
+  if (!d) throw new Error('ERR_WEBRTC: no local description');
+  return { type: d.type, sdp: d.sdp };
+}
+
+export class Peer extends Emitter<Events> {
+  id: string;
+  readonly have = new Set<string>();
+  rtt = Infinity;
+  open = false;
+  closed = false;
+  lastSeen = Date.now();
+  private dc: RTCDataChannel | null = null;
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private drainWaiters: (() => void)[] = [];
+
+  private constructor(readonly pc: RTCPeerConnection, id: string, readonly initiator: boolean) {
+    super();
+    this.id = id;
+    this.timers.push(setTimeout(() => { if (!this.open) this.destroy('connect timeout'); }, CONNECT_MS));
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.destroy(`connection ${pc.connectionState}`);
+    };
+  }
+
+  /** A new connection and the offer to send through the signaling server. */
+  static async offer(config: RTCConfiguration): Promise<{ peer: Peer; offer: RTCSessionDescriptionInit }> {
+    const pc = new RTCPeerConnection(config);
+    const peer = new Peer(pc, '', true);
+    peer.attach(pc.createDataChannel('deploynet', { ordered: true }));
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    return { peer, offer: plain(pc.localDescription) };
+  }
+
+  /** Answers a remote offer; the answer goes back through the signaling server. */
+  static async answer(config: RTCConfiguration, remoteId: string, offer: RTCSessionDescriptionInit):
+      Promise<{ peer: Peer; answer: RTCSessionDescriptionInit }> {
+    const pc = new RTCPeerConnection(config);
+    const peer = new Peer(pc, remoteId, false);
+    pc.ondatachannel = (ev) => peer.attach(ev.channel);
+    try {
+      await pc.setRemoteDescription(offer);
+      await pc.setLocalDescription(await pc.createAnswer());
+      await gathered(pc);
+    } catch (err) {
+      peer.destroy('bad offer');
+      throw err;
+    }
+    return { peer, answer: plain(pc.localDescription) };
+  }
+
+  async accept(remoteId: string, answer: RTCSessionDescriptionInit) {
+    this.id = remoteId;
+    await this.pc.setRemoteDescription(answer);
+  }
+
+  private attach(dc: RTCDataChannel) {
+    this.dc = dc;
+    dc.binaryType = 'arraybuffer';
+    dc.bufferedAmountLowThreshold = LOW_WATER;
+    dc.onopen = () => {
+      this.open = true;
+      this.lastSeen = Date.now();
+      this.timers.push(setInterval(() => this.heartbeat(), PING_MS));
+      this.emit('open');
+    };
+    dc.onclose = () => this.destroy('channel closed');
+    dc.onbufferedamountlow = () => {
+      const w = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const fn of w) fn();
+    };
+    dc.onmessage = (ev) => {
+      this.lastSeen = Date.now();
+      let m: WireMessage;
+      try {
+        m = decode(ev.data as ArrayBuffer);
+      } catch (err) {
+        // A malformed frame closes this peer, and nothing else.
+        this.destroy(`protocol error: ${err instanceof WireError ? err.code : String(err)}`);
+        return;
+      }
+      if (m.type === 'ping') this.send({ type: 'pong', nonce: m.nonce });
+      else if (m.type === 'pong') this.rtt = Math.max(0, (performance.now() >>> 0) - m.nonce);
+      else this.emit('message', m);
+    };
+  }
+
+  private heartbeat() {
+    if (Date.now() - this.lastSeen > DEAD_MS) {
+      this.destroy('no reply to pings');
+      return;
+    }
+    this.send({ type: 'ping', nonce: performance.now() >>> 0 });
+  }
+
+  send(m: WireMessage): boolean {
+    if (!this.open || !this.dc || this.dc.readyState !== 'open') return false;
+    try {
+      this.dc.send(encode(m) as Uint8Array<ArrayBuffer>);
+      return true;
+    } catch {
+      this.destroy('send failed');
+      return false;
+    }
+  }
+
+  /** Resolves once the channel's buffer is below the low-water mark (backpressure). */
+  async drained(): Promise<void> {
+    while (this.dc && !this.closed && this.dc.bufferedAmount > HIGH_WATER) {
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    }
+  }
+
+  destroy(reason = 'destroyed') {
+    if (this.closed) return;
+    this.closed = true;
+    this.open = false;
+    for (const t of this.timers) clearTimeout(t as ReturnType<typeof setTimeout>), clearInterval(t);
+    for (const fn of this.drainWaiters) fn();
+    this.drainWaiters = [];
+    try { this.dc?.close(); } catch { /* already closed */ }
+    try { this.pc.close(); } catch { /* already closed */ }
+    this.emit('close', reason);
+  }
+}

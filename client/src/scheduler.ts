@@ -1,0 +1,64 @@
+// Piece scheduling, as pure functions (unit-tested in Node; the engine supplies the state).
+
+export const TODO = 0;
+export const REQUESTED = 1;
+export const VERIFIED = 2;
+
+/**
+ * Which pieces to request from which candidates now. Candidates come best first; each piece
+ * still to do goes to the least loaded candidate under `maxInflight` (ties: the better one),
+ * so a transfer spreads over every peer that has the content, in parallel.
+ * Returns [piece, candidate index] pairs; `inflight` is updated in place.
+ */
+export function planRequests(state: Uint8Array, inflight: number[], maxInflight: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let piece = 0; piece < state.length; piece++) {
+    if (state[piece] !== TODO) continue;
+    let best = -1;
+    for (let i = 0; i < inflight.length; i++) {
+      if (inflight[i] < maxInflight && (best < 0 || inflight[i] < inflight[best])) best = i;
+    }
+    if (best < 0) break;
+    inflight[best]++;
+    out.push([piece, best]);
+  }
+  return out;
+}
+
+export interface Candidate {
+  id: string;
+  rtt: number;
+}
+
+/**
+ * Orders candidates: first those the signaling server's ring named responsible for the content
+ * (in its order), then the local ring's order over the connected peers, then lowest RTT.
+ */
+export function rankPeers<T extends Candidate>(peers: T[], responsible: string[], ringOrder: string[]): T[] {
+  const rank = (p: T) => {
+    const r = responsible.indexOf(p.id);
+    if (r >= 0) return r;
+    const o = ringOrder.indexOf(p.id);
+    return responsible.length + (o >= 0 ? o : ringOrder.length);
+  };
+  return [...peers].sort((a, b) => rank(a) - rank(b) || a.rtt - b.rtt);
+}
+
+/**
+ * The byte range to ask the origin for: from the first piece not verified to the end of the
+ * last one (inclusive end, as in a Range header); null when every piece is missing (plain GET)
+ * or none is.
+ */
+export function originRange(state: Uint8Array, pieceSize: number, size: number): [number, number] | null {
+  let first = -1;
+  let last = -1;
+  for (let i = 0; i < state.length; i++) {
+    if (state[i] !== VERIFIED) {
+      if (first < 0) first = i;
+      last = i;
+    }
+  }
+  if (first < 0) return null;
+  if (first === 0 && last === state.length - 1 && !state.some((s) => s === VERIFIED)) return null;
+  return [first * pieceSize, Math.min(size, (last + 1) * pieceSize) - 1];
+}

@@ -1,0 +1,141 @@
+// The signaling connection: the WebTorrent tracker protocol over WebSocket (plus DeployNet's
+// route requests and targeted offers). Several URLs fail over in turn; a lost connection
+// comes back with jittered exponential backoff.
+
+import { Emitter } from './emitter';
+
+export interface SignalOffer { peerId: string; offerId: string; offer: RTCSessionDescriptionInit }
+export interface SignalAnswer { peerId: string; offerId: string; answer: RTCSessionDescriptionInit }
+export interface OutOffer { offer_id: string; offer: RTCSessionDescriptionInit; to_peer_id?: string }
+
+type Events = {
+  open: [url: string];
+  close: [];
+  offer: [SignalOffer];
+  answer: [SignalAnswer];
+  route: [routes: { content_id: string; peers: string[] }[], swarmPeers: number];
+  announced: [{ complete: number; incomplete: number; interval: number }];
+  warning: [string];
+};
+
+export interface SignalOptions {
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+export class SignalClient extends Emitter<Events> {
+  private ws: WebSocket | null = null;
+  private urlIndex = 0;
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private destroyed = false;
+  connected = false;
+
+  constructor(private urls: string[], readonly infoHash: string, readonly peerId: string,
+              private opts: SignalOptions = {}) {
+    super();
+    if (urls.length === 0) throw new Error('ERR_SIGNAL_URLS: no signaling URL');
+    this.connect();
+  }
+
+  private connect() {
+    if (this.destroyed) return;
+    const url = this.urls[this.urlIndex % this.urls.length];
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url);
+    } catch (err) {
+      this.emit('warning', `ERR_SIGNAL_URL: ${url}: ${String(err)}`);
+      this.retry();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => {
+      this.attempt = 0;
+      this.connected = true;
+      this.emit('open', url);
+    };
+    ws.onmessage = (ev) => this.onMessage(ev.data);
+    ws.onclose = () => {
+      const was = this.connected;
+      this.connected = false;
+      this.ws = null;
+      if (was) this.emit('close');
+      this.retry();
+    };
+    ws.onerror = () => {}; // onclose follows
+  }
+
+  private retry() {
+    if (this.destroyed || this.timer) return;
+    this.urlIndex++; // next URL first: fail over before backing off on the same one
+    const min = this.opts.minBackoffMs ?? 500;
+    const max = this.opts.maxBackoffMs ?? 30_000;
+    const base = Math.min(max, min * 2 ** Math.min(this.attempt, 16));
+    const delay = base / 2 + Math.random() * base / 2; // jitter: spread reconnect storms
+    this.attempt++;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.connect();
+    }, delay);
+  }
+
+  private onMessage(data: unknown) {
+    if (typeof data !== 'string') return;
+    let m: Record<string, any>;
+    try {
+      m = JSON.parse(data);
+    } catch {
+      this.emit('warning', 'ERR_SIGNAL_JSON: invalid message from the signaling server');
+      return;
+    }
+    if (m['failure reason']) {
+      this.emit('warning', `ERR_SIGNAL_FAILURE: ${String(m['failure reason'])}`);
+      return;
+    }
+    if (m.info_hash !== this.infoHash) return;
+    if (m.action === 'route' && Array.isArray(m.routes)) {
+      this.emit('route', m.routes, Number(m.peers) || 0);
+    } else if (m.action === 'announce') {
+      if (m.offer && typeof m.peer_id === 'string' && typeof m.offer_id === 'string') {
+        this.emit('offer', { peerId: m.peer_id, offerId: m.offer_id, offer: m.offer });
+      } else if (m.answer && typeof m.peer_id === 'string' && typeof m.offer_id === 'string') {
+        this.emit('answer', { peerId: m.peer_id, offerId: m.offer_id, answer: m.answer });
+      } else if (typeof m.interval === 'number') {
+        this.emit('announced', { complete: m.complete ?? 0, incomplete: m.incomplete ?? 0, interval: m.interval });
+      }
+    }
+  }
+
+  private send(obj: object): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  announce(extra: { event?: string; offers?: OutOffer[]; numwant?: number; region?: string; left?: number }) {
+    return this.send({ action: 'announce', info_hash: this.infoHash, peer_id: this.peerId,
+      uploaded: 0, downloaded: 0, left: extra.left ?? 1, ...extra });
+  }
+
+  answer(toPeerId: string, offerId: string, answer: RTCSessionDescriptionInit) {
+    return this.send({ action: 'announce', info_hash: this.infoHash, peer_id: this.peerId,
+      to_peer_id: toPeerId, offer_id: offerId, answer });
+  }
+
+  route(contentIds: string[], k: number) {
+    return this.send({ action: 'route', info_hash: this.infoHash, peer_id: this.peerId, content_ids: contentIds, k });
+  }
+
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.ws) {
+      this.send({ action: 'announce', info_hash: this.infoHash, peer_id: this.peerId, event: 'stopped' });
+      this.ws.close();
+    }
+    this.ws = null;
+    this.connected = false;
+  }
+}

@@ -1,0 +1,87 @@
+// Verified content, by content id: in memory for serving peers quickly (bounded), and in the
+// Cache API so it survives reloads. Only bytes whose SHA-256 matched the manifest get here.
+
+const CACHE = 'deploynet-content-v1';
+const PREFIX = '/__deploynet/content/';
+
+export class ContentStore {
+  private mem = new Map<string, Uint8Array>();
+  private memBytes = 0;
+  private cache: Promise<Cache | null>;
+
+  constructor(private maxMemoryBytes = 64 * 1024 * 1024) {
+    this.cache = typeof caches === 'undefined'
+      ? Promise.resolve(null)
+      : caches.open(CACHE).catch(() => null);
+  }
+
+  private url(id: string) {
+    return new URL(PREFIX + id, self.location.origin).href;
+  }
+
+  private remember(id: string, bytes: Uint8Array) {
+    if (this.mem.has(id) || bytes.length > this.maxMemoryBytes) return;
+    this.mem.set(id, bytes);
+    this.memBytes += bytes.length;
+    for (const [old, b] of this.mem) {
+      if (this.memBytes <= this.maxMemoryBytes) break;
+      this.mem.delete(old);
+      this.memBytes -= b.length;
+    }
+  }
+
+  async put(id: string, bytes: Uint8Array): Promise<void> {
+    this.remember(id, bytes);
+    const cache = await this.cache;
+    if (cache) {
+      await cache.put(this.url(id), new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(bytes.length) } }))
+        .catch(() => {}); // quota: keep serving from memory
+    }
+  }
+
+  async get(id: string): Promise<Uint8Array | null> {
+    const m = this.mem.get(id);
+    if (m) return m;
+    const cache = await this.cache;
+    const res = cache ? await cache.match(this.url(id)) : undefined;
+    if (!res) return null;
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    this.remember(id, bytes);
+    return bytes;
+  }
+
+  /** Content ids held (memory and Cache API). */
+  async ids(): Promise<string[]> {
+    const out = new Set(this.mem.keys());
+    const cache = await this.cache;
+    if (cache) {
+      for (const req of await cache.keys()) {
+        const p = new URL(req.url).pathname;
+        if (p.startsWith(PREFIX)) out.add(p.slice(PREFIX.length));
+      }
+    }
+    return [...out];
+  }
+
+  /** Drops everything not in `keep` (content of older deploys). Returns how many went. */
+  async evictExcept(keep: Set<string>): Promise<number> {
+    let n = 0;
+    for (const [id, b] of this.mem) {
+      if (!keep.has(id)) {
+        this.mem.delete(id);
+        this.memBytes -= b.length;
+      }
+    }
+    const cache = await this.cache;
+    if (cache) {
+      for (const req of await cache.keys()) {
+        const p = new URL(req.url).pathname;
+        if (p.startsWith(PREFIX) && !keep.has(p.slice(PREFIX.length))) {
+          await cache.delete(req);
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+}
