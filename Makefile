@@ -34,11 +34,13 @@ client: wasm
 test-unit: build-test
 	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
 
-# The real binaries over real sockets, the real bittorrent-tracker client over real WebRTC.
+# The real binaries over real sockets, the real bittorrent-tracker client over real WebRTC,
+# the browser client in Debian's Chromium (playwright-core) against a real origin.
 test-integration: build-test client
 	@DEPLOYNET_SIGNAL=$(CURDIR)/$(TEST_DIR)/server/deploynet-signal \
 	  DEPLOYNET_CLI=$(CURDIR)/$(TEST_DIR)/cli/deploynet \
-	  node --test --test-concurrency=1 tests/integration/*.test.mjs
+	  node --test --test-concurrency=1 tests/integration/*.test.mjs tests/client/*.test.mjs \
+	    tests/browser/*.test.mjs
 
 test: test-unit test-integration
 

@@ -176,6 +176,8 @@ export class DeployNet extends Emitter<Events> {
   private bucket: TokenBucket;
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private announcing = false;
+  private routesAsked = 0;
+  private offeredTo = new Map<string, number>(); // peer id -> time of the last targeted offer
   private destroyed = false;
   private counters = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, bytesUploaded: 0,
     badPieces: 0, bans: 0, failures: 0 };
@@ -218,7 +220,8 @@ export class DeployNet extends Emitter<Events> {
       s.on('open', () => { void this.announce('started'); });
       s.on('announced', (a) => {
         this.swarmPeers = a.complete + a.incomplete;
-        this.askRoutes();
+        // Routes once joined, then at most every 30 s (membership changes slowly).
+        if (performance.now() - this.routesAsked > 30_000 || this.routesAsked === 0) this.askRoutes();
       });
       s.on('route', (routes, n) => this.onRoutes(routes, n));
       s.on('offer', (o) => { void this.onOffer(o.peerId, o.offerId, o.offer); });
@@ -281,6 +284,7 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private askRoutes() {
+    this.routesAsked = performance.now();
     const ids = [...this.index.byId.keys()].slice(0, 256);
     if (ids.length) this.signal?.route(ids, this.options.routeK);
   }
@@ -288,11 +292,16 @@ export class DeployNet extends Emitter<Events> {
   private onRoutes(routes: { content_id: string; peers: string[] }[], n: number) {
     this.swarmPeers = n;
     const targets = new Set<string>();
+    const now = performance.now();
     for (const r of routes) {
       if (typeof r.content_id !== 'string' || !Array.isArray(r.peers)) continue;
       this.routes.set(r.content_id, r.peers);
-      for (const p of r.peers) targets.add(p);
+      for (const p of r.peers) {
+        const last = this.offeredTo.get(p);
+        if (!this.peers.has(p) && !this.banned.has(p) && (last === undefined || now - last > 60_000)) targets.add(p);
+      }
     }
+    for (const p of targets) this.offeredTo.set(p, now);
     if (targets.size) void this.announce(undefined, [...targets]);
   }
 
@@ -376,8 +385,9 @@ export class DeployNet extends Emitter<Events> {
     switch (m.type) {
       case 'hello':
         if (m.version !== PROTOCOL_VERSION) { peer.destroy(`protocol version ${m.version}`); return; }
+        peer.helloSeen = true;
         for (const id of m.have) peer.have.add(id);
-        for (const t of this.active) this.schedule(t);
+        this.scheduleAll();
         return;
       case 'have':
         peer.have.add(m.contentId);
@@ -393,7 +403,7 @@ export class DeployNet extends Emitter<Events> {
         r.t.state[r.piece] = 0;
         r.t.excluded.add(peer.id);
         if (m.reason === 'missing') peer.have.delete(r.t.file.sha256);
-        this.schedule(r.t);
+        this.scheduleAll();
         return;
       }
     }
@@ -445,9 +455,8 @@ export class DeployNet extends Emitter<Events> {
     });
     const result = new Promise<Uint8Array>((resolve, reject) => { t.resolve = resolve; t.reject = reject; });
     this.active.add(t);
-    if (!this.signal || (this.peers.size === 0 && this.connecting.size === 0 && this.swarmPeers <= 1 && this.signal.connected)
-        || !this.signal.connected && this.peers.size === 0) {
-      void this.fromOrigin(t, 'no peers');
+    if (this.hopeless(t)) {
+      void this.fromOrigin(t, 'no peer has it');
     } else {
       t.timer = setTimeout(() => { if (!t.firstByte) void this.fromOrigin(t, 'first byte timeout'); }, this.options.firstByteTimeout);
       this.schedule(t);
@@ -532,7 +541,33 @@ export class DeployNet extends Emitter<Events> {
     t.used.add(peer.id);
     this.counters.bytesFromPeers += len;
     if (t.state.every((s) => s === 2)) await this.finish(t);
-    else this.schedule(t);
+    this.scheduleAll(); // the peer has room again: for this transfer or any other
+  }
+
+  private scheduleAll() {
+    for (const t of this.active) {
+      if (!t.done && !t.origin && !t.firstByte && !t.state.includes(1) && this.hopeless(t)) {
+        void this.fromOrigin(t, 'no peer has it');
+      } else {
+        this.schedule(t);
+      }
+    }
+  }
+
+  /**
+   * Whether waiting for peers is pointless: no signaling, or the swarm is just us, or every
+   * connected peer has said what it holds, none holds this, and no handshake is under way
+   * (offers get 1.5 s to be answered). Then the origin is asked at once, not after the budget.
+   */
+  private hopeless(t: Transfer): boolean {
+    const s = this.signal;
+    if (!s) return true;
+    if (this.candidates(t).length > 0) return false;
+    if (!s.connected) return s.troubled && this.peers.size === 0;
+    const now = performance.now();
+    for (const p of this.connecting) if (p.id || now - p.created < 1500) return false;
+    for (const p of this.peers.values()) if (!p.helloSeen) return false;
+    return true;
   }
 
   /** Every 250 ms: re-ask stalled pieces elsewhere, keep the swarm topped up. */
@@ -547,9 +582,7 @@ export class DeployNet extends Emitter<Events> {
         this.schedule(r.t);
       }
     }
-    for (const t of this.active) {
-      if (!t.done && !t.origin && t.firstByte && !t.state.some((s) => s === 1)) this.schedule(t);
-    }
+    this.scheduleAll();
   }
 
   private async fromOrigin(t: Transfer, why: string) {

@@ -39,6 +39,8 @@ export class Peer extends Emitter<Events> {
   open = false;
   closed = false;
   lastSeen = Date.now();
+  readonly created = performance.now();
+  helloSeen = false;
   private dc: RTCDataChannel | null = null;
   private timers: ReturnType<typeof setInterval>[] = [];
   private drainWaiters: (() => void)[] = [];
@@ -92,6 +94,7 @@ export class Peer extends Emitter<Events> {
       this.open = true;
       this.lastSeen = Date.now();
       this.timers.push(setInterval(() => this.heartbeat(), PING_MS));
+      this.send({ type: 'ping', nonce: performance.now() >>> 0 }); // an RTT right away
       this.emit('open');
     };
     dc.onclose = () => this.destroy('channel closed');

@@ -30,6 +30,8 @@ export class SignalClient extends Emitter<Events> {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private destroyed = false;
   connected = false;
+  /** Set once a connection attempt has failed or a connection was lost. */
+  troubled = false;
 
   constructor(private urls: string[], readonly infoHash: string, readonly peerId: string,
               private opts: SignalOptions = {}) {
@@ -57,6 +59,7 @@ export class SignalClient extends Emitter<Events> {
     };
     ws.onmessage = (ev) => this.onMessage(ev.data);
     ws.onclose = () => {
+      this.troubled = true;
       const was = this.connected;
       this.connected = false;
       this.ws = null;

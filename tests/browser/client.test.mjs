@@ -1,0 +1,143 @@
+// The browser client end to end: real Chromium visitors, real WebRTC between them, the real
+// signaling server and a real origin on loopback.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { startServer } from '../integration/harness.mjs'
+import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf } from './harness.mjs'
+import fs from 'node:fs'
+import path from 'node:path'
+
+const FILES = { '/app.js': 300_000, '/style.css': 40_000, '/img/hero.png': 700_000, '/fonts/body.woff2': 90_000 }
+const PATHS = Object.keys(FILES)
+const TOTAL = Object.values(FILES).reduce((a, b) => a + b, 0)
+
+let signal, origin, site
+const visitors = []
+let swarmN = 0
+
+before(async () => {
+  signal = await startServer()
+  const dir = fs.mkdtempSync('/tmp/dn-client-site-')
+  origin = await startOrigin(dir)
+  site = makeSite(FILES, origin.url, dir)
+})
+after(async () => {
+  for (const v of visitors) await v.close()
+  await origin?.stop()
+  await signal?.stop()
+})
+
+async function open (name, options = {}, init) {
+  const v = await visitor(name, { initScript: init })
+  visitors.push(v)
+  await startEngine(v, origin.url, { signal: [signal.url], firstByteTimeout: 4000, ...options })
+  return v
+}
+
+const originRequestsBy = (name, paths = PATHS) =>
+  origin.log.filter((e) => e.ua.endsWith(`visitor-${name}`) && paths.includes(e.path))
+
+test('visitor B gets every asset from visitor A, and the origin sees no request from B for them', async () => {
+  const swarm = `swarm-basic-${++swarmN}`.padEnd(20, '-')
+  const a = await open('A1', { swarm, ringWasm: '/deploynet_ring.wasm' })
+  const ra = await fetchAll(a, PATHS)
+  assert.deepEqual(ra.hashes, site.contents)
+  assert.equal(ra.stats.bytesFromOrigin, TOTAL)
+  assert.equal(ra.stats.bytesFromPeers, 0)
+
+  const b = await open('B1', { swarm, ringWasm: '/deploynet_ring.wasm' })
+  await waitFor(async () => (await peersOf(b)) >= 1, 10_000, 'B connected to A')
+  const rb = await fetchAll(b, PATHS)
+  assert.deepEqual(rb.hashes, site.contents)
+  assert.equal(rb.stats.bytesFromPeers, TOTAL)
+  assert.equal(rb.stats.bytesFromOrigin, 0)
+  assert.deepEqual(originRequestsBy('B1'), [])
+  assert.equal(originRequestsBy('A1').length, PATHS.length)
+  const up = await a.page.evaluate(() => window.dn.stats().bytesUploaded)
+  assert.equal(up, TOTAL)
+  // Verified content went into the Cache API: a second fetch is local.
+  const again = await fetchAll(b, ['/app.js'])
+  assert.equal(again.stats.bytesFromCache, FILES['/app.js'])
+  assert.deepEqual(a.errors, [])
+  assert.deepEqual(b.errors, [])
+  await a.close()
+  await b.close()
+})
+
+// A peer that flips one byte of every piece it sends: B must use none of it, ban it, and
+// still end up with the right bytes from the honest peer.
+const CORRUPT = `(() => {
+  const send = RTCDataChannel.prototype.send
+  RTCDataChannel.prototype.send = function (data) {
+    if (data instanceof Uint8Array && data[0] === 4 && data.length > 13) {
+      data = data.slice(); data[data.length - 1] ^= 0xff
+    }
+    return send.call(this, data)
+  }
+})()`
+
+test('a peer serving corrupted pieces is banned and not one bad byte is used', async () => {
+  const swarm = `swarm-evil-${++swarmN}`.padEnd(20, '-')
+  const m = await open('M2', { swarm }, CORRUPT)
+  await fetchAll(m, PATHS)
+  const a = await open('A2', { swarm })
+  await waitFor(async () => (await peersOf(a)) >= 1, 10_000, 'A connected to M')
+  // A fetches from M first: every piece from M is bad; A bans M and falls back to the origin.
+  const ra = await fetchAll(a, PATHS)
+  assert.deepEqual(ra.hashes, site.contents)
+  assert.ok(ra.stats.bans >= 1 && ra.stats.badPieces >= 1, JSON.stringify(ra.stats))
+  assert.equal(ra.stats.bytesFromPeers, 0)
+  assert.equal(ra.stats.bytesFromOrigin, TOTAL)
+
+  const b = await open('B2', { swarm })
+  await waitFor(async () => (await peersOf(b)) >= 2, 10_000, 'B connected to M and A')
+  const rb = await fetchAll(b, PATHS)
+  assert.deepEqual(rb.hashes, site.contents)
+  assert.ok(rb.stats.bans >= 1 && rb.stats.badPieces >= 1, JSON.stringify(rb.stats))
+  assert.equal(rb.stats.bytesFromPeers + rb.stats.bytesFromOrigin >= TOTAL, true)
+  assert.ok(rb.stats.bytesFromPeers > 0, 'the honest peer served the rest')
+  const events = await b.page.evaluate(() => window.dnEvents.filter((e) => e[0] === 'ban'))
+  assert.ok(events.length >= 1)
+  for (const v of [m, a, b]) await v.close()
+})
+
+test('signaling server down: everything loads over HTTP within the budget', async () => {
+  const v = await open('S3', { signal: ['ws://127.0.0.1:9/'], firstByteTimeout: 300 })
+  const t0 = Date.now()
+  const r = await fetchAll(v, PATHS)
+  assert.deepEqual(r.hashes, site.contents)
+  assert.equal(r.stats.bytesFromOrigin, TOTAL)
+  assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`)
+  await v.close()
+})
+
+test('WebRTC unavailable: everything loads over HTTP at once', async () => {
+  const v = await open('W4', {}, 'delete window.RTCPeerConnection')
+  const r = await fetchAll(v, PATHS)
+  assert.deepEqual(r.hashes, site.contents)
+  assert.equal(r.stats.bytesFromOrigin, TOTAL)
+  assert.equal(r.stats.signal, false)
+  await v.close()
+})
+
+test('a peer that vanishes mid-transfer: the transfer completes from elsewhere', async () => {
+  const swarm = `swarm-vanish-${++swarmN}`.padEnd(20, '-')
+  // A serves slowly, so that B is still downloading when A goes away.
+  const a = await open('A5', { swarm, uploadLimit: 150_000 })
+  await fetchAll(a, ['/img/hero.png'])
+  const b = await open('B5', { swarm })
+  await waitFor(async () => (await peersOf(b)) >= 1, 10_000, 'B connected to A')
+  const pending = fetchAll(b, ['/img/hero.png'])
+  await waitFor(async () => (await a.page.evaluate(() => window.dn.stats().bytesUploaded)) > 100_000, 10_000, 'A uploading')
+  await a.close()
+  const r = await pending
+  assert.equal(r.hashes['/img/hero.png'], site.contents['/img/hero.png'])
+  const asset = r.stats.assets.find((x) => x.path === '/img/hero.png')
+  assert.ok(asset.fromPeers > 0, JSON.stringify(asset))
+  assert.ok(asset.fromOrigin > 0 && asset.fromOrigin < FILES['/img/hero.png'], JSON.stringify(asset))
+  // Only the missing span came from the origin, as a Range request.
+  const reqs = originRequestsBy('B5', ['/img/hero.png'])
+  assert.equal(reqs.length, 1)
+  assert.match(reqs[0].range, /^bytes=\d+-\d+$/)
+  await b.close()
+})

@@ -1,0 +1,137 @@
+// Browser test harness: a real origin web server (static files, Range, an access log), sites
+// published with the real `deploynet publish`, the real signaling server, and visitors in
+// Debian's Chromium (one browser process and profile each: nothing shared between visitors).
+import http from 'node:http'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { chromium } from 'playwright-core'
+
+export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
+export const clientDir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client')
+const cli = process.env.DEPLOYNET_CLI ?? path.join(root, 'build/test/cli/deploynet')
+
+export const CHROMIUM_FLAGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // On a machine whose only interface is loopback, without these two no ICE candidate is
+  // gathered at all.
+  '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream',
+]
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
+  '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png', '.woff2': 'font/woff2' }
+
+export const sha256 = (b) => createHash('sha256').update(b).digest('hex')
+
+// Static origin with single-range support. `log` holds one entry per request.
+export async function startOrigin (siteDir) {
+  const log = []
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x')
+    let file = path.join(siteDir, path.normalize(decodeURIComponent(url.pathname)))
+    const clientFile = path.join(clientDir, path.basename(url.pathname))
+    if (/^\/(deploynet(\.js|-sw\.js|_ring\.wasm|\.mjs))$/.test(url.pathname)) file = clientFile
+    if (url.pathname.endsWith('/')) file = path.join(file, 'index.html')
+    const entry = { path: url.pathname, ua: req.headers['user-agent'] ?? '', range: req.headers.range ?? '', status: 0, bytes: 0 }
+    log.push(entry)
+    if (!file.startsWith(siteDir) && file !== clientFile) { res.writeHead(403).end(); entry.status = 403; return }
+    fs.readFile(file, (err, body) => {
+      if (err) { res.writeHead(404).end(); entry.status = 404; return }
+      const headers = { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes', 'cache-control': 'no-cache' }
+      const m = /^bytes=(\d+)-(\d*)$/.exec(entry.range)
+      if (m) {
+        const start = Number(m[1])
+        const end = m[2] ? Math.min(Number(m[2]), body.length - 1) : body.length - 1
+        body = body.subarray(start, end + 1)
+        res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` })
+        entry.status = 206
+      } else {
+        res.writeHead(200, headers)
+        entry.status = 200
+      }
+      entry.bytes = body.length
+      res.end(req.method === 'HEAD' ? undefined : body)
+    })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const url = `http://127.0.0.1:${server.address().port}`
+  return { url, log, stop: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }) }
+}
+
+// A site of `files` ({path: size}) of random bytes, plus test.html, published for `origin`.
+export function makeSite (files, origin, dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dn-site-'))) {
+  const contents = {}
+  for (const [p, size] of Object.entries(files)) {
+    const body = randomBytes(size)
+    fs.mkdirSync(path.dirname(path.join(dir, p)), { recursive: true })
+    fs.writeFileSync(path.join(dir, p), body)
+    contents[p] = sha256(body)
+  }
+  fs.writeFileSync(path.join(dir, 'test.html'), '<!doctype html><title>t</title><script src="/deploynet.js"></script>\n')
+  publish(dir, origin)
+  return { dir, contents }
+}
+
+export function publish (dir, origin) {
+  execFileSync(cli, ['publish', dir, '--origin', origin], { stdio: 'pipe' })
+}
+
+export async function visitor (name, { initScript } = {}) {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `dn-visitor-${name}-`))
+  const context = await chromium.launchPersistentContext(dataDir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    userAgent: `deploynet-test-visitor-${name}`,
+  })
+  if (initScript) await context.addInitScript(initScript)
+  const page = context.pages()[0] ?? await context.newPage()
+  const errors = []
+  page.on('pageerror', (e) => errors.push(String(e)))
+  return {
+    name, context, page, errors,
+    async close () {
+      await context.close().catch(() => {})
+      fs.rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+// Opens test.html and starts the engine with `options`.
+export async function startEngine (v, origin, options) {
+  await v.page.goto(`${origin}/test.html`)
+  await v.page.evaluate(async (opts) => {
+    window.dn = await DeployNet.start(opts)
+    window.dnEvents = []
+    for (const ev of ['peer', 'peerclose', 'ban', 'warning']) window.dn.on(ev, (...a) => window.dnEvents.push([ev, ...a]))
+  }, options)
+}
+
+// Fetches every path through the engine; returns {path: sha256} and the stats after.
+export async function fetchAll (v, paths) {
+  return v.page.evaluate(async (paths) => {
+    const out = {}
+    await Promise.all(paths.map(async (p) => {
+      const res = await window.dn.fetchPath(p)
+      const bytes = new Uint8Array(await res.arrayBuffer())
+      const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))
+      out[p] = Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('')
+    }))
+    return { hashes: out, stats: window.dn.stats() }
+  }, paths)
+}
+
+export async function waitFor (fn, ms = 10_000, what = 'condition') {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+export const peersOf = (v) => v.page.evaluate(() => window.dn.stats().peers)
