@@ -136,3 +136,6 @@ row "RSS bytes per idle connection (target<=4096)" "${R[ours,bpc]}" "${R[referen
 scripts/bench-hash.sh
 echo
 scripts/bench-ring.sh
+echo
+DEPLOYNET_SIGNAL=$PWD/build/release/server/deploynet-signal DEPLOYNET_CLI=$PWD/build/release/cli/deploynet \
+  node bench/client-bench.mjs

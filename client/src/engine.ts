@@ -52,7 +52,7 @@ const DEFAULTS = {
   offers: 4,
   firstByteTimeout: 500,
   stallTimeout: 3000,
-  maxInflightPerPeer: 4,
+  maxInflightPerPeer: 8,
   uploadLimit: 0,
   maxUploads: 8,
   region: '',
