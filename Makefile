@@ -47,7 +47,7 @@ test: test-unit test-integration
 bench: build client
 	@scripts/bench.sh
 
-demo: build
+demo: build client
 	@scripts/demo.sh
 
 clean:

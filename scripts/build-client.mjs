@@ -24,7 +24,7 @@ const entries = [
 for (const name of ['index.ts']) {
   if (!fs.existsSync(path.join(root, 'client/src', name))) continue;
   entries.push({ entryPoints: [`client/src/${name}`], format: 'esm', outfile: `${out}/deploynet.mjs` });
-  entries.push({ entryPoints: [`client/src/${name}`], format: 'iife', globalName: 'DeployNet',
+  entries.push({ entryPoints: ['client/src/script.ts'], format: 'iife', globalName: 'DeployNet',
     // The ring module only reads import.meta.url to locate its .wasm; the client always hands
     // it the bytes instead, so the empty import.meta of a classic script is harmless.
     logOverride: { 'empty-import-meta': 'silent' },

@@ -11,7 +11,7 @@ DEBIAN_PACKAGES=(
   libboost-dev libboost-program-options-dev rapidjson-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   procps util-linux
-  emscripten chromium nginx
+  emscripten chromium nginx fonts-dejavu-core
 )
 
 missing=()

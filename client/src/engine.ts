@@ -54,7 +54,7 @@ const DEFAULTS = {
   stallTimeout: 3000,
   maxInflightPerPeer: 8,
   uploadLimit: 0,
-  maxUploads: 8,
+  maxUploads: 16,
   region: '',
   routeK: 3,
   p2p: true,
@@ -72,6 +72,8 @@ export interface AssetStats {
   fromCache: number;
   peers: number;
   ms: number;
+  /** Why the origin served (some of) it, if it did. */
+  originReason?: string;
 }
 
 export interface Stats {
@@ -110,6 +112,7 @@ interface Transfer {
   started: number;
   firstByte: boolean;
   origin: boolean;
+  originReason?: string;
   done: boolean;
   resolve: (b: Uint8Array) => void;
   reject: (e: unknown) => void;
@@ -176,6 +179,7 @@ export class DeployNet extends Emitter<Events> {
   private bucket: TokenBucket;
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private announcing = false;
+  private lastAnnounce = -Infinity;
   private routesAsked = 0;
   private offeredTo = new Map<string, number>(); // peer id -> time of the last targeted offer
   private destroyed = false;
@@ -278,6 +282,7 @@ export class DeployNet extends Emitter<Events> {
         ...Array.from({ length: Math.max(0, random) }, () => this.makeOffer())])).filter((o): o is OutOffer => !!o);
       this.signal?.announce({ event, numwant: offers.length, offers,
         ...(this.options.region ? { region: this.options.region } : {}) });
+      this.lastAnnounce = performance.now();
     } finally {
       this.announcing = false;
     }
@@ -401,9 +406,10 @@ export class DeployNet extends Emitter<Events> {
         if (!r || r.peer !== peer) return;
         this.reqs.delete(m.reqId);
         r.t.state[r.piece] = 0;
-        r.t.excluded.add(peer.id);
+        // Busy: ask again on the next tick (it may be free by then); otherwise not this peer.
+        if (m.reason !== 'busy') r.t.excluded.add(peer.id);
         if (m.reason === 'missing') peer.have.delete(r.t.file.sha256);
-        this.scheduleAll();
+        if (m.reason !== 'busy') this.scheduleAll();
         return;
       }
     }
@@ -485,7 +491,7 @@ export class DeployNet extends Emitter<Events> {
     return n;
   }
 
-  private schedule(t: Transfer) {
+  private schedule(t: Transfer, limit = Infinity) {
     if (t.done || t.origin) return;
     const peers = this.candidates(t);
     if (peers.length === 0) {
@@ -495,7 +501,7 @@ export class DeployNet extends Emitter<Events> {
       return;
     }
     const inflight = peers.map((p) => this.inflight(p));
-    for (const [piece, i] of planRequests(t.state, inflight, this.options.maxInflightPerPeer)) {
+    for (const [piece, i] of planRequests(t.state, inflight, this.options.maxInflightPerPeer).slice(0, limit)) {
       const reqId = this.nextReq++;
       this.reqs.set(reqId, { t, piece, peer: peers[i], progress: performance.now() });
       t.state[piece] = 1;
@@ -545,13 +551,14 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private scheduleAll() {
+    // First one piece for every transfer still waiting for its first byte (each asset starts
+    // arriving, and none runs into the budget behind another's pieces), then the rest.
     for (const t of this.active) {
-      if (!t.done && !t.origin && !t.firstByte && !t.state.includes(1) && this.hopeless(t)) {
-        void this.fromOrigin(t, 'no peer has it');
-      } else {
-        this.schedule(t);
-      }
+      if (t.done || t.origin || t.state.includes(1)) continue;
+      if (!t.firstByte && this.hopeless(t)) void this.fromOrigin(t, 'no peer has it');
+      else this.schedule(t, 1);
     }
+    for (const t of this.active) this.schedule(t);
   }
 
   /**
@@ -565,7 +572,10 @@ export class DeployNet extends Emitter<Events> {
     if (this.candidates(t).length > 0) return false;
     if (!s.connected) return s.troubled && this.peers.size === 0;
     const now = performance.now();
-    for (const p of this.connecting) if (p.id || now - p.created < 1500) return false;
+    // Joining: offers being made, or sent and not yet answered, unless the swarm is just us.
+    const alone = this.swarmPeers === 1 && this.peers.size === 0;
+    if (!alone && (this.announcing || now - this.lastAnnounce < 1500 || this.swarmPeers === 0)) return false;
+    for (const p of this.connecting) if (p.id || (!alone && now - p.created < 1500)) return false;
     for (const p of this.peers.values()) if (!p.helloSeen) return false;
     return true;
   }
@@ -588,6 +598,7 @@ export class DeployNet extends Emitter<Events> {
   private async fromOrigin(t: Transfer, why: string) {
     if (t.done || t.origin) return;
     t.origin = true;
+    t.originReason = why;
     for (const [id, r] of this.reqs) {
       if (r.t === t) {
         this.reqs.delete(id);
@@ -631,7 +642,8 @@ export class DeployNet extends Emitter<Events> {
     await this.store.put(t.file.sha256, t.buf);
     for (const p of this.peers.values()) p.send({ type: 'have', contentId: t.file.sha256 });
     this.record({ path: t.file.path, contentId: t.file.sha256, size: t.file.size, fromPeers: t.fromPeers,
-      fromOrigin: t.fromOrigin, fromCache: 0, peers: t.used.size, ms: performance.now() - t.started });
+      fromOrigin: t.fromOrigin, fromCache: 0, peers: t.used.size, ms: performance.now() - t.started,
+      ...(t.originReason ? { originReason: t.originReason } : {}) });
     t.resolve(t.buf);
   }
 

@@ -44,7 +44,8 @@ export interface RouteOptions {
 export async function loadRingModule(wasm: BufferSource | string | URL): Promise<RingModule> {
   let wasmBinary: BufferSource;
   if (typeof wasm === 'string' || wasm instanceof URL) {
-    const res = await fetch(wasm);
+    // Straight from the origin: the service worker must not route the engine's own parts.
+    const res = await fetch(wasm, { headers: { 'x-deploynet': 'origin' } });
     if (!res.ok) throw new Error(`ERR_RING_WASM: ${res.status} fetching ${String(wasm)}`);
     wasmBinary = await res.arrayBuffer();
   } else {

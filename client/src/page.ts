@@ -1,0 +1,37 @@
+// The page's side of the service worker bridge: answers the worker's fetch requests with the
+// engine's verified bytes, and tells it which manifest this page runs.
+import type { DeployNet } from './engine';
+
+export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string, manifest: string): Promise<boolean> {
+  if (!('serviceWorker' in navigator)) return false;
+  const container = navigator.serviceWorker;
+  container.addEventListener('message', async (ev: MessageEvent) => {
+    if (ev.data?.type !== 'deploynet-fetch' || !ev.ports[0]) return;
+    const port = ev.ports[0];
+    try {
+      const res = await (await dn).fetchPath(String(ev.data.path));
+      const bytes = await res.arrayBuffer(); // a copy: the engine's stored bytes stay intact
+      port.postMessage({ ok: true, type: res.headers.get('content-type'), bytes }, [bytes]);
+    } catch (err) {
+      port.postMessage({ ok: false, error: String(err) });
+    }
+  });
+  // The worker's messages are held until the document is parsed, unless asked for now; and
+  // the parser itself waits for assets the worker asks this page for.
+  container.startMessages();
+  const engine = await dn;
+  const hello = () => container.controller?.postMessage({
+    type: 'deploynet-page', deployId: engine.index.manifest.deploy_id,
+    paths: engine.index.manifest.files.filter((f) => f.size > 0).map((f) => f.path),
+  });
+  container.addEventListener('controllerchange', hello);
+  hello();
+  addEventListener('pagehide', () => container.controller?.postMessage({ type: 'deploynet-page-gone' }));
+  try {
+    await container.register(`${swUrl}?manifest=${encodeURIComponent(manifest)}`, { scope: '/' });
+  } catch (err) {
+    console.warn('deploynet: service worker registration failed', err);
+    return false;
+  }
+  return true;
+}

@@ -1,0 +1,194 @@
+// make demo: the signaling server, the demo site on a real origin (nginx, with its access log)
+// and a swarm of headless Chromium visitors, one after another and overlapping; then a table of
+// who got which bytes from where. Also used by `make bench` (P2P on against P2P off).
+//
+//   VISITORS=6  STAGGER_MS=2000  BUDGET_MS=1500  SIGNAL_PORT=8000  WEB_PORT=8080
+//   P2P=off (everything over HTTP)  HOLD=1|0 (keep serving for a desktop browser until Ctrl-C;
+//   default: when stdout is a terminal)
+import fs from 'node:fs'
+import path from 'node:path'
+import { spawn, execFileSync } from 'node:child_process'
+import { visitor } from '../tests/browser/harness.mjs'
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const env = process.env
+const VISITORS = Number(env.VISITORS ?? 6)
+const STAGGER = Number(env.STAGGER_MS ?? 2000)
+const BUDGET = Number(env.BUDGET_MS ?? 1500)
+const SIGNAL_PORT = Number(env.SIGNAL_PORT ?? 8000)
+const WEB_PORT = Number(env.WEB_PORT ?? 8080)
+const HOLD = env.HOLD ? env.HOLD === '1' : process.stdout.isTTY
+const P2P = env.P2P !== 'off'
+const work = path.join(root, '.demo')
+const site = path.join(work, 'site')
+const web = `http://127.0.0.1:${WEB_PORT}`
+const bin = (p) => path.join(root, 'build/release', p)
+
+const children = []
+let browsers = []
+async function stopAll () {
+  for (const v of browsers) await v.close().catch(() => {})
+  browsers = []
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM')
+}
+process.on('SIGINT', async () => { console.log('\nstopping…'); await stopAll(); process.exit(130) })
+process.on('SIGTERM', async () => { await stopAll(); process.exit(143) })
+
+function waitHttp (url, ms = 10_000) {
+  const deadline = Date.now() + ms
+  return (async function poll () {
+    try { if ((await fetch(url)).status < 500) return } catch {}
+    if (Date.now() > deadline) throw new Error(`${url} did not come up`)
+    await new Promise((r) => setTimeout(r, 100))
+    return poll()
+  })()
+}
+
+export function buildSite () {
+  fs.rmSync(site, { recursive: true, force: true })
+  execFileSync('node', [path.join(root, 'examples/demo-site/generate.mjs'), site, `ws://127.0.0.1:${SIGNAL_PORT}`, String(BUDGET)])
+  for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) {
+    fs.copyFileSync(path.join(root, 'build/client', f), path.join(site, f))
+  }
+  // DeployNet's own files are not content: the page needs them before any peer exists.
+  execFileSync(bin('cli/deploynet'), ['publish', site, '--origin', web, '--exclude', 'deploynet*'], { stdio: 'pipe' })
+  return JSON.parse(fs.readFileSync(path.join(site, 'deploynet.json'), 'utf8'))
+}
+
+function startNginx () {
+  for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) fs.mkdirSync(path.join(work, d), { recursive: true })
+  fs.writeFileSync(path.join(work, 'access.log'), '')
+  fs.writeFileSync(path.join(work, 'nginx.conf'), `
+user root;
+worker_processes 1;
+daemon off;
+pid ${work}/nginx.pid;
+error_log ${work}/nginx-error.log warn;
+events { worker_connections 512; }
+http {
+  include /etc/nginx/mime.types;
+  types { font/ttf ttf; }
+  log_format deploynet escape=json '{"path":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range","ua":"$http_user_agent"}';
+  access_log ${work}/access.log deploynet;
+  client_body_temp_path ${work}/tmp/body; proxy_temp_path ${work}/tmp/proxy; fastcgi_temp_path ${work}/tmp/fastcgi;
+  uwsgi_temp_path ${work}/tmp/uwsgi; scgi_temp_path ${work}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${WEB_PORT};
+    root ${site};
+    index index.html;
+    add_header Cache-Control no-cache;
+  }
+}
+`)
+  const p = spawn('/usr/sbin/nginx', ['-p', work, '-c', path.join(work, 'nginx.conf')], { stdio: 'inherit' })
+  children.push(p)
+  return p
+}
+
+function startSignal () {
+  const p = spawn(bin('server/deploynet-signal'), ['--listen', `127.0.0.1:${SIGNAL_PORT}`, '--log-level', 'warn'], { stdio: 'inherit' })
+  children.push(p)
+  return p
+}
+
+export function accessLog () {
+  return fs.readFileSync(path.join(work, 'access.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+}
+
+// One visitor: a fresh browser, the home page, until the service-worker-controlled view has
+// loaded everything. Returns load time and the engine's figures.
+async function visit (name) {
+  const v = await visitor(name, P2P ? {} : { initScript: 'window.DeployNetConfig = { p2p: false }' })
+  browsers.push(v)
+  const t0 = Date.now()
+  await v.page.goto(`${web}/index.html`, { waitUntil: 'commit' })
+  const deadline = Date.now() + 60_000
+  let result = null
+  while (!result) {
+    if (Date.now() > deadline) throw new Error(`visitor ${name}: page did not finish loading`)
+    try {
+      result = await v.page.evaluate(async () => {
+        if (document.readyState !== 'complete' || !navigator.serviceWorker.controller || !window.deploynet) return null
+        const dn = await window.deploynet
+        if (!dn) return null
+        const nav = performance.getEntriesByType('navigation')[0]
+        const imgs = [...document.images].every((i) => i.complete && i.naturalWidth > 0)
+        await document.fonts.ready
+        return { loadEnd: performance.timeOrigin + nav.loadEventEnd, imgs, stats: dn.stats() }
+      })
+    } catch { /* the page navigated (first-visit reload): ask again */ }
+    if (!result) await new Promise((r) => setTimeout(r, 100))
+  }
+  if (env.DEMO_DEBUG) {
+    for (const a of result.stats.assets) console.log(`  ${name} ${a.path} peers=${a.fromPeers} origin=${a.fromOrigin} ${a.originReason ?? ''} ${a.ms.toFixed(0)}ms`)
+  }
+  return { name, ms: result.loadEnd - t0, imagesOk: result.imgs, stats: result.stats }
+}
+
+export async function runSwarm ({ quiet = false } = {}) {
+  const say = quiet ? () => {} : console.log
+  fs.mkdirSync(work, { recursive: true })
+  const manifest = buildSite()
+  const assets = new Set(manifest.files.map((f) => f.path).filter((p) => !p.endsWith('.html')))
+  startSignal()
+  startNginx()
+  await waitHttp(`http://127.0.0.1:${SIGNAL_PORT}/health`)
+  await waitHttp(`${web}/index.html`)
+  say(`demo site: ${manifest.files.length} files, ${(manifest.files.reduce((a, f) => a + f.size, 0) / 1048576).toFixed(1)} MiB; ` +
+    `origin ${web} (nginx), signaling ws://127.0.0.1:${SIGNAL_PORT}; ${VISITORS} visitors, one every ${STAGGER} ms` +
+    (P2P ? '' : ', P2P off'))
+  const runs = []
+  for (let i = 0; i < VISITORS; i++) {
+    runs.push(visit(`v${i + 1}`))
+    if (i + 1 < VISITORS) await new Promise((r) => setTimeout(r, STAGGER))
+  }
+  const results = await Promise.all(runs)
+  const log = accessLog()
+  const rows = results.map((r) => {
+    const mine = log.filter((e) => e.ua.endsWith(`visitor-${r.name}`))
+    return { ...r, originBytes: mine.reduce((a, e) => a + e.bytes, 0),
+      assetRequests: mine.filter((e) => assets.has(e.path)).length, requests: mine.length }
+  })
+  return { rows, assets, manifest }
+}
+
+function report ({ rows, assets }) {
+  const kib = (n) => (n / 1024).toFixed(0).padStart(8)
+  console.log('\nvisitor   from peers (KiB)  from origin (KiB)  origin requests  page load (ms)  images')
+  for (const r of rows) {
+    console.log(`${r.name.padEnd(8)} ${kib(r.stats.bytesFromPeers)}          ${kib(r.originBytes)}          ` +
+      `${String(r.requests).padStart(6)}        ${r.ms.toFixed(0).padStart(8)}        ${r.imagesOk ? 'ok' : 'MISSING'}`)
+  }
+  const peers = rows.reduce((a, r) => a + r.stats.bytesFromPeers, 0)
+  const origin = rows.reduce((a, r) => a + r.originBytes, 0)
+  const later = rows.slice(1)
+  const laterPeers = later.reduce((a, r) => a + r.stats.bytesFromPeers, 0)
+  const laterAsset = later.reduce((a, r) => a + r.stats.bytesFromPeers + r.stats.bytesFromOrigin + r.stats.bytesFromCache, 0)
+  const perVisitor = rows[0].assetRequests
+  const assetReqs = rows.reduce((a, r) => a + r.assetRequests, 0)
+  console.log(`\nbytes served by peers: ${(100 * peers / (peers + origin)).toFixed(1)}% of all bytes the visitors loaded ` +
+    `(${(peers / 1048576).toFixed(2)} MiB of ${((peers + origin) / 1048576).toFixed(2)} MiB, HTML and DeployNet's own files included)`)
+  if (later.length) {
+    console.log(`asset bytes from peers, visitors after the first: ${(100 * laterPeers / Math.max(1, laterAsset)).toFixed(1)}%`)
+  }
+  console.log(`origin requests for assets: ${assetReqs} (without P2P: ${perVisitor} per visitor x ${rows.length} = ${perVisitor * rows.length}): ` +
+    `${(100 * (1 - assetReqs / Math.max(1, perVisitor * rows.length))).toFixed(1)}% fewer`)
+  return { peers, origin, laterShare: laterPeers / Math.max(1, laterAsset), assetReqs, baseline: perVisitor * rows.length }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    const run = await runSwarm()
+    report(run)
+    if (HOLD) {
+      console.log(`\nOpen ${web}/ in a desktop browser to join the swarm (the visitors stay online). Ctrl-C stops everything.`)
+      await new Promise(() => {})
+    }
+  } catch (err) {
+    console.error('demo failed:', err.message)
+    process.exitCode = 1
+  } finally {
+    if (!HOLD) await stopAll()
+  }
+}
+export { report, stopAll }
