@@ -7,8 +7,8 @@
 //   default: when stdout is a terminal)
 import fs from 'node:fs'
 import path from 'node:path'
-import { spawn, execFileSync } from 'node:child_process'
-import { visitor } from '../tests/browser/harness.mjs'
+import { spawn } from 'node:child_process'
+import { visitor, loadControlledPage, makeDemoSite } from '../tests/browser/harness.mjs'
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const env = process.env
@@ -23,6 +23,7 @@ const work = path.join(root, '.demo')
 const site = path.join(work, 'site')
 const web = `http://127.0.0.1:${WEB_PORT}`
 const bin = (p) => path.join(root, 'build/release', p)
+process.env.DEPLOYNET_CLI ??= bin('cli/deploynet')
 
 const children = []
 let browsers = []
@@ -46,13 +47,7 @@ function waitHttp (url, ms = 10_000) {
 
 export function buildSite () {
   fs.rmSync(site, { recursive: true, force: true })
-  execFileSync('node', [path.join(root, 'examples/demo-site/generate.mjs'), site, `ws://127.0.0.1:${SIGNAL_PORT}`, String(BUDGET)])
-  for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) {
-    fs.copyFileSync(path.join(root, 'build/client', f), path.join(site, f))
-  }
-  // DeployNet's own files are not content: the page needs them before any peer exists.
-  execFileSync(bin('cli/deploynet'), ['publish', site, '--origin', web, '--exclude', 'deploynet*'], { stdio: 'pipe' })
-  return JSON.parse(fs.readFileSync(path.join(site, 'deploynet.json'), 'utf8'))
+  return makeDemoSite(site, web, `ws://127.0.0.1:${SIGNAL_PORT}`, BUDGET)
 }
 
 function startNginx () {
@@ -100,29 +95,11 @@ export function accessLog () {
 async function visit (name) {
   const v = await visitor(name, P2P ? {} : { initScript: 'window.DeployNetConfig = { p2p: false }' })
   browsers.push(v)
-  const t0 = Date.now()
-  await v.page.goto(`${web}/index.html`, { waitUntil: 'commit' })
-  const deadline = Date.now() + 60_000
-  let result = null
-  while (!result) {
-    if (Date.now() > deadline) throw new Error(`visitor ${name}: page did not finish loading`)
-    try {
-      result = await v.page.evaluate(async () => {
-        if (document.readyState !== 'complete' || !navigator.serviceWorker.controller || !window.deploynet) return null
-        const dn = await window.deploynet
-        if (!dn) return null
-        const nav = performance.getEntriesByType('navigation')[0]
-        const imgs = [...document.images].every((i) => i.complete && i.naturalWidth > 0)
-        await document.fonts.ready
-        return { loadEnd: performance.timeOrigin + nav.loadEventEnd, imgs, stats: dn.stats() }
-      })
-    } catch { /* the page navigated (first-visit reload): ask again */ }
-    if (!result) await new Promise((r) => setTimeout(r, 100))
-  }
+  const r = await loadControlledPage(v, `${web}/index.html`)
   if (env.DEMO_DEBUG) {
-    for (const a of result.stats.assets) console.log(`  ${name} ${a.path} peers=${a.fromPeers} origin=${a.fromOrigin} ${a.originReason ?? ''} ${a.ms.toFixed(0)}ms`)
+    for (const a of r.stats.assets) console.log(`  ${name} ${a.path} peers=${a.fromPeers} origin=${a.fromOrigin} ${a.originReason ?? ''} ${a.ms.toFixed(0)}ms`)
   }
-  return { name, ms: result.loadEnd - t0, imagesOk: result.imgs, stats: result.stats }
+  return { name, ms: r.ms, imagesOk: r.imagesOk, stats: r.stats }
 }
 
 export async function runSwarm ({ quiet = false } = {}) {

@@ -11,7 +11,7 @@ import { chromium } from 'playwright-core'
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 export const clientDir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client')
-const cli = process.env.DEPLOYNET_CLI ?? path.join(root, 'build/test/cli/deploynet')
+const cli = () => process.env.DEPLOYNET_CLI ?? path.join(root, 'build/test/cli/deploynet')
 
 export const CHROMIUM_FLAGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -75,17 +75,57 @@ export function makeSite (files, origin, dir = fs.mkdtempSync(path.join(os.tmpdi
   return { dir, contents }
 }
 
-export function publish (dir, origin) {
-  execFileSync(cli, ['publish', dir, '--origin', origin], { stdio: 'pipe' })
+export function publish (dir, origin, extra = []) {
+  execFileSync(cli(), ['publish', dir, '--origin', origin, ...extra], { stdio: 'pipe' })
 }
 
-export async function visitor (name, { initScript } = {}) {
+// The demo site (examples/demo-site) for `signalUrl`, published for `origin`; DeployNet's own
+// files come from the client build, outside the manifest.
+export function makeDemoSite (dir, origin, signalUrl, budgetMs = 1500) {
+  execFileSync('node', [path.join(root, 'examples/demo-site/generate.mjs'), dir, signalUrl, String(budgetMs)])
+  for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) {
+    fs.copyFileSync(path.join(clientDir, f), path.join(dir, f))
+  }
+  publish(dir, origin, ['--exclude', 'deploynet*'])
+  return JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
+}
+
+// Opens `url` and waits until the page under the service worker's control has loaded
+// everything (the first-visit reload included). Returns its load end (ms, epoch), whether all
+// images decoded, and the engine's stats.
+export async function loadControlledPage (v, url, { controlled = true, ms = 60_000 } = {}) {
+  const t0 = Date.now()
+  await v.page.goto(url, { waitUntil: 'commit' })
+  const deadline = Date.now() + ms
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`${v.name}: ${url} did not finish loading`)
+    try {
+      const r = await v.page.evaluate(async (controlled) => {
+        if (document.readyState !== 'complete' || (controlled && !navigator.serviceWorker.controller) || !window.deploynet) return null
+        const dn = await window.deploynet
+        if (!dn) return null
+        const nav = performance.getEntriesByType('navigation')[0]
+        await document.fonts.ready
+        return {
+          loadEnd: performance.timeOrigin + nav.loadEventEnd,
+          imagesOk: [...document.images].every((i) => i.complete && i.naturalWidth > 0),
+          stats: dn.stats(),
+        }
+      }, controlled)
+      if (r) return { ...r, ms: r.loadEnd - t0 }
+    } catch { /* the page navigated (first-visit reload): ask again */ }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+export async function visitor (name, { initScript, contextOptions = {} } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `dn-visitor-${name}-`))
   const context = await chromium.launchPersistentContext(dataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: CHROMIUM_FLAGS,
     userAgent: `deploynet-test-visitor-${name}`,
+    ...contextOptions,
   })
   if (initScript) await context.addInitScript(initScript)
   const page = context.pages()[0] ?? await context.newPage()
