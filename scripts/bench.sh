@@ -139,3 +139,5 @@ scripts/bench-ring.sh
 echo
 DEPLOYNET_SIGNAL=$PWD/build/release/server/deploynet-signal DEPLOYNET_CLI=$PWD/build/release/cli/deploynet \
   node bench/client-bench.mjs
+echo
+HOLD=0 node bench/demo-bench.mjs

@@ -92,8 +92,8 @@ export function accessLog () {
 
 // One visitor: a fresh browser, the home page, until the service-worker-controlled view has
 // loaded everything. Returns load time and the engine's figures.
-async function visit (name) {
-  const v = await visitor(name, P2P ? {} : { initScript: 'window.DeployNetConfig = { p2p: false }' })
+async function visit (name, p2p) {
+  const v = await visitor(name, p2p ? {} : { initScript: 'window.DeployNetConfig = { p2p: false }' })
   browsers.push(v)
   const r = await loadControlledPage(v, `${web}/index.html`)
   if (env.DEMO_DEBUG) {
@@ -102,7 +102,7 @@ async function visit (name) {
   return { name, ms: r.ms, imagesOk: r.imagesOk, stats: r.stats }
 }
 
-export async function runSwarm ({ quiet = false } = {}) {
+export async function runSwarm ({ quiet = false, p2p = P2P } = {}) {
   const say = quiet ? () => {} : console.log
   fs.mkdirSync(work, { recursive: true })
   const manifest = buildSite()
@@ -113,10 +113,10 @@ export async function runSwarm ({ quiet = false } = {}) {
   await waitHttp(`${web}/index.html`)
   say(`demo site: ${manifest.files.length} files, ${(manifest.files.reduce((a, f) => a + f.size, 0) / 1048576).toFixed(1)} MiB; ` +
     `origin ${web} (nginx), signaling ws://127.0.0.1:${SIGNAL_PORT}; ${VISITORS} visitors, one every ${STAGGER} ms` +
-    (P2P ? '' : ', P2P off'))
+    (p2p ? '' : ', P2P off'))
   const runs = []
   for (let i = 0; i < VISITORS; i++) {
-    runs.push(visit(`v${i + 1}`))
+    runs.push(visit(`v${i + 1}`, p2p))
     if (i + 1 < VISITORS) await new Promise((r) => setTimeout(r, STAGGER))
   }
   const results = await Promise.all(runs)
