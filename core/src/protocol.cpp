@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
 namespace deploynet {
 namespace {
@@ -106,19 +107,28 @@ std::optional<std::int64_t> parse_left(const Value& obj) {
   return static_cast<std::int64_t>(d);
 }
 
-ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
-  ParseError err{.reason = {}, .action = "announce", .info_hash = std::nullopt};
+// The swarm and the sender, which every per-swarm action starts with. On failure `err` holds
+// the reason (and the info_hash once known, so the client can route the reply).
+std::optional<std::pair<InfoHash, PeerId>> swarm_and_peer(const Value& obj, ParseError& err) {
   auto info_hash = member_id<InfoHash>(obj, "info_hash");
   if (!info_hash) {
     err.reason = "invalid info_hash";
-    return err;
+    return std::nullopt;
   }
   err.info_hash = info_hash;
   auto peer_id = member_id<PeerId>(obj, "peer_id");
   if (!peer_id) {
     err.reason = "invalid peer_id";
-    return err;
+    return std::nullopt;
   }
+  return std::pair{*info_hash, *peer_id};
+}
+
+ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
+  ParseError err{.reason = {}, .action = "announce", .info_hash = std::nullopt};
+  auto ids = swarm_and_peer(obj, err);
+  if (!ids) return err;
+  auto [info_hash, peer_id] = *ids;
   auto event = parse_event(obj);
   if (!event) {
     err.reason = "invalid event";
@@ -126,8 +136,8 @@ ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
   }
 
   AnnounceRequest req;
-  req.info_hash = *info_hash;
-  req.peer_id = *peer_id;
+  req.info_hash = info_hash;
+  req.peer_id = peer_id;
   req.event = *event;
   req.left = parse_left(obj);
 
@@ -201,20 +211,11 @@ ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
 
 ParseResult parse_route(const Value& obj, const ParseLimits& limits) {
   ParseError err{.reason = {}, .action = "route", .info_hash = std::nullopt};
-  auto info_hash = member_id<InfoHash>(obj, "info_hash");
-  if (!info_hash) {
-    err.reason = "invalid info_hash";
-    return err;
-  }
-  err.info_hash = info_hash;
-  auto peer_id = member_id<PeerId>(obj, "peer_id");
-  if (!peer_id) {
-    err.reason = "invalid peer_id";
-    return err;
-  }
+  auto ids = swarm_and_peer(obj, err);
+  if (!ids) return err;
   RouteRequest req;
-  req.info_hash = *info_hash;
-  req.peer_id = *peer_id;
+  req.info_hash = ids->first;
+  req.peer_id = ids->second;
   if (auto it = obj.FindMember("k"); it != obj.MemberEnd()) {
     if (!it->value.IsUint() || it->value.GetUint() < 1 || it->value.GetUint() > limits.max_route_k) {
       err.reason = "invalid k (1.." + std::to_string(limits.max_route_k) + ")";
