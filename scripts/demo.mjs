@@ -2,7 +2,7 @@
 // and a swarm of headless Chromium visitors, one after another and overlapping; then a table of
 // who got which bytes from where. Also used by `make bench` (P2P on against P2P off).
 //
-//   VISITORS=6  STAGGER_MS=2000  BUDGET_MS=1500  SIGNAL_PORT=8000  WEB_PORT=8080
+//   VISITORS=6  STAGGER_MS=3000  BUDGET_MS=1500  SIGNAL_PORT=8000  WEB_PORT=8080
 //   P2P=off (everything over HTTP)  HOLD=1|0 (keep serving for a desktop browser until Ctrl-C;
 //   default: when stdout is a terminal)
 import fs from 'node:fs'
@@ -13,7 +13,7 @@ import { visitor, loadControlledPage, makeDemoSite } from '../tests/browser/harn
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const env = process.env
 const VISITORS = Number(env.VISITORS ?? 6)
-const STAGGER = Number(env.STAGGER_MS ?? 2000)
+const STAGGER = Number(env.STAGGER_MS ?? 3000)
 const BUDGET = Number(env.BUDGET_MS ?? 1500)
 const SIGNAL_PORT = Number(env.SIGNAL_PORT ?? 8000)
 const WEB_PORT = Number(env.WEB_PORT ?? 8080)
