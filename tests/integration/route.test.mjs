@@ -68,6 +68,7 @@ test('an offer with to_peer_id reaches exactly that peer, and its answer comes b
   const [a, target] = [peers[0], peers[4]]
   const o = { ...offer(1), to_peer_id: target.id }
   a.c.send(announce(ih, a.id, { offers: [o] }))
+  await a.c.next(m => m.complete !== undefined) // this announce's own reply, out of the way
   const got = await target.c.next(m => m.offer)
   assert.equal(got.peer_id, a.id)
   assert.equal(got.offer_id, o.offer_id)
