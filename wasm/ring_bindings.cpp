@@ -16,34 +16,17 @@ using deploynet::ContentId;
 using deploynet::PeerId;
 using deploynet::Proximity;
 
-int nibble(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-template <std::size_t N>
-bool unhex(const std::string& s, std::size_t at, std::array<std::uint8_t, N>& out) {
-  if (s.size() < at + 2 * N) return false;
-  for (std::size_t i = 0; i < N; ++i) {
-    int hi = nibble(s[at + 2 * i]), lo = nibble(s[at + 2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return true;
-}
-
 bool peer_of(const std::string& hex, PeerId& p) {
-  return hex.size() == 40 && unhex<20>(hex, 0, p.bytes);
+  auto bytes = deploynet::from_hex<20>(hex);
+  if (bytes) p.bytes = *bytes;
+  return bytes.has_value();
 }
 
 Proximity proximity(const std::string& region, const std::string& prefix_hex) {
   Proximity p;
   p.region = region;
-  std::array<std::uint8_t, 8> b{};
-  if (prefix_hex.size() == 16 && unhex<8>(prefix_hex, 0, b)) {
-    for (auto x : b) p.net_prefix = (p.net_prefix << 8) | x;
+  if (auto b = deploynet::from_hex<8>(prefix_hex)) {
+    for (auto x : *b) p.net_prefix = (p.net_prefix << 8) | x;
   }
   return p;
 }
@@ -78,12 +61,12 @@ class WasmRing {
   // "hex,hex,..." or "" (also for a malformed key).
   std::string route(const std::string& key_hex, unsigned k, const std::string& region,
                     const std::string& prefix, const std::string& exclude_hex) {
-    ContentId key;
-    if (key_hex.size() != 64 || !unhex<32>(key_hex, 0, key)) return {};
+    auto key = deploynet::from_hex<32>(key_hex);
+    if (!key) return {};
     PeerId ex;
     bool has_ex = peer_of(exclude_hex, ex);
     std::string out;
-    append_list(out, ring_.route(key, k, proximity(region, prefix), has_ex ? &ex : nullptr));
+    append_list(out, ring_.route(*key, k, proximity(region, prefix), has_ex ? &ex : nullptr));
     return out;
   }
 
@@ -93,7 +76,9 @@ class WasmRing {
     if (keys_hex.size() % 64 != 0) return {};
     std::vector<ContentId> keys(keys_hex.size() / 64);
     for (std::size_t i = 0; i < keys.size(); ++i) {
-      if (!unhex<32>(keys_hex, 64 * i, keys[i])) return {};
+      auto key = deploynet::from_hex<32>(std::string_view(keys_hex).substr(64 * i, 64));
+      if (!key) return {};
+      keys[i] = *key;
     }
     PeerId ex;
     bool has_ex = peer_of(exclude_hex, ex);

@@ -36,32 +36,6 @@ bool valid_utf8(std::string_view s) {
 
 }  // namespace
 
-std::string to_hex(const Sha256& d) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(64, '0');
-  for (std::size_t i = 0; i < d.size(); ++i) {
-    out[2 * i] = kDigits[d[i] >> 4];
-    out[2 * i + 1] = kDigits[d[i] & 0xF];
-  }
-  return out;
-}
-
-std::optional<Sha256> sha256_from_hex(std::string_view hex) {
-  if (hex.size() != 64) return std::nullopt;
-  Sha256 d{};
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;  // lower case only: one spelling per digest keeps the text deterministic
-  };
-  for (std::size_t i = 0; i < 32; ++i) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    d[i] = static_cast<std::uint8_t>(hi << 4 | lo);
-  }
-  return d;
-}
-
 std::uint64_t piece_count(std::uint64_t size, std::uint32_t piece_size) {
   return size / piece_size + (size % piece_size ? 1 : 0);
 }

@@ -48,21 +48,6 @@ bool valid_region(std::string_view r) {
   return true;
 }
 
-bool hex32(std::string_view s, std::array<std::uint8_t, 32>& out) {
-  if (s.size() != 64) return false;
-  auto nib = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < 32; ++i) {
-    int hi = nib(s[2 * i]), lo = nib(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return true;
-}
 
 std::string compact_json(const Value& v) {
   rapidjson::StringBuffer buf;
@@ -235,12 +220,12 @@ ParseResult parse_route(const Value& obj, const ParseLimits& limits) {
     return err;
   }
   for (const auto& v : it->value.GetArray()) {
-    std::array<std::uint8_t, 32> id{};
-    if (!v.IsString() || !hex32(sv(v), id)) {
+    auto id = v.IsString() ? from_hex<32>(sv(v)) : std::nullopt;
+    if (!id) {
       err.reason = "invalid content_ids (a non-empty array of 64-digit hex SHA-256)";
       return err;
     }
-    req.content_ids.push_back(id);
+    req.content_ids.push_back(*id);
   }
   return InMessage{std::move(req)};
 }
@@ -396,7 +381,6 @@ std::string serialize_scrape_reply(std::span<const ScrapeEntry> files, std::uint
 
 std::string serialize_route_reply(const InfoHash& info_hash, std::span<const RouteEntry> routes,
                                   std::uint32_t swarm_peers) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   rapidjson::StringBuffer buf;
   Writer w(buf);
   w.StartObject();
@@ -408,13 +392,7 @@ std::string serialize_route_reply(const InfoHash& info_hash, std::span<const Rou
   w.StartArray();
   for (const auto& r : routes) {
     w.StartObject();
-    char hex[64];
-    for (std::size_t i = 0; i < 32; ++i) {
-      hex[2 * i] = kDigits[r.content_id[i] >> 4];
-      hex[2 * i + 1] = kDigits[r.content_id[i] & 0xF];
-    }
-    w.Key("content_id");
-    w.String(hex, 64);
+    write_str(w, "content_id", to_hex(r.content_id));
     w.Key("peers");
     w.StartArray();
     for (const auto& p : r.peers) {

@@ -14,22 +14,11 @@ namespace {
 using rapidjson::Document;
 using rapidjson::Value;
 
-int nibble(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
 template <std::size_t N>
 std::array<std::uint8_t, N> unhex(const std::string& s) {
-  std::array<std::uint8_t, N> out{};
-  if (s.size() != 2 * N) throw std::runtime_error("bad hex length: " + s);
-  for (std::size_t i = 0; i < N; ++i) {
-    int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) throw std::runtime_error("bad hex: " + s);
-    out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
-  }
-  return out;
+  auto bytes = from_hex<N>(s, HexCase::kLower);
+  if (!bytes) throw std::runtime_error("bad hex: " + s);
+  return *bytes;
 }
 
 PeerId peer_of(const std::string& hex) {
@@ -134,15 +123,10 @@ std::string generate_ring_vector_steps() {
   Document doc(rapidjson::kObjectType);
   auto& alloc = doc.GetAllocator();
   auto hex = [&](std::size_t bytes, bool ascii) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string s;
-    for (std::size_t i = 0; i < bytes; ++i) {
-      // ASCII ids as DeployNet clients make them; binary ones as WebTorrent clients do.
-      auto b = static_cast<std::uint8_t>(ascii ? 0x30 + rng() % 0x4B : rng() & 0xFF);
-      s.push_back(kDigits[b >> 4]);
-      s.push_back(kDigits[b & 0xF]);
-    }
-    return s;
+    std::vector<std::uint8_t> b(bytes);
+    // ASCII ids as DeployNet clients make them; binary ones as WebTorrent clients do.
+    for (auto& x : b) x = static_cast<std::uint8_t>(ascii ? 0x30 + rng() % 0x4B : rng() & 0xFF);
+    return to_hex(b);
   };
   auto v = [&](const std::string& s) { return Value(s.c_str(), alloc); };
   Value cases(rapidjson::kArrayType);

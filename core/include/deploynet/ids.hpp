@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "deploynet/hex.hpp"
+
 namespace deploynet {
 
 // A 20-byte identifier as the WebTorrent tracker protocol carries it: a JSON string of 20
@@ -66,15 +68,7 @@ struct Id20 {
     return out;
   }
 
-  std::string hex() const {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out(kSize * 2, '0');
-    for (std::size_t i = 0; i < kSize; ++i) {
-      out[2 * i] = kDigits[bytes[i] >> 4];
-      out[2 * i + 1] = kDigits[bytes[i] & 0xF];
-    }
-    return out;
-  }
+  std::string hex() const { return to_hex(bytes); }
 
   friend bool operator==(const Id20&, const Id20&) = default;
   // Byte order. Written out because older standard libraries (emscripten's libc++) lack

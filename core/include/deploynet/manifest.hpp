@@ -13,12 +13,16 @@
 #include <variant>
 #include <vector>
 
+#include "deploynet/hex.hpp"
+
 namespace deploynet {
 
 using Sha256 = std::array<std::uint8_t, 32>;
 
-std::string to_hex(const Sha256& digest);
-std::optional<Sha256> sha256_from_hex(std::string_view hex);
+// Digests in the manifest are lower-case hex only: one spelling keeps the text deterministic.
+inline std::optional<Sha256> sha256_from_hex(std::string_view hex) {
+  return from_hex<32>(hex, HexCase::kLower);
+}
 
 struct ManifestFile {
   std::string path;  // URL path from the site root: "/", then '/'-separated UTF-8 segments
