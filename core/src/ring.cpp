@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <map>
 #include <cassert>
 #include <numeric>
 
@@ -164,17 +165,21 @@ void HashRing::lookup_many(std::span<const ContentId> keys, std::uint32_t k,
   for (std::size_t i = 0; i < keys.size(); ++i) pos[i] = ring_key_position(keys[i]);
   std::vector<std::uint32_t> start(keys.size());
   successors(pos, start);
-  const std::size_t n = points_.size();
   out.reserve(out.size() + keys.size() * k);
   for (std::size_t j = 0; j < keys.size(); ++j) {
     if (j + 4 < keys.size()) __builtin_prefetch(&members_[points_[start[j + 4]].owner]);
-    const std::size_t base = out.size();
-    std::size_t i = start[j];
-    for (std::size_t walked = 0; walked < n && out.size() - base < k; ++walked) {
-      std::uint32_t slot = points_[i].owner;
-      if (!skipped(slot, skip, out, base)) out.push_back(members_[slot]);
-      if (++i == n) i = 0;
-    }
+    walk(start[j], k, skip, out);
+  }
+}
+
+void HashRing::walk(std::size_t i, std::uint32_t k, std::span<const PeerId> skip,
+                    std::vector<PeerId>& out) const {
+  const std::size_t n = points_.size();
+  const std::size_t base = out.size();
+  for (std::size_t walked = 0; walked < n && out.size() - base < k; ++walked) {
+    std::uint32_t slot = points_[i].owner;
+    if (!skipped(slot, skip, out, base)) out.push_back(members_[slot]);
+    if (++i == n) i = 0;
   }
 }
 
@@ -182,14 +187,7 @@ void HashRing::lookup(const ContentId& key, std::uint32_t k, std::span<const Pee
                       std::vector<PeerId>& out) {
   if (k == 0 || index_.empty()) return;
   apply_pending();
-  const std::size_t n = points_.size();
-  const std::size_t base = out.size();
-  std::size_t i = successor(ring_key_position(key));
-  for (std::size_t walked = 0; walked < n && out.size() - base < k; ++walked) {
-    std::uint32_t slot = points_[i].owner;
-    if (!skipped(slot, skip, out, base)) out.push_back(members_[slot]);
-    if (++i == n) i = 0;
-  }
+  walk(successor(ring_key_position(key)), k, skip, out);
 }
 
 void HashRing::assign(std::span<const ContentId> keys, std::span<const std::uint32_t> want,
@@ -289,7 +287,7 @@ const Proximity* Ring::where(const PeerId& peer) const {
   return it == where_.end() ? nullptr : &it->second;
 }
 
-void Ring::near_first(std::vector<PeerId>& peers, const Proximity& from) const {
+void Ring::near_first(std::span<PeerId> peers, const Proximity& from) const {
   if (from.net_prefix == 0) return;
   std::stable_partition(peers.begin(), peers.end(), [&](const PeerId& p) {
     auto it = where_.find(p);
@@ -335,13 +333,8 @@ std::vector<PeerId> Ring::route_many(std::span<const ContentId> keys, std::uint3
     }
     return out;  // route() put near peers first already
   }
-  if (from.net_prefix != 0) {
-    for (std::size_t i = 0; i < out.size(); i += per_key) {
-      std::vector<PeerId> chunk(out.begin() + static_cast<long>(i),
-                                out.begin() + static_cast<long>(i + per_key));
-      near_first(chunk, from);
-      std::copy(chunk.begin(), chunk.end(), out.begin() + static_cast<long>(i));
-    }
+  for (std::size_t i = 0; from.net_prefix != 0 && i < out.size(); i += per_key) {
+    near_first(std::span(out).subspan(i, per_key), from);
   }
   return out;
 }
@@ -351,14 +344,11 @@ std::vector<std::vector<PeerId>> Ring::assign(std::span<const ContentId> keys, s
   // Duplicates share one answer.
   std::vector<ContentId> unique;
   std::vector<std::uint32_t> which(keys.size());
-  {
-    std::unordered_map<std::string, std::uint32_t> seen;
-    for (std::size_t i = 0; i < keys.size(); ++i) {
-      std::string raw(keys[i].begin(), keys[i].end());
-      auto [it, fresh] = seen.try_emplace(raw, static_cast<std::uint32_t>(unique.size()));
-      if (fresh) unique.push_back(keys[i]);
-      which[i] = it->second;
-    }
+  std::map<ContentId, std::uint32_t> seen;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto [it, fresh] = seen.try_emplace(keys[i], static_cast<std::uint32_t>(unique.size()));
+    if (fresh) unique.push_back(keys[i]);
+    which[i] = it->second;
   }
   std::vector<std::vector<PeerId>> answers(unique.size());
   std::vector<PeerId> skip;

@@ -86,6 +86,9 @@ class HashRing {
 
  private:
   void apply_pending();
+  // Appends up to k distinct peers, clockwise from point index i, skipping those in `skip`.
+  void walk(std::size_t i, std::uint32_t k, std::span<const PeerId> skip,
+            std::vector<PeerId>& out) const;
   bool skipped(std::uint32_t slot, std::span<const PeerId> skip,
                const std::vector<PeerId>& chosen, std::size_t chosen_from) const;
 
@@ -141,7 +144,7 @@ class Ring {
                                           const PeerId* exclude = nullptr);
 
  private:
-  void near_first(std::vector<PeerId>& peers, const Proximity& from) const;
+  void near_first(std::span<PeerId> peers, const Proximity& from) const;
 
   RingConfig config_;
   HashRing global_;
