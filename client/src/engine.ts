@@ -3,6 +3,7 @@
 
 import { Emitter } from './emitter';
 import { ManifestIndex, parseManifest, sha256Hex, type ManifestFile } from './manifest';
+import { originFetch } from './origin';
 import { Peer } from './peer';
 import { loadRingModule, Ring } from './ring';
 import { SignalClient, type OutOffer } from './signal';
@@ -237,7 +238,7 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private async loadManifest() {
-    const res = await fetch(this.options.manifest, { cache: 'no-cache', headers: { 'x-deploynet': 'origin' } });
+    const res = await originFetch(this.options.manifest, { cache: 'no-cache' });
     if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
     this.index = new ManifestIndex(parseManifest(await res.json()));
     // Content of older deploys is never served again.
@@ -427,7 +428,7 @@ export class DeployNet extends Emitter<Events> {
   /** A Response for a path of the manifest; paths outside it go to the origin untouched. */
   async fetchPath(path: string): Promise<Response> {
     const file = this.index.lookup(path);
-    if (!file) return fetch(path, { headers: { 'x-deploynet': 'origin' } });
+    if (!file) return originFetch(path);
     const bytes = file.size === 0 ? new Uint8Array(0) : await this.fetchFile(file);
     return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': file.type, 'content-length': String(bytes.length) } });
   }
@@ -451,14 +452,11 @@ export class DeployNet extends Emitter<Events> {
       return cached;
     }
     const n = file.pieces.length;
-    const t: Transfer = await new Promise((outer) => {
-      const tr: Transfer = {
-        file, buf: new Uint8Array(file.size), state: new Uint8Array(n), got: new Uint32Array(n),
-        excluded: new Set(), used: new Set(), fromPeers: 0, fromOrigin: 0, started, firstByte: false,
-        origin: false, done: false, resolve: () => {}, reject: () => {}, timer: null,
-      };
-      outer(tr);
-    });
+    const t: Transfer = {
+      file, buf: new Uint8Array(file.size), state: new Uint8Array(n), got: new Uint32Array(n),
+      excluded: new Set(), used: new Set(), fromPeers: 0, fromOrigin: 0, started, firstByte: false,
+      origin: false, done: false, resolve: () => {}, reject: () => {}, timer: null,
+    };
     const result = new Promise<Uint8Array>((resolve, reject) => { t.resolve = resolve; t.reject = reject; });
     this.active.add(t);
     if (this.hopeless(t)) {
@@ -501,7 +499,7 @@ export class DeployNet extends Emitter<Events> {
       return;
     }
     const inflight = peers.map((p) => this.inflight(p));
-    for (const [piece, i] of planRequests(t.state, inflight, this.options.maxInflightPerPeer).slice(0, limit)) {
+    for (const [piece, i] of planRequests(t.state, inflight, this.options.maxInflightPerPeer, limit)) {
       const reqId = this.nextReq++;
       this.reqs.set(reqId, { t, piece, peer: peers[i], progress: performance.now() });
       t.state[piece] = 1;
@@ -607,11 +605,11 @@ export class DeployNet extends Emitter<Events> {
     }
     const url = new URL(t.file.path, location.origin).href;
     try {
-      const headers: Record<string, string> = { 'x-deploynet': 'origin' };
+      const headers: Record<string, string> = {};
       const range = originRange(t.state, this.index.manifest.piece_size, t.file.size);
       const start = range ? range[0] : 0;
       if (range) headers.range = `bytes=${range[0]}-${range[1]}`;
-      const res = await fetch(url, { headers, cache: 'no-store' });
+      const res = await originFetch(url, { headers, cache: 'no-store' });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const body = new Uint8Array(await res.arrayBuffer());
       if (res.status === 206) t.buf.set(body.subarray(0, t.file.size - start), start);
@@ -622,7 +620,7 @@ export class DeployNet extends Emitter<Events> {
       if (await sha256Hex(t.buf) !== t.file.sha256) {
         // The origin is the authority: its bytes are returned, but never stored or served.
         this.emit('warning', `ERR_ORIGIN_MISMATCH: ${t.file.path} differs from the manifest`);
-        const whole = headers.range ? new Uint8Array(await (await fetch(url, { headers: { 'x-deploynet': 'origin' }, cache: 'no-store' })).arrayBuffer()) : t.buf;
+        const whole = headers.range ? new Uint8Array(await (await originFetch(url, { cache: 'no-store' })).arrayBuffer()) : t.buf;
         t.done = true;
         t.resolve(whole);
         return;

@@ -1,6 +1,8 @@
 // The manifest (deploynet.json, written by `deploynet publish`): the root of trust. Checked
 // for shape here; every byte from peers is then checked against its piece hashes.
 
+import { bytesToHex } from './wire';
+
 export interface ManifestFile {
   path: string;
   sha256: string;
@@ -61,8 +63,5 @@ export class ManifestIndex {
 }
 
 export async function sha256Hex(data: Uint8Array): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>));
-  let s = '';
-  for (const b of d) s += b.toString(16).padStart(2, '0');
-  return s;
+  return bytesToHex(new Uint8Array(await crypto.subtle.digest('SHA-256', data as Uint8Array<ArrayBuffer>)));
 }

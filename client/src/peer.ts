@@ -149,7 +149,7 @@ export class Peer extends Emitter<Events> {
     if (this.closed) return;
     this.closed = true;
     this.open = false;
-    for (const t of this.timers) clearTimeout(t as ReturnType<typeof setTimeout>), clearInterval(t);
+    for (const t of this.timers) clearInterval(t); // one id space for timeouts and intervals
     for (const fn of this.drainWaiters) fn();
     this.drainWaiters = [];
     try { this.dc?.close(); } catch { /* already closed */ }

@@ -8,11 +8,11 @@ export const VERIFIED = 2;
  * Which pieces to request from which candidates now. Candidates come best first; each piece
  * still to do goes to the least loaded candidate under `maxInflight` (ties: the better one),
  * so a transfer spreads over every peer that has the content, in parallel.
- * Returns [piece, candidate index] pairs; `inflight` is updated in place.
+ * Returns at most `limit` [piece, candidate index] pairs; `inflight` is updated in place.
  */
-export function planRequests(state: Uint8Array, inflight: number[], maxInflight: number): [number, number][] {
+export function planRequests(state: Uint8Array, inflight: number[], maxInflight: number, limit = Infinity): [number, number][] {
   const out: [number, number][] = [];
-  for (let piece = 0; piece < state.length; piece++) {
+  for (let piece = 0; piece < state.length && out.length < limit; piece++) {
     if (state[piece] !== TODO) continue;
     let best = -1;
     for (let i = 0; i < inflight.length; i++) {

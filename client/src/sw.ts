@@ -6,6 +6,7 @@
 //
 // Register it at the site root: navigator.serviceWorker.register('/deploynet-sw.js?manifest=/deploynet.json')
 /// <reference lib="webworker" />
+import { isOriginFetch, MARKER, originFetch } from './origin';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const MANIFEST = new URL(sw.location.href).searchParams.get('manifest') || '/deploynet.json';
@@ -21,7 +22,7 @@ let loading: Promise<void> | null = null;
 function loadManifest(): Promise<void> {
   loading ??= (async () => {
     try {
-      const res = await fetch(MANIFEST, { cache: 'no-cache', headers: { 'x-deploynet': 'origin' } });
+      const res = await originFetch(MANIFEST, { cache: 'no-cache' });
       if (!res.ok) return;
       const m = await res.json();
       manifest = { deployId: String(m.deploy_id), paths: new Set((m.files ?? []).map((f: { path: string }) => f.path)) };
@@ -87,14 +88,14 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   return new Response(reply.bytes, {
     status: 200,
     headers: { 'content-type': reply.type || 'application/octet-stream', 'content-length': String(reply.bytes.byteLength),
-      'x-deploynet': 'p2p-engine' },
+      [MARKER]: 'p2p-engine' },
   });
 }
 
 sw.addEventListener('fetch', (e) => {
   const req = e.request;
   if (req.method !== 'GET' || req.mode === 'navigate' || req.headers.has('range') ||
-      req.headers.get('x-deploynet') === 'origin' || !e.clientId) return;
+      isOriginFetch(req) || !e.clientId) return;
   const url = new URL(req.url);
   if (url.origin !== sw.location.origin || url.pathname === MANIFEST) return;
   // Known not to be in the manifest: untouched, without even a respondWith.
