@@ -38,7 +38,8 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
   if (auto pit = swarm.index.find(req.peer_id); pit != swarm.index.end()) {
     self = pit->second;
     Peer& peer = swarm.peers[self];
-    if (peer.conn_id != conn.id) {
+    const bool takeover = peer.conn_id != conn.id;
+    if (takeover) {
       // Another live connection owns this peer id here: taking it over would let anyone
       // intercept a peer's offers and answers. A dead owner is replaced.
       if (!peer.link.expired()) {
@@ -50,12 +51,15 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
       peer.conn_id = conn.id;
       peer.link = conn.link;
       peer.pending.clear();
+    }
+    // A new connection (its network) or a new region hint moves the peer on the ring; an
+    // announce without a hint keeps the region it had. Plain re-announces skip the lookup.
+    if (takeover || !req.region.empty()) {
       const Proximity* was = swarm.ring.where(req.peer_id);
-      swarm.ring.add(req.peer_id, {req.region.empty() && was ? was->region : req.region,
-                                   conn.net_prefix});
-    } else if (!req.region.empty()) {
-      const Proximity* was = swarm.ring.where(req.peer_id);
-      if (!was || was->region != req.region) swarm.ring.add(req.peer_id, {req.region, conn.net_prefix});
+      Proximity now{req.region.empty() && was ? was->region : req.region, conn.net_prefix};
+      if (!was || was->region != now.region || was->net_prefix != now.net_prefix) {
+        swarm.ring.add(req.peer_id, now);
+      }
     }
     if (!peer.seeder && (req.seeder() || req.event == AnnounceEvent::kCompleted)) {
       peer.seeder = true;
@@ -152,15 +156,19 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
 
 bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Outgoing>& out) {
   auto sit = swarms_.find(req.info_hash);
-  const Swarm* swarm = sit == swarms_.end() ? nullptr : &sit->second;
-  auto pit = swarm ? swarm->index.find(req.peer_id) : decltype(swarm->index)::const_iterator{};
-  if (!swarm || pit == swarm->index.end() || swarm->peers[pit->second].conn_id != conn.id) {
+  bool member = false;
+  if (sit != swarms_.end()) {
+    auto pit = sit->second.index.find(req.peer_id);
+    member = pit != sit->second.index.end() && sit->second.peers[pit->second].conn_id == conn.id;
+  }
+  if (!member) {
     out.push_back({conn.link, OutKind::kReply,
                    serialize_failure("route: announce in this swarm first", "route",
                                      &req.info_hash)});
     return false;
   }
-  Ring& ring = sit->second.ring;
+  Swarm& swarm = sit->second;
+  Ring& ring = swarm.ring;
   Proximity from;
   if (const Proximity* p = ring.where(req.peer_id)) from = *p;
   auto answers = ring.assign(req.content_ids, req.k, from, &req.peer_id);
@@ -171,7 +179,7 @@ bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Ou
   }
   out.push_back({conn.link, OutKind::kReply,
                  serialize_route_reply(req.info_hash, routes,
-                                       static_cast<std::uint32_t>(swarm->peers.size()))});
+                                       static_cast<std::uint32_t>(swarm.peers.size()))});
   return true;
 }
 
