@@ -18,20 +18,16 @@ const common = {
   alias: { 'deploynet-ring-wasm': path.join(wasmDir, 'deploynet_ring.mjs') },
 };
 const entries = [
-  { entryPoints: ['client/src/ring.ts'], format: 'esm', outfile: `${out}/ring.mjs`, platform: 'neutral' },
-  { entryPoints: ['client/src/scheduler.ts'], format: 'esm', outfile: `${out}/scheduler.mjs`, platform: 'neutral' },
-];
-for (const name of ['index.ts']) {
-  if (!fs.existsSync(path.join(root, 'client/src', name))) continue;
-  entries.push({ entryPoints: [`client/src/${name}`], format: 'esm', outfile: `${out}/deploynet.mjs` });
-  entries.push({ entryPoints: ['client/src/script.ts'], format: 'iife', globalName: 'DeployNet',
+  { entryPoints: ['client/src/index.ts'], format: 'esm', outfile: `${out}/deploynet.mjs` },
+  { entryPoints: ['client/src/script.ts'], format: 'iife', globalName: 'DeployNet',
     // The ring module only reads import.meta.url to locate its .wasm; the client always hands
     // it the bytes instead, so the empty import.meta of a classic script is harmless.
     logOverride: { 'empty-import-meta': 'silent' },
-    outfile: `${out}/deploynet.js`, footer: { js: 'DeployNet = DeployNet.DeployNet || DeployNet;' } });
-}
-if (fs.existsSync(path.join(root, 'client/src/sw.ts'))) {
-  entries.push({ entryPoints: ['client/src/sw.ts'], format: 'iife', outfile: `${out}/deploynet-sw.js` });
-}
+    outfile: `${out}/deploynet.js`, footer: { js: 'DeployNet = DeployNet.DeployNet || DeployNet;' } },
+  { entryPoints: ['client/src/sw.ts'], format: 'iife', outfile: `${out}/deploynet-sw.js` },
+  // For the Node tests and benchmarks:
+  { entryPoints: ['client/src/ring.ts'], format: 'esm', outfile: `${out}/ring.mjs`, platform: 'neutral' },
+  { entryPoints: ['client/src/scheduler.ts'], format: 'esm', outfile: `${out}/scheduler.mjs`, platform: 'neutral' },
+];
 await Promise.all(entries.map((e) => esbuild.build({ ...common, absWorkingDir: root, ...e })));
 fs.copyFileSync(path.join(wasmDir, 'deploynet_ring.wasm'), path.join(out, 'deploynet_ring.wasm'));
