@@ -1,7 +1,9 @@
 #include "deploynet/protocol.hpp"
 
 #include <rapidjson/document.h>
+#include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -49,12 +51,119 @@ bool valid_region(std::string_view r) {
 }
 
 
-std::string compact_json(const Value& v) {
-  rapidjson::StringBuffer buf;
-  Writer w(buf);
-  v.Accept(w);
-  return {buf.GetString(), buf.GetSize()};
-}
+
+// Relayed offers and answers are forwarded as the exact bytes the sender wrote, never
+// re-serialized from the DOM: the input was validated as UTF-8, so the bytes are valid UTF-8
+// JSON whatever escapes they hold (RapidJSON decodes a lone "\udc00" escape to ED B0 80, which
+// is not UTF-8 and would make browsers fail the receiving connection), and no recursive writer
+// ever walks a hostile nesting. `RawSpans` records where those values sit in the frame while
+// the one parse builds the DOM; it also bounds the nesting depth, so deep input costs nothing.
+struct Span {
+  std::size_t begin = 0;
+  std::size_t end = 0;  // 0: not seen
+  std::string_view in(std::string_view text) const { return text.substr(begin, end - begin); }
+};
+
+struct RawSpans {
+  Span answer;               // the top-level "answer" (first occurrence, as FindMember picks)
+  std::vector<Span> offers;  // "offers"[i]."offer" (first "offers", first "offer" of each)
+};
+
+template <class Handler, class Stream>
+class SpanRecorder {
+ public:
+  SpanRecorder(Handler& h, Stream& is, RawSpans& spans) : h_(h), is_(is), spans_(spans) {}
+
+  bool Null() { return value() && h_.Null(); }
+  bool Bool(bool b) { return value() && h_.Bool(b); }
+  bool Int(int i) { return value() && h_.Int(i); }
+  bool Uint(unsigned i) { return value() && h_.Uint(i); }
+  bool Int64(std::int64_t i) { return value() && h_.Int64(i); }
+  bool Uint64(std::uint64_t i) { return value() && h_.Uint64(i); }
+  bool Double(double d) { return value() && h_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool c) {
+    return value() && h_.RawNumber(s, n, c);
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool c) { return value() && h_.String(s, n, c); }
+  bool StartObject() { return open(true) && h_.StartObject(); }
+  bool StartArray() { return open(false) && h_.StartArray(); }
+  bool EndObject(rapidjson::SizeType n) { return close() && h_.EndObject(n); }
+  bool EndArray(rapidjson::SizeType n) { return close() && h_.EndArray(n); }
+  bool Key(const char* s, rapidjson::SizeType n, bool c) {
+    auto& f = stack_.back();
+    std::string_view k(s, n);
+    f.next = Role::kNone;
+    if (f.role == Role::kTop && k == "offers" && !seen_offers_) {
+      f.next = Role::kOffers;
+      seen_offers_ = true;
+    } else if (f.role == Role::kTop && k == "answer" && !seen_answer_) {
+      f.next = Role::kAnswer;
+      seen_answer_ = true;
+    } else if (f.role == Role::kOfferItem && k == "offer" && !f.seen_offer) {
+      f.next = Role::kOffer;
+      f.seen_offer = true;
+    }
+    return h_.Key(s, n, c);
+  }
+
+  bool too_deep() const { return too_deep_; }
+
+ private:
+  enum class Role : std::uint8_t { kNone, kTop, kOffers, kOfferItem, kOffer, kAnswer };
+  struct Frame {
+    Role role;
+    Role next = Role::kNone;  // the role of the value that follows the current key
+    bool seen_offer = false;
+    std::size_t begin = 0;
+    std::uint32_t children = 0;  // elements seen so far (the offers array)
+    std::uint32_t item = 0;      // which element of the offers array this is, or is inside
+  };
+
+  // The role of the value about to start, from its parent; counts the offers array's elements.
+  std::pair<Role, std::uint32_t> child() {
+    if (stack_.empty()) return {Role::kTop, 0};
+    auto& f = stack_.back();
+    if (f.role == Role::kOffers) return {Role::kOfferItem, f.children++};
+    Role r = f.next;
+    f.next = Role::kNone;
+    return {r, f.item};
+  }
+  bool value() {
+    child();
+    return true;
+  }
+  bool open(bool object) {
+    if (stack_.size() >= ParseLimits::kMaxDepth) {
+      too_deep_ = true;
+      return false;
+    }
+    auto [role, item] = child();
+    if (object == (role == Role::kOffers)) role = Role::kNone;  // offers: an array; rest objects
+    // The iterative parser reports a container's start before consuming its bracket.
+    stack_.push_back(Frame{.role = role, .begin = is_.Tell(), .item = item});
+    return true;
+  }
+  bool close() {
+    Frame f = stack_.back();
+    stack_.pop_back();
+    // ...and its end before consuming the closing bracket.
+    Span span{f.begin, is_.Tell() + 1};
+    if (f.role == Role::kAnswer) spans_.answer = span;
+    if (f.role == Role::kOffer) {
+      if (spans_.offers.size() <= f.item) spans_.offers.resize(f.item + 1);
+      spans_.offers[f.item] = span;
+    }
+    return true;
+  }
+
+  Handler& h_;
+  Stream& is_;
+  RawSpans& spans_;
+  std::vector<Frame> stack_;
+  bool seen_offers_ = false;
+  bool seen_answer_ = false;
+  bool too_deep_ = false;
+};
 
 // The reference client sends a session description object ({type, sdp}); anything else is
 // not something a browser could use, so it is refused rather than relayed.
@@ -109,7 +218,8 @@ std::optional<std::pair<InfoHash, PeerId>> swarm_and_peer(const Value& obj, Pars
   return std::pair{*info_hash, *peer_id};
 }
 
-ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
+ParseResult parse_announce(const Value& obj, std::string_view text, const RawSpans& spans,
+                           const ParseLimits& limits) {
   ParseError err{.reason = {}, .action = "announce", .info_hash = std::nullopt};
   auto ids = swarm_and_peer(obj, err);
   if (!ids) return err;
@@ -139,7 +249,8 @@ ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
       return err;
     }
     const auto& arr = it->value.GetArray();
-    for (const auto& o : arr) {
+    for (rapidjson::SizeType i = 0; i < arr.Size(); ++i) {
+      const Value& o = arr[i];
       if (req.offers.size() >= limits.max_offers) {
         ++req.offers_dropped;
         continue;
@@ -150,11 +261,12 @@ ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
       }
       auto offer_id = member_id<OfferId>(o, "offer_id");
       auto offer = o.FindMember("offer");
-      if (!offer_id || offer == o.MemberEnd() || !is_session_description(offer->value)) {
+      if (!offer_id || offer == o.MemberEnd() || !is_session_description(offer->value) ||
+          i >= spans.offers.size() || spans.offers[i].end == 0) {
         err.reason = "invalid offer";
         return err;
       }
-      OfferIn in{*offer_id, compact_json(offer->value), std::nullopt};
+      OfferIn in{*offer_id, std::string(spans.offers[i].in(text)), std::nullopt};
       if (auto to = o.FindMember("to_peer_id"); to != o.MemberEnd() && !to->value.IsNull()) {
         in.to_peer_id = member_id<PeerId>(o, "to_peer_id");
         if (!in.to_peer_id) {
@@ -185,11 +297,11 @@ ParseResult parse_announce(const Value& obj, const ParseLimits& limits) {
       err.reason = "invalid `offer_id` (required with `answer`)";
       return err;
     }
-    if (!is_session_description(it->value)) {
+    if (!is_session_description(it->value) || spans.answer.end == 0) {
       err.reason = "invalid answer";
       return err;
     }
-    req.answer = AnswerIn{*to, *offer_id, compact_json(it->value)};
+    req.answer = AnswerIn{*to, *offer_id, std::string(spans.answer.in(text))};
   }
   return InMessage{std::move(req)};
 }
@@ -291,9 +403,25 @@ ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
   Alloc value_alloc(t_value_arena, kValueArena);
   Alloc stack_alloc(t_stack_arena, kStackArena);
   Doc doc(&value_alloc, 1024, &stack_alloc);
-  doc.Parse<kParseFlags>(text.data(), text.size());
-  if (doc.HasParseError()) {
-    return ParseError{std::string("invalid JSON: ") + rapidjson::GetParseError_En(doc.GetParseError()),
+  rapidjson::MemoryStream ms(text.data(), text.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+  RawSpans spans;
+  rapidjson::ParseResult parsed;
+  bool too_deep = false;
+  auto parse = [&](Doc& handler) {
+    rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, Alloc> reader(&stack_alloc);
+    SpanRecorder recorder(handler, is, spans);
+    parsed = reader.Parse<kParseFlags>(is, recorder);
+    too_deep = recorder.too_deep();
+    return !parsed.IsError();
+  };
+  doc.Populate(parse);
+  if (too_deep) {
+    return ParseError{"invalid JSON: nested deeper than " + std::to_string(ParseLimits::kMaxDepth),
+                      {}, std::nullopt};
+  }
+  if (parsed.IsError()) {
+    return ParseError{std::string("invalid JSON: ") + rapidjson::GetParseError_En(parsed.Code()),
                       {}, std::nullopt};
   }
   if (!doc.IsObject()) return ParseError{"invalid request: not a JSON object", {}, std::nullopt};
@@ -302,7 +430,7 @@ ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
     return ParseError{"invalid action in WS request: missing", {}, std::nullopt};
   }
   auto name = sv(action->value);
-  if (name == "announce") return parse_announce(doc, limits);
+  if (name == "announce") return parse_announce(doc, text, spans, limits);
   if (name == "scrape") return parse_scrape(doc, limits);
   if (name == "route") return parse_route(doc, limits);
   std::string shown(name.substr(0, 32));

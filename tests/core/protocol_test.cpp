@@ -147,7 +147,7 @@ INSTANTIATE_TEST_SUITE_P(
         Hostile{"numeric_action", R"({"action":1})", "invalid action"},
         Hostile{"unknown_action", R"({"action":"connect"})", "invalid action in WS request: connect"},
         Hostile{"deep_nesting", std::string(100000, '[') + std::string(100000, ']'),
-                "invalid request"},
+                "invalid JSON: nested deeper than 32"},
         Hostile{"short_hash", R"({"action":"announce","info_hash":"abc","peer_id":")" + kPeer + "\"}",
                 "invalid info_hash"},
         Hostile{"hash_number", R"({"action":"announce","info_hash":12,"peer_id":")" + kPeer + "\"}",
@@ -212,6 +212,87 @@ TEST(Serialize, OfferCarriesTheSdpObjectAndBinaryIds) {
   ASSERT_TRUE(std::holds_alternative<InMessage>(reparsed));
   EXPECT_EQ(as_announce(reparsed).peer_id, from);
   EXPECT_EQ(as_announce(reparsed).info_hash, ih);
+}
+
+
+// Strict UTF-8 (RFC 3629): what a browser's WebSocket accepts in a text frame.
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
+    if (n == 9 || i + n >= s.size() + (n ? 0 : 1)) return false;
+    std::uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+std::string announce_with_offers(const std::string& offers_json) {
+  return R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer +
+         R"(","offers":)" + offers_json + "}";
+}
+
+TEST(Relay, LoneSurrogateEscapeIsForwardedAsTheSendersBytes) {
+  // RapidJSON decodes "\udc00" to ED B0 80, which is not UTF-8; re-serializing it made the
+  // relayed frame invalid and browsers failed the receiving peer's connection.
+  const std::string offer = R"({"type":"offer", "sdp":"v=0\udc00x\udfff"})";
+  auto r = parse_in_message(announce_with_offers(R"([{"offer_id":")" + kOffer +
+                                                 R"(","offer":)" + offer + "}]"));
+  ASSERT_TRUE(std::holds_alternative<InMessage>(r)) << as_error(r).reason;
+  ASSERT_EQ(as_announce(r).offers.size(), 1u);
+  EXPECT_EQ(as_announce(r).offers[0].offer, offer);
+  auto out = serialize_offer(InfoHash::from_bytes(kHash), PeerId::from_bytes(kPeer),
+                             OfferId::from_bytes(kOffer), as_announce(r).offers[0].offer);
+  EXPECT_TRUE(valid_utf8(out)) << out;
+  EXPECT_TRUE(std::holds_alternative<InMessage>(parse_in_message(out)));
+
+  const std::string answer = R"({"type":"answer","sdp":"\udfff"})";
+  auto a = parse_in_message(R"({"action":"announce","info_hash":")" + kHash +
+                            R"(","peer_id":")" + kPeer + R"(","to_peer_id":")" + kPeer +
+                            R"(","offer_id":")" + kOffer + R"(","answer":)" + answer + "}");
+  ASSERT_TRUE(std::holds_alternative<InMessage>(a)) << as_error(a).reason;
+  EXPECT_EQ(as_announce(a).answer->answer, answer);
+  EXPECT_TRUE(valid_utf8(serialize_answer(InfoHash::from_bytes(kHash), PeerId::from_bytes(kPeer),
+                                          OfferId::from_bytes(kOffer), answer)));
+}
+
+TEST(Relay, EachOfferGetsItsOwnBytesWhateverTheLayout) {
+  // Whitespace, keys in any order, nested objects inside an offer, a second "offer" key (the
+  // first one counts, as for every other member), and a second "offers" array (ignored).
+  std::string msg = announce_with_offers(
+      R"([ {"offer" : {"type":"offer","sdp":"A","x":{"y":[1,{"z":"}"}]}}, "offer":{"sdp":"no"},)"
+      R"( "offer_id":")" + kOffer + R"("} ,)"
+      R"({"offer_id":")" + kOffer + R"(","offer":{"sdp":"B\"}"}} ],"offers":[{"offer":{}}])");
+  auto r = parse_in_message(msg);
+  ASSERT_TRUE(std::holds_alternative<InMessage>(r)) << as_error(r).reason;
+  const auto& offers = as_announce(r).offers;
+  ASSERT_EQ(offers.size(), 2u);
+  EXPECT_EQ(offers[0].offer, R"({"type":"offer","sdp":"A","x":{"y":[1,{"z":"}"}]}})");
+  EXPECT_EQ(offers[1].offer, R"({"sdp":"B\"}"})");
+}
+
+TEST(Relay, DeepNestingIsRefusedWithoutRecursion) {
+  // 120,000 levels once crashed the server re-serializing the offer recursively.
+  std::string deep(120'000, '[');
+  std::string msg = announce_with_offers(R"([{"offer_id":")" + kOffer + R"(","offer":{"a":)" +
+                                         deep + std::string(120'000, ']') + "}}]");
+  auto r = parse_in_message(msg);
+  ASSERT_TRUE(std::holds_alternative<ParseError>(r));
+  EXPECT_EQ(as_error(r).reason, "invalid JSON: nested deeper than 32");
+  // Within the bound, nesting is relayed as sent.
+  std::string ok = R"({"sdp":"x","a":)" + std::string(27, '[') + std::string(27, ']') + "}";
+  auto fine = parse_in_message(
+      announce_with_offers(R"([{"offer_id":")" + kOffer + R"(","offer":)" + ok + "}]"));
+  ASSERT_TRUE(std::holds_alternative<InMessage>(fine)) << as_error(fine).reason;
+  EXPECT_EQ(as_announce(fine).offers[0].offer, ok);
 }
 
 TEST(Serialize, ScrapeAndFailure) {

@@ -22,7 +22,7 @@ enum class AnnounceEvent : std::uint8_t { kUpdate, kStarted, kStopped, kComplete
 // An SDP offer the announcing peer wants delivered to another peer of the swarm.
 struct OfferIn {
   OfferId offer_id;
-  std::string offer;  // compact JSON of the RTCSessionDescriptionInit object, forwarded verbatim
+  std::string offer;  // the RTCSessionDescriptionInit object: the sender's exact bytes (valid UTF-8)
   // DeployNet extension: deliver this offer to that peer (one the ring named) instead of a
   // random one. Plain WebTorrent clients never send it.
   std::optional<PeerId> to_peer_id;
@@ -32,7 +32,7 @@ struct OfferIn {
 struct AnswerIn {
   PeerId to_peer_id;
   OfferId offer_id;
-  std::string answer;  // compact JSON of the RTCSessionDescriptionInit object
+  std::string answer;  // the RTCSessionDescriptionInit object: the sender's exact bytes
 };
 
 struct AnnounceRequest {
@@ -83,6 +83,8 @@ struct ParseLimits {
   std::uint32_t max_route_ids = 256;      // content ids in one route request
   std::uint32_t max_route_k = 8;          // peers per content id in a route answer
   static constexpr std::size_t kMaxRegion = 32;  // bytes of a region hint: [A-Za-z0-9._-]
+  // Nesting of any frame: real messages nest 4 deep; the parser stops at once past this.
+  static constexpr std::size_t kMaxDepth = 32;
 };
 
 using ParseResult = std::variant<InMessage, ParseError>;
