@@ -6,7 +6,7 @@ import { ManifestIndex, parseManifest, sha256Hex, type ManifestFile } from './ma
 import { originFetch } from './origin';
 import { Peer } from './peer';
 import { loadRingModule, Ring } from './ring';
-import { SignalClient, type OutOffer } from './signal';
+import { SignalClient, type IceInfo, type OutOffer } from './signal';
 import { originRange, planRequests, rankPeers } from './scheduler';
 import { ContentStore } from './store';
 import { MAX_CHUNK, MAX_HELLO_IDS, PROTOCOL_VERSION, type WireMessage } from './wire';
@@ -16,8 +16,16 @@ export interface DeployNetOptions {
   signal?: string | string[];
   /** Manifest URL (same origin). */
   manifest?: string;
-  /** ICE servers (STUN/TURN). Default none: host candidates only. */
+  /**
+   * ICE servers (STUN/TURN). Default: those the signaling server hands out (its `--stun` and
+   * `--turn` flags, with short-lived TURN credentials); none there means host candidates only.
+   */
   iceServers?: RTCIceServer[];
+  /** 'relay': connect through TURN only (visitors never learn each other's addresses).
+   *  Default: the signaling server's choice (`--relay-only`), else 'all'. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
+  /** ms to wait for the signaling server's ICE servers before the first offers. */
+  iceWait?: number;
   /** Peer connections kept at most. */
   maxPeers?: number;
   /** Untargeted offers sent with an announce. */
@@ -48,7 +56,9 @@ export interface DeployNetOptions {
 
 const DEFAULTS = {
   manifest: '/deploynet.json',
-  iceServers: [] as RTCIceServer[],
+  iceServers: undefined as RTCIceServer[] | undefined,
+  iceTransportPolicy: undefined as RTCIceTransportPolicy | undefined,
+  iceWait: 1000,
   maxPeers: 8,
   offers: 4,
   firstByteTimeout: 500,
@@ -188,6 +198,8 @@ export class DeployNet extends Emitter<Events> {
     badPieces: 0, bans: 0, failures: 0 };
   private assets: AssetStats[] = [];
   private ring: Ring | null = null;
+  private serverIce: IceInfo | null = null;
+  private iceTimer: ReturnType<typeof setTimeout> | null = null;
 
   static async start(options: DeployNetOptions = {}): Promise<DeployNet> {
     const dn = new DeployNet(options);
@@ -222,7 +234,23 @@ export class DeployNet extends Emitter<Events> {
       }
       const s = new SignalClient(this.options.signal, this.swarm, this.peerId);
       this.signal = s;
-      s.on('open', () => { void this.announce('started'); });
+      // The first offers need the ICE servers: the page's own, or the ones our server sends
+      // right after the socket opens (a foreign tracker never does: then after `iceWait`).
+      s.on('open', () => {
+        this.serverIce = null;
+        if (this.options.iceServers) { void this.announce('started'); return; }
+        if (this.iceTimer) clearTimeout(this.iceTimer);
+        this.iceTimer = setTimeout(() => { this.iceTimer = null; void this.announce('started'); },
+          this.options.iceWait);
+      });
+      s.on('ice', (ice) => {
+        this.serverIce = ice;
+        if (this.iceTimer) {
+          clearTimeout(this.iceTimer);
+          this.iceTimer = null;
+          void this.announce('started');
+        }
+      });
       s.on('announced', (a) => {
         this.swarmPeers = a.complete + a.incomplete;
         // Routes once joined, then at most every 30 s (membership changes slowly).
@@ -248,7 +276,10 @@ export class DeployNet extends Emitter<Events> {
   // ---- swarm membership ----
 
   private rtcConfig(): RTCConfiguration {
-    return { iceServers: this.options.iceServers };
+    return {
+      iceServers: this.options.iceServers ?? this.serverIce?.iceServers ?? [],
+      iceTransportPolicy: this.options.iceTransportPolicy ?? this.serverIce?.policy ?? 'all',
+    };
   }
 
   private async makeOffer(to?: string): Promise<OutOffer | null> {
@@ -703,6 +734,7 @@ export class DeployNet extends Emitter<Events> {
     if (this.destroyed) return;
     this.destroyed = true;
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.iceTimer) clearTimeout(this.iceTimer);
     this.signal?.destroy();
     this.ring?.destroy();
     for (const p of [...this.peers.values(), ...this.connecting]) p.destroy('destroyed');

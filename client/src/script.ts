@@ -38,6 +38,7 @@ function fromDataset(d: DOMStringMap): ScriptConfig {
     maxPeers: num(d.maxPeers),
     uploadLimit: num(d.uploadLimit),
     p2p: d.p2p === 'off' ? false : undefined,
+    iceTransportPolicy: d.iceTransportPolicy === 'relay' ? 'relay' : undefined,
   };
   for (const k of Object.keys(c) as (keyof ScriptConfig)[]) if (c[k] === undefined) delete c[k];
   return c;

@@ -16,7 +16,36 @@ type Events = {
   route: [routes: { content_id: string; peers: string[] }[], swarmPeers: number];
   announced: [{ complete: number; incomplete: number; interval: number }];
   warning: [string];
+  /** DeployNet servers send the site's ICE servers right after the connection opens. */
+  ice: [IceInfo];
 };
+
+export interface IceInfo { iceServers: RTCIceServer[]; policy: RTCIceTransportPolicy }
+
+/** The signaling URL with `deploynet` in its query: asks the server for the extension frame. */
+export function extensionUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.searchParams.has('deploynet')) u.searchParams.set('deploynet', '1');
+    return u.href;
+  } catch {
+    return url;
+  }
+}
+
+function iceInfo(m: Record<string, any>): IceInfo | null {
+  if (!Array.isArray(m.ice_servers)) return null;
+  const iceServers: RTCIceServer[] = [];
+  for (const s of m.ice_servers.slice(0, 8)) {
+    const urls = Array.isArray(s?.urls) ? s.urls.filter((u: unknown) => typeof u === 'string') : [];
+    if (urls.length === 0) continue;
+    const server: RTCIceServer = { urls };
+    if (typeof s.username === 'string') server.username = s.username;
+    if (typeof s.credential === 'string') server.credential = s.credential;
+    iceServers.push(server);
+  }
+  return { iceServers, policy: m.ice_transport_policy === 'relay' ? 'relay' : 'all' };
+}
 
 export interface SignalOptions {
   minBackoffMs?: number;
@@ -45,7 +74,7 @@ export class SignalClient extends Emitter<Events> {
     const url = this.urls[this.urlIndex % this.urls.length];
     let ws: WebSocket;
     try {
-      ws = new WebSocket(url);
+      ws = new WebSocket(extensionUrl(url));
     } catch (err) {
       this.emit('warning', `ERR_SIGNAL_URL: ${url}: ${String(err)}`);
       this.retry();
@@ -94,6 +123,11 @@ export class SignalClient extends Emitter<Events> {
     }
     if (m['failure reason']) {
       this.emit('warning', `ERR_SIGNAL_FAILURE: ${String(m['failure reason'])}`);
+      return;
+    }
+    if (m.action === 'deploynet') {
+      const ice = iceInfo(m);
+      if (ice) this.emit('ice', ice);
       return;
     }
     if (m.info_hash !== this.infoHash) return;

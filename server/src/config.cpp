@@ -2,6 +2,8 @@
 
 #include <boost/program_options.hpp>
 
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -39,6 +41,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   unsigned idle_s = static_cast<unsigned>(c.idle_timeout.count());
   unsigned offer_ttl_s = static_cast<unsigned>(c.tracker.offer_ttl_ms / 1000);
   double load_factor = c.tracker.ring.load_permille / 1000.0;
+  std::vector<std::string> stun, turn;
+  std::string turn_secret_file;
 
   po::options_description opts(
       "deploynet-signal: DeployNet signaling server and WebTorrent-compatible tracker.\n"
@@ -69,6 +73,11 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("ring-load-factor", po::value(&load_factor)->default_value(load_factor, "1.25"), "c of bounded loads: no peer is named for more than c times its share of a route request")
     ("max-route-ids", po::value(&c.parse.max_route_ids)->default_value(c.parse.max_route_ids), "content ids in one route request")
     ("max-route-k", po::value(&c.parse.max_route_k)->default_value(c.parse.max_route_k), "peers per content id a route request may ask for")
+    ("stun", po::value(&stun)->composing(), "STUN URL handed to DeployNet clients (stun:host:port), repeatable or comma-separated")
+    ("turn", po::value(&turn)->composing(), "TURN URL handed to DeployNet clients with time-limited credentials (turn:host:port?transport=udp), repeatable or comma-separated; needs a secret")
+    ("turn-secret-file", po::value(&turn_secret_file), "file holding the TURN REST API shared secret (coturn's static-auth-secret); or set DEPLOYNET_TURN_SECRET")
+    ("turn-ttl", po::value(&c.ice.turn_ttl_s)->default_value(c.ice.turn_ttl_s), "seconds a TURN credential stays valid")
+    ("relay-only", po::bool_switch(&c.ice.relay_only), "tell clients to connect through TURN only, so visitors never learn each other's addresses")
     ("log-level", po::value(&c.log_level)->default_value(c.log_level), "debug, info, warn or error");
   // clang-format on
 
@@ -122,6 +131,39 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   if (!(load_factor >= 1.0 && load_factor <= 100.0)) return bad("--ring-load-factor: 1 to 100");
   if (c.parse.max_route_ids < 1) return bad("--max-route-ids: at least 1");
   if (c.parse.max_route_k < 1 || c.parse.max_route_k > 64) return bad("--max-route-k: 1 to 64");
+  auto split = [](const std::vector<std::string>& in, std::vector<std::string>& out) {
+    for (const auto& v : in) {
+      std::stringstream ss(v);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        if (!item.empty()) out.push_back(item);
+      }
+    }
+  };
+  split(stun, c.ice.stun_urls);
+  split(turn, c.ice.turn_urls);
+  for (const auto& u : c.ice.stun_urls) {
+    if (!valid_ice_url(u, false)) return bad("--stun: expected stun:host[:port], got '" + u + "'");
+  }
+  for (const auto& u : c.ice.turn_urls) {
+    if (!valid_ice_url(u, true)) return bad("--turn: expected turn:host[:port][?transport=..], got '" + u + "'");
+  }
+  if (!turn_secret_file.empty()) {
+    std::ifstream in(turn_secret_file);
+    if (!in) return bad("--turn-secret-file: cannot read '" + turn_secret_file + "'");
+    std::getline(in, c.ice.turn_secret);
+    while (!c.ice.turn_secret.empty() &&
+           (c.ice.turn_secret.back() == '\r' || c.ice.turn_secret.back() == ' ')) {
+      c.ice.turn_secret.pop_back();
+    }
+  } else if (const char* env = std::getenv("DEPLOYNET_TURN_SECRET")) {
+    c.ice.turn_secret = env;
+  }
+  if (!c.ice.turn_urls.empty() && c.ice.turn_secret.empty()) {
+    return bad("--turn: needs a shared secret (--turn-secret-file or DEPLOYNET_TURN_SECRET)");
+  }
+  if (c.ice.turn_ttl_s < 60) return bad("--turn-ttl: at least 60 seconds");
+  if (c.ice.relay_only && c.ice.turn_urls.empty()) return bad("--relay-only: needs --turn");
   c.tracker.ring.load_permille = static_cast<std::uint32_t>(load_factor * 1000 + 0.5);
   c.handshake_timeout = std::chrono::seconds(handshake_s);
   c.idle_timeout = std::chrono::seconds(idle_s);

@@ -8,6 +8,7 @@
 
 #include "deploynet/protocol.hpp"
 #include "deploynet/tracker.hpp"
+#include "ice.hpp"
 
 namespace deploynet::server {
 
@@ -33,6 +34,7 @@ struct Config {
   std::size_t max_send_queue_bytes = 1 << 20;  // bytes queued to one client
 
   TrackerConfig tracker;
+  IceConfig ice;  // STUN/TURN handed to DeployNet clients (none: host candidates only)
   std::vector<std::string> allow_origins;  // empty: any Origin
   std::string log_level = "info";
 };

@@ -2,6 +2,9 @@
 
 #include <openssl/evp.h>
 
+#include <chrono>
+
+#include "ice.hpp"
 #include "log.hpp"
 #include "worker.hpp"
 #include "ws_conn.hpp"
@@ -32,6 +35,27 @@ bool header_has_token(std::string_view value, std::string_view token) {
 }
 
 std::string_view sv(boost::string_view s) { return {s.data(), s.size()}; }
+
+// Whether the query of a request target has the parameter `name` (`?a&name=1`, `?name`).
+bool query_has(std::string_view target, std::string_view name) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return false;
+  auto query = target.substr(q + 1);
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto item = query.substr(0, amp);
+    if (item.substr(0, item.find('=')) == name) return true;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return false;
+}
+
+std::int64_t unix_now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
 
@@ -131,8 +155,14 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
   auto fd = socket.release(ec);
   if (ec) return;
   WsConn::Socket own(worker_.ioc().get_executor(), protocol, fd);
+  // DeployNet clients ask for their ICE servers on the URL, so they have them before their
+  // first offer; plain WebTorrent clients never see the frame.
+  std::string hello;
+  if (query_has(sv(req.target()), "deploynet")) {
+    hello = ice_message(server_.config().ice, unix_now_s());
+  }
   auto conn = std::make_shared<WsConn>(std::move(own), worker_, server_, std::move(slot_));
-  conn->start(std::move(response), std::move(early_bytes));
+  conn->start(std::move(response), std::move(early_bytes), std::move(hello));
 }
 
 void HttpSession::reply(http::status status, std::string body, const char* content_type,

@@ -39,7 +39,7 @@ WsConn::WsConn(Socket socket, Worker& worker, Server& server, ConnSlot&& slot)
 
 WsConn::~WsConn() { teardown(); }
 
-void WsConn::start(std::string handshake_response, std::string early_bytes) {
+void WsConn::start(std::string handshake_response, std::string early_bytes, std::string hello) {
   auto& m = server_.metrics();
   m.connections_open.fetch_add(1, kRelaxed);
   m.connections_total.fetch_add(1, kRelaxed);
@@ -49,6 +49,10 @@ void WsConn::start(std::string handshake_response, std::string early_bytes) {
   socket_.non_blocking(true, ec);
   socket_.set_option(tcp::no_delay(true), ec);
   out_ = std::move(handshake_response);
+  if (!hello.empty()) {
+    ws::append_frame(out_, ws::Opcode::kText, hello);
+    m.sent_reply.fetch_add(1, kRelaxed);
+  }
   start_write();
   if (!early_bytes.empty()) consume(early_bytes);
   if (!dead_) arm_read();

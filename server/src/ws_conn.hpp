@@ -26,7 +26,8 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
   ~WsConn() override;
 
   // Starts with the 101 response to write and any bytes the client sent after its request.
-  void start(std::string handshake_response, std::string early_bytes);
+  // `hello`: a first text frame to send right after the handshake (empty: none).
+  void start(std::string handshake_response, std::string early_bytes, std::string hello = {});
   void send_text(std::string_view payload);
   // Sends a close frame, then ends the connection once it is written (or after a grace time).
   void close(ws::CloseCode code, std::string_view reason = {});

@@ -20,9 +20,9 @@ export function withTimeout (promise, ms, what) {
   ])
 }
 
-export async function startServer (args = []) {
+export async function startServer (args = [], { env = {} } = {}) {
   const proc = spawn(signalBinary, ['--listen', '127.0.0.1:0', ...args], {
-    stdio: ['ignore', 'inherit', 'pipe']
+    stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, ...env }
   })
   let log = ''
   const exited = new Promise(resolve => proc.on('exit', (code, signal) => resolve({ code, signal })))
