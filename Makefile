@@ -35,12 +35,14 @@ test-unit: build-test
 	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The real binaries over real sockets, the real bittorrent-tracker client over real WebRTC,
-# the browser client in Debian's Chromium (playwright-core) against a real origin.
+# the browser client in Debian's Chromium (playwright-core) against a real origin, and the
+# network lab (namespaces, NAT, coturn; needs root). A test that hangs fails after 5 minutes.
 test-integration: build-test client
 	@DEPLOYNET_SIGNAL=$(CURDIR)/$(TEST_DIR)/server/deploynet-signal \
 	  DEPLOYNET_CLI=$(CURDIR)/$(TEST_DIR)/cli/deploynet \
-	  node --test --test-concurrency=1 tests/integration/*.test.mjs tests/client/*.test.mjs \
-	    tests/browser/*.test.mjs
+	  DEPLOYNET_LAB_LINK=$(CURDIR)/$(TEST_DIR)/lab/deploynet-lab-link \
+	  node --test --test-concurrency=1 --test-timeout=300000 tests/integration/*.test.mjs \
+	    tests/client/*.test.mjs tests/browser/*.test.mjs tests/lab/*.test.mjs
 
 test: test-unit test-integration
 

@@ -12,6 +12,8 @@ fs.mkdirSync(out, { recursive: true });
 
 const common = {
   bundle: true,
+  // Every visitor downloads these before peers can help: as small as esbuild makes them.
+  minify: true,
   target: 'es2020',
   sourcemap: true,
   logLevel: 'warning',

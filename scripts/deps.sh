@@ -3,6 +3,7 @@
 # fresh Debian 12 machine (as root, or with sudo). Quick when everything is already there.
 # emscripten builds the routing ring for the browser, chromium runs the browser tests and the
 # demo swarm (driven by playwright-core; no browser is downloaded), nginx is the demo's origin.
+# iproute2, iptables and coturn make the network lab (namespaces, NAT, STUN/TURN).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ DEBIAN_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   procps util-linux
   emscripten chromium nginx fonts-dejavu-core
+  iproute2 iptables coturn
 )
 
 missing=()

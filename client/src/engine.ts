@@ -3,11 +3,12 @@
 
 import { Emitter } from './emitter';
 import { ManifestIndex, parseManifest, sha256Hex, type ManifestFile } from './manifest';
-import { originFetch } from './origin';
+import { OriginMeter } from './meter';
+import { MARKER, originFetch } from './origin';
 import { Peer } from './peer';
 import { loadRingModule, Ring } from './ring';
 import { SignalClient, type IceInfo, type OutOffer } from './signal';
-import { originRange, planRequests, rankPeers } from './scheduler';
+import { originRange, planRequests, rankPeers, VERIFIED } from './scheduler';
 import { ContentStore } from './store';
 import { MAX_CHUNK, MAX_HELLO_IDS, PROTOCOL_VERSION, type WireMessage } from './wire';
 
@@ -52,6 +53,11 @@ export interface DeployNetOptions {
   memoryBytes?: number;
   /** URL of deploynet_ring.wasm: rank connected peers on the same ring as the server ('' off). */
   ringWasm?: string;
+  /**
+   * Bytes of the site's other assets fetched from connected peers (never the origin) once the
+   * page has loaded, so that the visitor's next pages come from its own cache (0: off).
+   */
+  prefetchBytes?: number;
 }
 
 const DEFAULTS = {
@@ -72,6 +78,7 @@ const DEFAULTS = {
   swarm: '',
   memoryBytes: 64 * 1024 * 1024,
   ringWasm: '',
+  prefetchBytes: 16 * 1024 * 1024,
 };
 
 export interface AssetStats {
@@ -85,6 +92,8 @@ export interface AssetStats {
   ms: number;
   /** Why the origin served (some of) it, if it did. */
   originReason?: string;
+  /** Fetched ahead of need, from peers, for the visitor's next pages. */
+  prefetch?: boolean;
 }
 
 export interface Stats {
@@ -95,6 +104,8 @@ export interface Stats {
   bytesFromPeers: number;
   bytesFromOrigin: number;
   bytesFromCache: number;
+  /** Bytes the browser loaded itself (not through the engine), verified and seeded from its cache. */
+  bytesAdopted: number;
   bytesUploaded: number;
   badPieces: number;
   bans: number;
@@ -122,20 +133,47 @@ interface Transfer {
   fromOrigin: number;
   started: number;
   firstByte: boolean;
+  /** The origin is streaming this transfer from `originAt` on (peers take pieces from the end). */
   origin: boolean;
+  originAt: number;
+  originAbort: AbortController | null;
   originReason?: string;
   done: boolean;
   resolve: (b: Uint8Array) => void;
   reject: (e: unknown) => void;
   timer: ReturnType<typeof setTimeout> | null;
+  /** Render-blocking: goes to the origin at once unless a connected peer holds it. */
+  urgent: boolean;
+  /** A prefetch: from peers or not at all. */
+  peersOnly: boolean;
 }
+
+/** How a request is to be served (fetch, fetchPath). */
+export interface FetchOptions {
+  /**
+   * true (default): the page needs it to render (script, style, font, HTML): peers are used
+   * only if a connected peer holds it, never after waiting on a handshake. false: media and
+   * later loads, which may wait up to `firstByteTimeout` for peers being connected.
+   */
+  urgent?: boolean;
+}
+
+// An open channel's hello (what the peer holds) takes one round trip: worth waiting for.
+const HELLO_WAIT_MS = 1000;
+// An answered offer: ICE checks and DTLS still to go (about two round trips between peers).
+const ANSWERED_WAIT_MS = 1000;
+// Assets taken from the browser's HTTP cache per page (a manifest lists a site's assets).
+const MAX_ADOPTED = 4096;
 
 interface Req {
   t: Transfer;
   piece: number;
   peer: Peer;
+  buf: Uint8Array;  // the piece as it arrives; copied into the transfer only once verified
   progress: number; // time of the last chunk (or of the request)
 }
+
+class OriginMismatch extends Error {}
 
 const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 function randomId(prefix: string): string {
@@ -194,11 +232,18 @@ export class DeployNet extends Emitter<Events> {
   private routesAsked = 0;
   private offeredTo = new Map<string, number>(); // peer id -> time of the last targeted offer
   private destroyed = false;
-  private counters = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, bytesUploaded: 0,
+  private counters = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, bytesAdopted: 0, bytesUploaded: 0,
     badPieces: 0, bans: 0, failures: 0 };
   private assets: AssetStats[] = [];
   private ring: Ring | null = null;
+  private manifestReady: Promise<void> = Promise.resolve();
   private serverIce: IceInfo | null = null;
+  private adopted = new Set<string>();
+  private held = new Set<string>();                // content ids in the store
+  private prefetched = 0;
+  private lastPrefetch = 0;
+  readonly meter = new OriginMeter(location.origin);             // content ids taken from the HTTP cache
+  private resourceObserver: PerformanceObserver | null = null;
   private iceTimer: ReturnType<typeof setTimeout> | null = null;
 
   static async start(options: DeployNetOptions = {}): Promise<DeployNet> {
@@ -222,16 +267,12 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private async init() {
-    await this.loadManifest();
+    // The swarm is joined while the manifest loads (joining takes several round trips; every
+    // millisecond of it is a request that cannot use peers yet); the ring loads beside both.
+    this.manifestReady = this.loadManifest();
+    this.manifestReady.catch(() => {});
     if (this.p2pAvailable) {
       this.swarm = this.options.swarm || await swarmIdFor(location.origin);
-      if (this.options.ringWasm) {
-        try {
-          this.ring = new Ring(await loadRingModule(new URL(this.options.ringWasm, location.href)));
-        } catch (err) {
-          this.emit('warning', `ERR_RING_WASM: ${String(err)}; peers are ranked by RTT only`);
-        }
-      }
       const s = new SignalClient(this.options.signal, this.swarm, this.peerId);
       this.signal = s;
       // The first offers need the ICE servers: the page's own, or the ones our server sends
@@ -260,17 +301,82 @@ export class DeployNet extends Emitter<Events> {
       s.on('offer', (o) => { void this.onOffer(o.peerId, o.offerId, o.offer); });
       s.on('answer', (a) => { void this.onAnswer(a.peerId, a.offerId, a.answer); });
       s.on('warning', (w) => this.emit('warning', w));
+      try {
+        await this.manifestReady;
+      } catch (err) {
+        s.destroy();
+        this.signal = null;
+        throw err;
+      }
+      if (this.swarmPeers > 0) this.askRoutes();
+      if (this.options.ringWasm) void this.loadRing(this.options.ringWasm);
       this.watchdog = setInterval(() => this.tick(), 250);
+      const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
+      if (nav) this.meter.add(nav);
+      this.adoptBrowserLoads();
+    } else {
+      await this.manifestReady;
     }
     this.emit('ready');
   }
 
+  private async loadRing(url: string) {
+    try {
+      const ring = new Ring(await loadRingModule(new URL(url, location.href)));
+      if (this.destroyed) { ring.destroy(); return; }
+      for (const id of this.peers.keys()) ring.add(id);
+      this.ring = ring;
+    } catch (err) {
+      this.emit('warning', `ERR_RING_WASM: ${String(err)}; peers are ranked by RTT only`);
+    }
+  }
+
   private async loadManifest() {
-    const res = await originFetch(this.options.manifest, { cache: 'no-cache' });
+    const res = await originFetch(this.options.manifest, { cache: 'no-cache', priority: 'high' });
     if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
     this.index = new ManifestIndex(parseManifest(await res.json()));
     // Content of older deploys is never served again.
-    void this.store.evictExcept(new Set(this.index.byId.keys()));
+    void this.store.evictExcept(new Set(this.index.byId.keys()))
+      .then(() => this.store.ids()).then((ids) => { for (const id of ids) this.held.add(id); });
+  }
+
+  /**
+   * What the browser loaded itself (before the engine was up, or passed through the worker)
+   * is already in its HTTP cache: it is verified and offered to the swarm from there, never
+   * downloaded again (`only-if-cached` never touches the network).
+   */
+  private adoptBrowserLoads() {
+    if (typeof PerformanceObserver !== 'function') return;
+    try {
+      this.resourceObserver = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+          this.meter.add(e as PerformanceResourceTiming);
+          void this.adopt(e.name);
+        }
+      });
+      this.resourceObserver.observe({ type: 'resource', buffered: true });
+    } catch { /* no Resource Timing: nothing adopted */ }
+  }
+
+  private async adopt(href: string) {
+    let url: URL;
+    try { url = new URL(href); } catch { return; }
+    if (url.origin !== location.origin || this.destroyed) return;
+    const file = this.index.lookup(url.pathname);
+    if (!file || file.size === 0 || this.adopted.has(file.sha256) || this.transfers.has(file.sha256)) return;
+    if (this.adopted.size >= MAX_ADOPTED) return;
+    this.adopted.add(file.sha256);
+    if (await this.store.get(file.sha256)) return;
+    try {
+      const res = await fetch(url.pathname, { cache: 'only-if-cached', mode: 'same-origin', headers: { [MARKER]: 'origin' } });
+      if (!res.ok) return;
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (bytes.length !== file.size || await sha256Hex(bytes) !== file.sha256) return;
+      await this.store.put(file.sha256, bytes);
+      this.held.add(file.sha256);
+      this.counters.bytesAdopted += bytes.length;
+      for (const p of this.peers.values()) p.send({ type: 'have', contentId: file.sha256 });
+    } catch { /* not in the HTTP cache */ }
   }
 
   // ---- swarm membership ----
@@ -321,6 +427,7 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private askRoutes() {
+    if (!this.index) return; // asked once the manifest is in
     this.routesAsked = performance.now();
     const ids = [...this.index.byId.keys()].slice(0, 256);
     if (ids.length) this.signal?.route(ids, this.options.routeK);
@@ -402,6 +509,7 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private async sendHello(peer: Peer) {
+    await this.manifestReady;
     const manifestIds = new Set(this.index.byId.keys());
     const have = (await this.store.ids()).filter((id) => manifestIds.has(id));
     peer.send({ type: 'hello', version: PROTOCOL_VERSION, deployId: this.index.manifest.deploy_id,
@@ -450,30 +558,39 @@ export class DeployNet extends Emitter<Events> {
   // ---- downloading ----
 
   /** The verified bytes of a content id of the manifest. */
-  fetch(contentId: string): Promise<Uint8Array> {
+  fetch(contentId: string, opts: FetchOptions = {}): Promise<Uint8Array> {
     const file = this.index.byId.get(contentId);
     if (!file) return Promise.reject(new Error(`ERR_NOT_IN_MANIFEST: ${contentId}`));
-    return this.fetchFile(file);
+    return this.fetchFile(file, opts.urgent ?? true);
   }
 
   /** A Response for a path of the manifest; paths outside it go to the origin untouched. */
-  async fetchPath(path: string): Promise<Response> {
+  async fetchPath(path: string, opts: FetchOptions = {}): Promise<Response> {
     const file = this.index.lookup(path);
     if (!file) return originFetch(path);
-    const bytes = file.size === 0 ? new Uint8Array(0) : await this.fetchFile(file);
+    const bytes = file.size === 0 ? new Uint8Array(0) : await this.fetchFile(file, opts.urgent ?? true);
     return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': file.type, 'content-length': String(bytes.length) } });
   }
 
-  private fetchFile(file: ManifestFile): Promise<Uint8Array> {
+  private fetchFile(file: ManifestFile, urgent: boolean, peersOnly = false): Promise<Uint8Array> {
     let p = this.transfers.get(file.sha256);
+    if (p && !peersOnly) {
+      // Already under way as a prefetch, or for a patient request: now the page needs it.
+      for (const t of this.active) {
+        if (t.file.sha256 !== file.sha256) continue;
+        t.peersOnly = false;
+        t.urgent ||= urgent;
+        if (!t.firstByte && this.hopeless(t)) void this.fromOrigin(t, 'needed now, no connected peer has it');
+      }
+    }
     if (!p) {
-      p = this.download(file).finally(() => this.transfers.delete(file.sha256));
+      p = this.download(file, urgent, peersOnly).finally(() => this.transfers.delete(file.sha256));
       this.transfers.set(file.sha256, p);
     }
     return p;
   }
 
-  private async download(file: ManifestFile): Promise<Uint8Array> {
+  private async download(file: ManifestFile, urgent: boolean, peersOnly = false): Promise<Uint8Array> {
     const started = performance.now();
     const cached = await this.store.get(file.sha256);
     if (cached) {
@@ -486,12 +603,13 @@ export class DeployNet extends Emitter<Events> {
     const t: Transfer = {
       file, buf: new Uint8Array(file.size), state: new Uint8Array(n), got: new Uint32Array(n),
       excluded: new Set(), used: new Set(), fromPeers: 0, fromOrigin: 0, started, firstByte: false,
-      origin: false, done: false, resolve: () => {}, reject: () => {}, timer: null,
+      origin: false, originAt: 0, originAbort: null, done: false, resolve: () => {}, reject: () => {},
+      timer: null, urgent, peersOnly,
     };
     const result = new Promise<Uint8Array>((resolve, reject) => { t.resolve = resolve; t.reject = reject; });
     this.active.add(t);
     if (this.hopeless(t)) {
-      void this.fromOrigin(t, 'no peer has it');
+      void this.fromOrigin(t, urgent ? 'needed now, no connected peer has it' : 'no peer has it');
     } else {
       t.timer = setTimeout(() => { if (!t.firstByte) void this.fromOrigin(t, 'first byte timeout'); }, this.options.firstByteTimeout);
       this.schedule(t);
@@ -521,18 +639,28 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private schedule(t: Transfer, limit = Infinity) {
-    if (t.done || t.origin) return;
+    if (t.done) return;
     const peers = this.candidates(t);
     if (peers.length === 0) {
-      // Midway, with nobody left to ask: the origin finishes the job.
+      // Midway, with nobody left to ask (and no peer just connected about to say what it
+      // holds): the origin finishes the job.
       const requested = t.state.some((s) => s === 1);
-      if (t.firstByte && !requested) void this.fromOrigin(t, 'no peer has the rest');
+      if (!t.origin && t.firstByte && !requested && !this.helloPending()) void this.fromOrigin(t, 'no peer has the rest');
       return;
     }
+    // Beside a streaming origin, peers take what it will reach last: the pieces from the end,
+    // at least one piece clear of its position.
+    let state = t.state;
+    if (t.origin) {
+      const ps = this.index.manifest.piece_size;
+      const first = Math.floor(t.originAt / ps) + 2;
+      state = t.state.map((s, i) => (i < first ? VERIFIED : s));
+    }
     const inflight = peers.map((p) => this.inflight(p));
-    for (const [piece, i] of planRequests(t.state, inflight, this.options.maxInflightPerPeer, limit)) {
+    for (const [piece, i] of planRequests(state, inflight, this.options.maxInflightPerPeer, limit, t.origin)) {
       const reqId = this.nextReq++;
-      this.reqs.set(reqId, { t, piece, peer: peers[i], progress: performance.now() });
+      const len = this.index.pieceLength(t.file, piece);
+      this.reqs.set(reqId, { t, piece, peer: peers[i], buf: new Uint8Array(len), progress: performance.now() });
       t.state[piece] = 1;
       t.got[piece] = 0;
       peers[i].send({ type: 'request', reqId, contentId: t.file.sha256, piece });
@@ -544,10 +672,10 @@ export class DeployNet extends Emitter<Events> {
     if (!r || r.peer !== peer) return; // cancelled or re-requested elsewhere: late bytes are dropped
     const t = r.t;
     const ps = this.index.manifest.piece_size;
-    const len = this.index.pieceLength(t.file, piece);
+    const len = r.buf.length;
     if (piece !== r.piece || offset !== t.got[piece] || offset + data.length > len) {
       this.reqs.delete(reqId);
-      t.state[piece] = 0;
+      if (t.state[piece] === 1) t.state[piece] = 0;
       this.ban(peer, 'piece out of order or too long');
       this.schedule(t);
       return;
@@ -556,13 +684,13 @@ export class DeployNet extends Emitter<Events> {
       t.firstByte = true;
       if (t.timer) { clearTimeout(t.timer); t.timer = null; }
     }
-    t.buf.set(data, piece * ps + offset);
+    r.buf.set(data, offset);
     t.got[piece] += data.length;
     r.progress = performance.now();
     if (t.got[piece] < len) return;
     this.reqs.delete(reqId);
-    const hash = await sha256Hex(t.buf.subarray(piece * ps, piece * ps + len));
-    if (t.done || t.origin) return;
+    const hash = await sha256Hex(r.buf);
+    if (t.done || t.state[piece] === VERIFIED) return; // the origin got there first
     if (hash !== t.file.pieces[piece]) {
       // Not one byte of a bad piece is used: it is asked again elsewhere, its sender banned.
       this.counters.badPieces++;
@@ -571,11 +699,12 @@ export class DeployNet extends Emitter<Events> {
       this.schedule(t);
       return;
     }
-    t.state[piece] = 2;
+    t.buf.set(r.buf, piece * ps);
+    t.state[piece] = VERIFIED;
     t.fromPeers += len;
     t.used.add(peer.id);
     this.counters.bytesFromPeers += len;
-    if (t.state.every((s) => s === 2)) await this.finish(t);
+    if (t.state.every((s) => s === VERIFIED)) await this.finish(t);
     this.scheduleAll(); // the peer has room again: for this transfer or any other
   }
 
@@ -591,22 +720,34 @@ export class DeployNet extends Emitter<Events> {
   }
 
   /**
-   * Whether waiting for peers is pointless: no signaling, or the swarm is just us, or every
-   * connected peer has said what it holds, none holds this, and no handshake is under way
-   * (offers get 1.5 s to be answered). Then the origin is asked at once, not after the budget.
+   * Whether to go to the origin now rather than wait for peers (peers that connect later still
+   * take the tail beside it). Never waiting: a connected peer holds it, or one just connected
+   * has not said yet what it holds (one round trip). An urgent request waits for nothing else:
+   * a handshake takes several round trips through the signaling server and may never succeed
+   * (NAT), while the origin answers in one. A patient one also waits for a handshake that is
+   * nearly done (answered, ICE under way), and for any handshake when the origin is measured
+   * slower than the wait (a saturated origin: a flash crowd).
    */
   private hopeless(t: Transfer): boolean {
     const s = this.signal;
     if (!s) return true;
     if (this.candidates(t).length > 0) return false;
-    if (!s.connected) return s.troubled && this.peers.size === 0;
     const now = performance.now();
-    // Joining: offers being made, or sent and not yet answered, unless the swarm is just us.
-    const alone = this.swarmPeers === 1 && this.peers.size === 0;
-    if (!alone && (this.announcing || now - this.lastAnnounce < 1500 || this.swarmPeers === 0)) return false;
-    for (const p of this.connecting) if (p.id || (!alone && now - p.created < 1500)) return false;
-    for (const p of this.peers.values()) if (!p.helloSeen) return false;
+    if (this.helloPending()) return false;
+    if (t.urgent) return true;
+    for (const p of this.connecting) if (p.id && now - p.created < ANSWERED_WAIT_MS) return false;
+    const slowOrigin = this.meter.expected(t.file.size) > this.options.firstByteTimeout;
+    if (!slowOrigin || !s.connected || (this.swarmPeers === 1 && this.peers.size === 0)) return true;
+    if (this.announcing || now - this.lastAnnounce < 1500) return false;
+    for (const p of this.connecting) if (now - p.created < 1500) return false;
     return true;
+  }
+
+  /** A peer connected less than a round trip ago has not yet said what it holds. */
+  private helloPending(): boolean {
+    const now = performance.now();
+    for (const p of this.peers.values()) if (!p.helloSeen && now - p.openedAt < HELLO_WAIT_MS) return true;
+    return false;
   }
 
   /** Every 250 ms: re-ask stalled pieces elsewhere, keep the swarm topped up. */
@@ -622,57 +763,163 @@ export class DeployNet extends Emitter<Events> {
       }
     }
     this.scheduleAll();
+    if (now - this.lastPrefetch > 1000) {
+      this.lastPrefetch = now;
+      this.prefetch();
+    }
   }
 
+  /**
+   * Once the page has loaded: the site's other assets that connected peers hold, from them
+   * (two at a time, within `prefetchBytes`), so that the next page view needs no origin
+   * request for them (the service worker serves them from the cache).
+   */
+  private prefetch() {
+    if (this.prefetched >= this.options.prefetchBytes || typeof document === 'undefined' ||
+        document.readyState !== 'complete' || this.peers.size === 0) return;
+    let running = 0;
+    for (const t of this.active) if (t.peersOnly) running++;
+    for (const file of this.index.manifest.files) {
+      if (running >= 2) return;
+      if (file.size === 0 || this.held.has(file.sha256) || this.transfers.has(file.sha256) ||
+          this.adopted.has(file.sha256) || this.prefetched + file.size > this.options.prefetchBytes) continue;
+      const holders = [...this.peers.values()].some((p) => p.have.has(file.sha256) && !this.banned.has(p.id));
+      if (!holders) continue;
+      this.prefetched += file.size;
+      running++;
+      void this.fetchFile(file, false, true).catch(() => { this.prefetched -= file.size; });
+    }
+  }
+
+  /**
+   * The origin as one more source: it streams the transfer from the first piece not yet
+   * verified, each piece verified as it completes, while peers that hold the content take
+   * pieces from the end; when every piece is in, the origin's download is cut short (its
+   * access log then shows only what it really sent).
+   */
   private async fromOrigin(t: Transfer, why: string) {
     if (t.done || t.origin) return;
+    if (t.peersOnly) {
+      // A prefetch the peers cannot serve is dropped: the origin is for what the page needs.
+      t.done = true;
+      for (const [id, r] of this.reqs) {
+        if (r.t === t) { this.reqs.delete(id); r.peer.send({ type: 'cancel', reqId: id }); }
+      }
+      t.reject(new Error(`ERR_PREFETCH: ${t.file.path}: ${why}`));
+      return;
+    }
     t.origin = true;
     t.originReason = why;
     for (const [id, r] of this.reqs) {
+      // Peers that had their chance at the head make way; the tail stays theirs.
       if (r.t === t) {
         this.reqs.delete(id);
         r.peer.send({ type: 'cancel', reqId: id });
+        t.state[r.piece] = 0;
+        if (!t.firstByte) t.excluded.add(r.peer.id);
       }
     }
+    const ps = this.index.manifest.piece_size;
     const url = new URL(t.file.path, location.origin).href;
+    const abort = new AbortController();
+    t.originAbort = abort;
     try {
-      const headers: Record<string, string> = {};
-      const range = originRange(t.state, this.index.manifest.piece_size, t.file.size);
+      const range = originRange(t.state, ps, t.file.size);
       const start = range ? range[0] : 0;
-      if (range) headers.range = `bytes=${range[0]}-${range[1]}`;
-      const res = await originFetch(url, { headers, cache: 'no-store' });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const body = new Uint8Array(await res.arrayBuffer());
-      if (res.status === 206) t.buf.set(body.subarray(0, t.file.size - start), start);
-      else if (body.length === t.file.size) t.buf.set(body);
-      else throw new Error(`origin sent ${body.length} bytes, manifest says ${t.file.size}`);
-      t.fromOrigin += body.length;
-      this.counters.bytesFromOrigin += body.length;
-      if (await sha256Hex(t.buf) !== t.file.sha256) {
-        // The origin is the authority: its bytes are returned, but never stored or served.
-        this.emit('warning', `ERR_ORIGIN_MISMATCH: ${t.file.path} differs from the manifest`);
-        const whole = headers.range ? new Uint8Array(await (await originFetch(url, { cache: 'no-store' })).arrayBuffer()) : t.buf;
-        t.done = true;
-        t.resolve(whole);
-        return;
+      const headers: Record<string, string> = range ? { range: `bytes=${range[0]}-${range[1]}` } : {};
+      const res = await originFetch(url, { headers, cache: 'no-store', signal: abort.signal });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      if (range && res.status !== 206) throw new Error(`HTTP ${res.status} to a Range request`);
+      const total = range ? range[1] + 1 - start : t.file.size;
+      const reader = res.body.getReader();
+      let pos = start;
+      t.originAt = pos;
+      this.schedule(t); // peers may start on the tail at once
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (pos + value.length > start + total || pos + value.length > t.file.size) {
+          throw new Error(`origin sent more than the ${total} bytes asked for`);
+        }
+        t.buf.set(value, pos);
+        const before = Math.floor(pos / ps);
+        pos += value.length;
+        t.originAt = pos;
+        t.fromOrigin += value.length;
+        this.counters.bytesFromOrigin += value.length;
+        if (!t.firstByte) {
+          t.firstByte = true;
+          if (t.timer) { clearTimeout(t.timer); t.timer = null; }
+        }
+        // Pieces the stream completed: verified here, taken from peers that were on them.
+        const after = pos === t.file.size ? t.state.length : Math.floor(pos / ps);
+        for (let i = before; i < after; i++) {
+          if (t.state[i] === VERIFIED) continue;
+          const piece = t.buf.subarray(i * ps, i * ps + this.index.pieceLength(t.file, i));
+          if (await sha256Hex(piece) !== t.file.pieces[i]) throw new OriginMismatch();
+          this.takeFromPeers(t, i);
+          t.state[i] = VERIFIED;
+        }
+        if (t.state.every((s) => s === VERIFIED)) {
+          void reader.cancel().catch(() => {});
+          break;
+        }
       }
+      if (t.done) return;
+      if (!t.state.every((s) => s === VERIFIED)) throw new Error(`origin sent ${pos - start} of ${total} bytes`);
       this.emit('warning', `origin used for ${t.file.path}: ${why}`);
       await this.finish(t);
     } catch (err) {
+      if (t.done) return;
+      if (err instanceof OriginMismatch) {
+        // The origin is the authority: its bytes are returned, but never stored or served.
+        this.emit('warning', `ERR_ORIGIN_MISMATCH: ${t.file.path} differs from the manifest`);
+        abort.abort();
+        try {
+          const whole = new Uint8Array(await (await originFetch(url, { cache: 'no-store' })).arrayBuffer());
+          t.fromOrigin += whole.length;
+          this.counters.bytesFromOrigin += whole.length;
+          t.done = true;
+          t.resolve(whole);
+          return;
+        } catch (e) {
+          err = e;
+        }
+      }
       this.counters.failures++;
       t.done = true;
       t.reject(new Error(`ERR_ORIGIN: ${t.file.path}: ${String(err)}`));
+    } finally {
+      t.originAbort = null;
+    }
+  }
+
+  /** A piece the origin delivered: any peer request for it is cancelled. */
+  private takeFromPeers(t: Transfer, piece: number) {
+    for (const [id, r] of this.reqs) {
+      if (r.t === t && r.piece === piece) {
+        this.reqs.delete(id);
+        r.peer.send({ type: 'cancel', reqId: id });
+      }
     }
   }
 
   private async finish(t: Transfer) {
     if (t.done) return;
     t.done = true;
+    this.held.add(t.file.sha256);
+    t.originAbort?.abort();
+    for (const [id, r] of this.reqs) {
+      if (r.t === t) {
+        this.reqs.delete(id);
+        r.peer.send({ type: 'cancel', reqId: id });
+      }
+    }
     await this.store.put(t.file.sha256, t.buf);
     for (const p of this.peers.values()) p.send({ type: 'have', contentId: t.file.sha256 });
     this.record({ path: t.file.path, contentId: t.file.sha256, size: t.file.size, fromPeers: t.fromPeers,
       fromOrigin: t.fromOrigin, fromCache: 0, peers: t.used.size, ms: performance.now() - t.started,
-      ...(t.originReason ? { originReason: t.originReason } : {}) });
+      ...(t.originReason ? { originReason: t.originReason } : {}), ...(t.peersOnly ? { prefetch: true } : {}) });
     t.resolve(t.buf);
   }
 
@@ -685,6 +932,7 @@ export class DeployNet extends Emitter<Events> {
   // ---- serving ----
 
   private async serve(peer: Peer, reqId: number, contentId: string, piece: number) {
+    await this.manifestReady;
     const file = this.index.byId.get(contentId);
     if (!file || piece >= file.pieces.length) {
       peer.send({ type: 'reject', reqId, reason: file ? 'invalid' : 'missing' });
@@ -735,6 +983,7 @@ export class DeployNet extends Emitter<Events> {
     this.destroyed = true;
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.iceTimer) clearTimeout(this.iceTimer);
+    this.resourceObserver?.disconnect();
     this.signal?.destroy();
     this.ring?.destroy();
     for (const p of [...this.peers.values(), ...this.connecting]) p.destroy('destroyed');

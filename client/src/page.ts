@@ -9,7 +9,7 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
     if (ev.data?.type !== 'deploynet-fetch' || !ev.ports[0]) return;
     const port = ev.ports[0];
     try {
-      const res = await (await dn).fetchPath(String(ev.data.path));
+      const res = await (await dn).fetchPath(String(ev.data.path), { urgent: ev.data.urgent !== false });
       const bytes = await res.arrayBuffer(); // a copy: the engine's stored bytes stay intact
       port.postMessage({ ok: true, type: res.headers.get('content-type'), bytes }, [bytes]);
     } catch (err) {
@@ -26,6 +26,8 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   });
   container.addEventListener('controllerchange', hello);
   hello();
+  // A worker may be stopped and restarted by the browser at any time, losing what it knew.
+  setInterval(hello, 5000);
   addEventListener('pagehide', () => container.controller?.postMessage({ type: 'deploynet-page-gone' }));
   try {
     await container.register(`${swUrl}?manifest=${encodeURIComponent(manifest)}`, { scope: '/' });

@@ -11,18 +11,27 @@ const PING_MS = 5000;
 const DEAD_MS = 20_000;           // silence (no pong, nothing) before the peer is dropped
 const CONNECT_MS = 15_000;        // offer/answer to open channel
 const ICE_GATHER_MS = 2000;
+const ICE_GRACE_MS = 60;           // after the first useful candidate, for its siblings
 
 type Events = { open: []; message: [WireMessage]; close: [reason: string] };
 
-async function gathered(pc: RTCPeerConnection) {
+// Non-trickle ICE sends every candidate in one SDP, so the description waits for gathering.
+// Gathering "complete" can take seconds (every interface, every server, TURN over TCP); a
+// server-reflexive or relayed candidate is what a peer behind another NAT needs, so once one
+// is there (or, with no ICE servers, the host candidates are), a short grace ends the wait.
+async function gathered(pc: RTCPeerConnection, config: RTCConfiguration) {
   if (pc.iceGatheringState === 'complete') return;
+  const relayOnly = config.iceTransportPolicy === 'relay';
+  const servers = (config.iceServers ?? []).length > 0;
   await new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ICE_GATHER_MS);
-    pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') {
-        clearTimeout(t);
-        resolve();
-      }
+    let grace: ReturnType<typeof setTimeout> | null = null;
+    const done = () => { clearTimeout(t); if (grace) clearTimeout(grace); resolve(); };
+    const t = setTimeout(done, ICE_GATHER_MS);
+    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') done(); });
+    pc.addEventListener('icecandidate', (e) => {
+      const type = e.candidate?.type;
+      const enough = relayOnly ? type === 'relay' : servers ? type === 'srflx' || type === 'relay' : type === 'host';
+      if (enough && !grace) grace = setTimeout(done, ICE_GRACE_MS);
     });
   });
 }
@@ -40,6 +49,8 @@ export class Peer extends Emitter<Events> {
   closed = false;
   lastSeen = Date.now();
   readonly created = performance.now();
+  /** When the data channel opened (0: not yet). */
+  openedAt = 0;
   helloSeen = false;
   private dc: RTCDataChannel | null = null;
   private timers: ReturnType<typeof setInterval>[] = [];
@@ -60,7 +71,7 @@ export class Peer extends Emitter<Events> {
     const peer = new Peer(pc, '', true);
     peer.attach(pc.createDataChannel('deploynet', { ordered: true }));
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
+    await gathered(pc, config);
     return { peer, offer: plain(pc.localDescription) };
   }
 
@@ -73,7 +84,7 @@ export class Peer extends Emitter<Events> {
     try {
       await pc.setRemoteDescription(offer);
       await pc.setLocalDescription(await pc.createAnswer());
-      await gathered(pc);
+      await gathered(pc, config);
     } catch (err) {
       peer.destroy('bad offer');
       throw err;
@@ -92,6 +103,7 @@ export class Peer extends Emitter<Events> {
     dc.bufferedAmountLowThreshold = LOW_WATER;
     dc.onopen = () => {
       this.open = true;
+      this.openedAt = performance.now();
       this.lastSeen = Date.now();
       this.timers.push(setInterval(() => this.heartbeat(), PING_MS));
       this.send({ type: 'ping', nonce: performance.now() >>> 0 }); // an RTT right away

@@ -9,10 +9,13 @@ export const VERIFIED = 2;
  * still to do goes to the least loaded candidate under `maxInflight` (ties: the better one),
  * so a transfer spreads over every peer that has the content, in parallel.
  * Returns at most `limit` [piece, candidate index] pairs; `inflight` is updated in place.
+ * `fromEnd`: last pieces first (beside the origin, which streams from the start).
  */
-export function planRequests(state: Uint8Array, inflight: number[], maxInflight: number, limit = Infinity): [number, number][] {
+export function planRequests(state: Uint8Array, inflight: number[], maxInflight: number, limit = Infinity,
+                             fromEnd = false): [number, number][] {
   const out: [number, number][] = [];
-  for (let piece = 0; piece < state.length && out.length < limit; piece++) {
+  for (let k = 0; k < state.length && out.length < limit; k++) {
+    const piece = fromEnd ? state.length - 1 - k : k;
     if (state[piece] !== TODO) continue;
     let best = -1;
     for (let i = 0; i < inflight.length; i++) {

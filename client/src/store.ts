@@ -4,6 +4,18 @@
 const CACHE = 'deploynet-content-v1';
 const PREFIX = '/__deploynet/content/';
 
+const contentUrl = (id: string) => new URL(PREFIX + id, self.location.origin).href;
+
+/** Verified content from the Cache API, as the service worker serves it (no page needed). */
+export async function cachedContent(id: string): Promise<Response | undefined> {
+  if (typeof caches === 'undefined') return undefined;
+  try {
+    return await (await caches.open(CACHE)).match(contentUrl(id));
+  } catch {
+    return undefined;
+  }
+}
+
 export class ContentStore {
   private mem = new Map<string, Uint8Array>();
   private memBytes = 0;
@@ -16,7 +28,7 @@ export class ContentStore {
   }
 
   private url(id: string) {
-    return new URL(PREFIX + id, self.location.origin).href;
+    return contentUrl(id);
   }
 
   private remember(id: string, bytes: Uint8Array) {

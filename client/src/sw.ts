@@ -1,22 +1,23 @@
 // deploynet-sw.js: the service worker. It intercepts same-origin GET requests for paths in the
-// manifest and has the page that made them (which holds the P2P engine: RTCPeerConnection does
-// not exist in workers) fetch the verified bytes over a MessageChannel. Everything else, and
-// every failure, goes to the network untouched: navigations, Range and HEAD requests,
-// cross-origin URLs, paths outside the manifest, pages without a running engine.
+// manifest: verified content this browser holds is served from the cache at once; otherwise the
+// page that made the request (which holds the P2P engine: RTCPeerConnection does not exist in
+// workers) fetches the verified bytes over a MessageChannel. Everything else, and every
+// failure, goes to the network untouched: navigations, Range and HEAD requests, cross-origin
+// URLs, paths outside the manifest, pages whose engine is not up yet.
 //
 // Register it at the site root: navigator.serviceWorker.register('/deploynet-sw.js?manifest=/deploynet.json')
 /// <reference lib="webworker" />
 import { isOriginFetch, MARKER, originFetch } from './origin';
+import { cachedContent } from './store';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const MANIFEST = new URL(sw.location.href).searchParams.get('manifest') || '/deploynet.json';
-const PAGE_WAIT_MS = 2000;      // for the page's engine to say it is up
 const PAGE_ANSWER_MS = 60_000;  // the engine itself falls back to the origin long before this
 
 interface PageInfo { deployId: string; paths: Set<string> }
 const pages = new Map<string, PageInfo>(); // by client id
-const waiting = new Map<string, (() => void)[]>();
-let manifest: { deployId: string; paths: Set<string> } | null = null;
+interface SwFile { sha256: string; type: string }
+let manifest: { deployId: string; paths: Set<string>; files: Map<string, SwFile> } | null = null;
 let loading: Promise<void> | null = null;
 
 function loadManifest(): Promise<void> {
@@ -25,7 +26,11 @@ function loadManifest(): Promise<void> {
       const res = await originFetch(MANIFEST, { cache: 'no-cache' });
       if (!res.ok) return;
       const m = await res.json();
-      manifest = { deployId: String(m.deploy_id), paths: new Set((m.files ?? []).map((f: { path: string }) => f.path)) };
+      const files = new Map<string, SwFile>();
+      for (const f of m.files ?? []) {
+        if (typeof f?.path === 'string' && typeof f.sha256 === 'string') files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
+      }
+      manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files };
     } catch {
       // no manifest: everything passes through
     } finally {
@@ -46,44 +51,49 @@ sw.addEventListener('message', (e) => {
     pages.set(src.id, { deployId: String(d.deployId), paths: new Set(d.paths.map(String)) });
     // A page on a newer deploy than the one known here: take its manifest's paths.
     if (!manifest || manifest.deployId !== d.deployId) void loadManifest();
-    for (const fn of waiting.get(src.id) ?? []) fn();
-    waiting.delete(src.id);
   } else if (d.type === 'deploynet-page-gone') {
     pages.delete(src.id);
   }
 });
 
-function pageReady(clientId: string): Promise<PageInfo | undefined> {
-  const info = pages.get(clientId);
-  if (info) return Promise.resolve(info);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(pages.get(clientId)), PAGE_WAIT_MS);
-    const list = waiting.get(clientId) ?? [];
-    list.push(() => { clearTimeout(t); resolve(pages.get(clientId)); });
-    waiting.set(clientId, list);
-  });
-}
-
 interface Reply { ok: boolean; type?: string; bytes?: ArrayBuffer; error?: string }
 
-function ask(client: Client, path: string): Promise<Reply> {
+// What the page needs before it can render (scripts, styles, fonts, and whatever is not a
+// media element's) never waits on peer handshakes: the engine sends it to the origin unless a
+// connected peer holds it. Media may wait for a handshake that is nearly done.
+const PATIENT = new Set(['image', 'video', 'audio', 'track']);
+const isUrgent = (req: Request) => !PATIENT.has(req.destination);
+
+function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
   return new Promise((resolve) => {
     const ch = new MessageChannel();
     const t = setTimeout(() => resolve({ ok: false, error: 'page did not answer' }), PAGE_ANSWER_MS);
     ch.port1.onmessage = (ev) => { clearTimeout(t); resolve(ev.data as Reply); };
-    client.postMessage({ type: 'deploynet-fetch', path }, [ch.port2]);
+    client.postMessage({ type: 'deploynet-fetch', path, urgent }, [ch.port2]);
   });
 }
 
 async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   const passthrough = () => fetch(e.request);
-  if (!manifest) await loadManifest();
-  if (!manifest?.paths.has(path)) return passthrough();
-  const info = await pageReady(e.clientId);
+  // A navigation revalidates the manifest (below): what the cache serves is this deploy's.
+  if (!manifest || loading) await loadManifest();
+  const file = manifest?.files.get(path);
+  if (!file) return passthrough();
+  // Verified content this browser already holds (from peers, the origin or the HTTP cache of
+  // an earlier view) is served here, at once, with no page engine and no request at all.
+  const cached = await cachedContent(file.sha256);
+  if (cached) {
+    const bytes = await cached.arrayBuffer();
+    return new Response(bytes, { status: 200, headers: { 'content-type': file.type || 'application/octet-stream',
+      'content-length': String(bytes.byteLength), [MARKER]: 'cache' } });
+  }
+  // A page whose engine is not up yet cannot get anything from peers sooner than the origin.
+  const info = pages.get(e.clientId);
   if (!info?.paths.has(path)) return passthrough();
+  const urgent = isUrgent(e.request);
   const client = await sw.clients.get(e.clientId);
   if (!client) return passthrough();
-  const reply = await ask(client, path);
+  const reply = await ask(client, path, urgent);
   if (!reply.ok || !reply.bytes) return passthrough();
   return new Response(reply.bytes, {
     status: 200,
@@ -94,7 +104,14 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
 
 sw.addEventListener('fetch', (e) => {
   const req = e.request;
-  if (req.method !== 'GET' || req.mode === 'navigate' || req.headers.has('range') ||
+  if (req.mode === 'navigate') {
+    // Beside the page's own request (never delayed): a conditional request for the manifest,
+    // so that after a deploy no old content is served from the cache. It is done by the
+    // time the page asks for its assets.
+    if (new URL(req.url).origin === sw.location.origin) e.waitUntil(loadManifest());
+    return;
+  }
+  if (req.method !== 'GET' || req.headers.has('range') ||
       isOriginFetch(req) || !e.clientId) return;
   const url = new URL(req.url);
   if (url.origin !== sw.location.origin || url.pathname === MANIFEST) return;

@@ -83,6 +83,10 @@ test('planRequests spreads pieces over candidates, least loaded first, within th
   // Nobody with room: nothing planned.
   assert.deepEqual(planRequests(new Uint8Array(3), [4, 4], 4), [])
   assert.deepEqual(planRequests(new Uint8Array(3), [], 4), [])
+  // Beside the origin (which streams from the start), peers take the last pieces first.
+  const tail = new Uint8Array(6)
+  tail[5] = 2
+  assert.deepEqual(planRequests(tail, [0, 0], 2, 3, true), [[4, 0], [3, 1], [2, 0]])
 })
 
 test('rankPeers: responsible peers in ring order, then the local ring, then RTT', () => {

@@ -1,0 +1,172 @@
+// make bench, the network lab part: per profile, the demo site with DeployNet against the same
+// site without it (no tag, no worker, no DeployNet file), in the same run, each visitor a real
+// Chromium in its own home network behind NAT. Origin bytes and requests come from nginx's
+// access log, page load from the load event, "rendered" from first contentful paint.
+//
+//   node lab/bench.mjs [PROFILE...]      (default: lan broadband flash-crowd lossy)
+//   LAB_VISITORS=5 (each reads 3 pages)  LAB_READ_MS=2000 (on each page)  LAB_DEBUG=1 (per view)
+import fs from 'node:fs'
+import path from 'node:path'
+import { Lab, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT, labSupport, root } from './lab.mjs'
+import { visitor, makeDemoSite, CHROMIUM_FLAGS } from '../tests/browser/harness.mjs'
+
+const VISITORS = Number(process.env.LAB_VISITORS ?? 5)
+const STAGGER = Number(process.env.LAB_STAGGER_MS ?? 1000)
+const profiles = process.argv.slice(2).length ? process.argv.slice(2) : ['lan', 'broadband', 'flash-crowd', 'lossy']
+const bin = (p) => process.env[`DEPLOYNET_${p.toUpperCase().replace(/[^A-Z]/g, '_')}`] ?? path.join(root, 'build/release', p)
+const SIGNAL_BIN = process.env.DEPLOYNET_SIGNAL ?? bin('server/deploynet-signal')
+process.env.DEPLOYNET_CLI ??= path.join(root, 'build/release/cli/deploynet')
+const ORIGIN = `http://${ORIGIN_ADDR}`
+
+// The same site with DeployNet taken out: the tag's script block and DeployNet's own files.
+function plainCopy (from, to) {
+  fs.cpSync(from, to, { recursive: true })
+  for (const f of fs.readdirSync(to)) {
+    if (f.startsWith('deploynet')) fs.rmSync(path.join(to, f))
+    if (f.endsWith('.html')) {
+      const html = fs.readFileSync(path.join(to, f), 'utf8')
+      fs.writeFileSync(path.join(to, f), html.replace(/<!-- DeployNet:[\s\S]*?<\/script>\n/, ''))
+    }
+  }
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN }
+const p90 = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)] : NaN }
+
+const PAGES = ['index.html', 'gallery.html', 'about.html']
+const READ_MS = Number(process.env.LAB_READ_MS ?? 2000)
+
+// One visitor: a fresh browser in its own home network, reading the site's pages one after
+// the other. Page load and first contentful paint come from the page's own timing entries.
+async function visit (lab, k, name, withDeployNet) {
+  const b = lab.browser(k)
+  const v = await visitor(name, { contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
+  const views = []
+  for (const page of PAGES) {
+    await v.page.goto(`${ORIGIN}/${page}`, { waitUntil: 'load', timeout: 90_000 })
+    const marks = await v.page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0]
+      const fcp = performance.getEntriesByName('first-contentful-paint')[0]
+      return { load: nav.loadEventEnd, rendered: fcp ? fcp.startTime : nav.loadEventEnd }
+    })
+    await new Promise((resolve) => setTimeout(resolve, READ_MS))
+    const stats = withDeployNet ? await v.page.evaluate(async () => (await window.deploynet)?.stats() ?? null) : null
+    views.push({ page, ...marks, stats })
+  }
+  return { v, name, views }
+}
+
+async function runConfig (lab, label, withDeployNet) {
+  lab.clearAccessLog()
+  const arrivals = lab.profile.arrivals ?? { stagger_ms: STAGGER, sequential: true }
+  const visits = []
+  const open = []
+  const record = (vis) => {
+    if (process.env.LAB_DEBUG) {
+      for (const view of vis.views) {
+        const st = view.stats
+        console.log(`  ${vis.name} ${view.page}: load ${view.load.toFixed(0)} ms, rendered ${view.rendered.toFixed(0)} ms` +
+          (st ? `, peers ${st.peers}, from peers ${st.bytesFromPeers}, from origin ${st.bytesFromOrigin}, adopted ${st.bytesAdopted}` : ''))
+      }
+    }
+    // With DeployNet, visitors stay (on their last page they serve the later ones); without,
+    // they would add nothing, so they leave.
+    if (withDeployNet) open.push(vis.v)
+    return withDeployNet ? null : vis.v.close()
+  }
+  try {
+    // The first visitor alone; then the others one after another, or all together (a crowd).
+    const first = await visit(lab, 1, `${label}-1`, withDeployNet)
+    visits.push(first)
+    await record(first)
+    if (arrivals.sequential) {
+      for (let k = 2; k <= VISITORS; k++) {
+        await new Promise((resolve) => setTimeout(resolve, arrivals.stagger_ms))
+        const vis = await visit(lab, k, `${label}-${k}`, withDeployNet)
+        visits.push(vis)
+        await record(vis)
+      }
+    } else {
+      const crowd = []
+      for (let k = 2; k <= VISITORS; k++) {
+        crowd.push(visit(lab, k, `${label}-${k}`, withDeployNet).then(async (vis) => { await record(vis); return vis }))
+        await new Promise((resolve) => setTimeout(resolve, arrivals.stagger_ms))
+      }
+      visits.push(...await Promise.all(crowd))
+    }
+  } finally {
+    for (const v of open) await v.close()
+  }
+  const log = lab.accessLog()
+  const later = visits.slice(1)
+  const views = later.flatMap((x) => x.views)
+  const byVisitor = (name) => log.filter((e) => e.ua.endsWith(`visitor-${name}`))
+  const laterLog = later.flatMap((x) => byVisitor(x.name))
+  const isAsset = (e) => !e.path.endsWith('.html') && !e.path.startsWith('/deploynet') && e.path !== '/' && e.path !== '/favicon.ico'
+  const out = {
+    load: views.map((x) => x.load), rendered: views.map((x) => x.rendered),
+    originBytes: laterLog.reduce((a, e) => a + e.bytes, 0), originRequests: laterLog.length,
+    originAssetRequests: laterLog.filter(isAsset).length, views: views.length,
+  }
+  if (withDeployNet) {
+    const stats = views.map((x) => x.stats).filter(Boolean)
+    out.peerBytes = stats.reduce((a, st) => a + st.bytesFromPeers, 0)
+    out.connected = later.filter((x) => x.views.some((y) => y.stats?.peers > 0)).length / later.length
+  }
+  return out
+}
+
+async function benchProfile (name) {
+  const lab = await Lab.create({ profile: name, visitors: VISITORS, linkBinary: bin('lab/deploynet-lab-link') })
+  try {
+    fs.chmodSync(lab.work, 0o755)
+    const p2pDir = path.join(lab.work, 'site')
+    const plainDir = path.join(lab.work, 'plain')
+    makeDemoSite(p2pDir, ORIGIN, `ws://${SIGNAL_ADDR}:${SIGNAL_PORT}`, 1500)
+    plainCopy(p2pDir, plainDir)
+    const secret = 'bench-' + Math.random().toString(36).slice(2)
+    lab.turnSecret = secret
+    await lab.startTurn(secret)
+    await lab.startSignal(SIGNAL_BIN, ['--log-level', 'warn', '--stun', `stun:${SIGNAL_ADDR}:${TURN_PORT}`,
+      '--turn', `turn:${SIGNAL_ADDR}:${TURN_PORT}?transport=udp`])
+    let nginx = await lab.startOrigin(plainDir)
+    const plain = await runConfig(lab, `${name}-plain`, false)
+    nginx.kill('SIGTERM')
+    await nginx.exited
+    nginx = await lab.startOrigin(p2pDir)
+    const p2p = await runConfig(lab, `${name}-p2p`, true)
+    return { name, plain, p2p, linkLog: lab.linkLog }
+  } finally {
+    await lab.destroy()
+  }
+}
+
+function report (r) {
+  const f = (x) => x.toFixed(0).padStart(6)
+  const { plain, p2p } = r
+  const pct = (a, b) => `${(100 * (1 - a / Math.max(1, b))).toFixed(0)}%`.padStart(4)
+  console.log(`\n${r.name}: ${VISITORS} visitors reading ${PAGES.length} pages each; figures for visitors 2-${VISITORS} (${plain.views} page views per configuration)`)
+  console.log('                   load (ms) median   p90   rendered median   p90   origin KiB  origin requests (assets)')
+  for (const [label, c] of [['plain site', plain], ['DeployNet', p2p]]) {
+    console.log(`  ${label.padEnd(16)}        ${f(median(c.load))} ${f(p90(c.load))}           ${f(median(c.rendered))} ${f(p90(c.rendered))}   ` +
+      `${f(c.originBytes / 1024)}      ${String(c.originRequests).padStart(4)} (${c.originAssetRequests})`)
+  }
+  console.log(`  DeployNet against the plain site: page load ${(median(p2p.load) / median(plain.load)).toFixed(2)}x, rendered ` +
+    `${(median(p2p.rendered) / median(plain.rendered)).toFixed(2)}x (medians); origin bytes ${pct(p2p.originBytes, plain.originBytes)} lower, ` +
+    `requests ${pct(p2p.originRequests, plain.originRequests)} lower, asset requests ${pct(p2p.originAssetRequests, plain.originAssetRequests)} lower; ` +
+    `${(p2p.peerBytes / 1048576).toFixed(1)} MiB from peers; visitors connected to a peer ${(100 * p2p.connected).toFixed(0)}%`)
+}
+
+const why = labSupport()
+if (why) {
+  console.log(`network lab skipped: ${why}`)
+} else {
+  for (const name of profiles) {
+    try {
+      report(await benchProfile(name))
+    } catch (err) {
+      console.log(`\n${name}: failed: ${err.message}`)
+      process.exitCode = 1
+    }
+  }
+}

@@ -1,0 +1,188 @@
+// Visitors on different home networks behind NAT, in the network lab (lab/lab.mjs): they meet
+// through STUN, or through coturn when relay-only, and the page loads over HTTP without waiting
+// when peers cannot be reached. Real Chromium, real coturn, real nginx, real NAT.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { createHmac } from 'node:crypto'
+import { Lab, labSupport, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT } from '../../lab/lab.mjs'
+import { signalBinary } from '../integration/harness.mjs'
+import { makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, clientDir, CHROMIUM_FLAGS } from '../browser/harness.mjs'
+
+const FILES = { '/app.js': 200_000, '/style.css': 30_000, '/img/hero.png': 400_000 }
+const PATHS = Object.keys(FILES)
+const TOTAL = Object.values(FILES).reduce((a, b) => a + b, 0)
+const SECRET = 'lab-turn-secret-' + Math.random().toString(36).slice(2)
+const ORIGIN = `http://${ORIGIN_ADDR}`
+const SIGNAL = `ws://${SIGNAL_ADDR}:${SIGNAL_PORT}`
+const STUN = `stun:${SIGNAL_ADDR}:${TURN_PORT}`
+const TURN = `turn:${SIGNAL_ADDR}:${TURN_PORT}?transport=udp`
+
+const skip = labSupport() || false
+let lab, site, signal
+const open = []
+let swarmN = 0
+
+before(async () => {
+  if (skip) return
+  lab = await Lab.create({ profile: 'broadband', visitors: 2,
+    linkBinary: process.env.DEPLOYNET_LAB_LINK ?? path.resolve(signalBinary, '../../lab/deploynet-lab-link') })
+  const dir = fs.mkdtempSync(path.join(lab.work, 'site-'))
+  fs.chmodSync(lab.work, 0o755)
+  site = makeSite(FILES, ORIGIN, dir)
+  for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) fs.copyFileSync(path.join(clientDir, f), path.join(dir, f))
+  await lab.startOrigin(dir)
+  await lab.startTurn(SECRET)
+  lab.turnSecret = SECRET
+})
+
+after(async () => {
+  for (const v of open) await v.close()
+  if (lab) {
+    await lab.destroy()
+    assert.deepEqual(lab.leftovers(), [], 'no namespace is left behind')
+    assert.ok(!fs.existsSync(lab.work))
+  }
+})
+
+async function restartSignal (args) {
+  if (signal) { signal.kill('SIGTERM'); await signal.exited }
+  signal = await lab.startSignal(signalBinary, args)
+}
+
+async function visit (k, name, options = {}, { engine = true } = {}) {
+  const b = lab.browser(k)
+  const v = await visitor(name, { contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
+  open.push(v)
+  if (engine) await startEngine(v, ORIGIN, { signal: [SIGNAL], firstByteTimeout: 4000, ...options })
+  return v
+}
+
+// The candidate types of the pair the data channel runs on, as Chromium's stats report them.
+const selectedPair = (v) => v.page.evaluate(async () => {
+  for (const p of window.dn.peers.values()) {
+    const stats = await p.pc.getStats()
+    for (const s of stats.values()) {
+      if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
+        return { local: stats.get(s.localCandidateId).candidateType, remote: stats.get(s.remoteCandidateId).candidateType }
+      }
+    }
+  }
+  return null
+})
+
+const originRequests = (name) => lab.accessLog().filter((e) => e.ua.endsWith(`visitor-${name}`) && PATHS.includes(e.path))
+
+async function closeAll () {
+  while (open.length) await open.pop().close()
+}
+
+test('two visitors behind NAT exchange the site over STUN (server-reflexive candidates)', { skip }, async () => {
+  await restartSignal(['--stun', STUN])
+  const swarm = `lab-stun-${++swarmN}`.padEnd(20, '-')
+  const a = await visit(1, 'stunA', { swarm })
+  const ra = await fetchAll(a, PATHS)
+  assert.deepEqual(ra.hashes, site.contents)
+  const b = await visit(2, 'stunB', { swarm })
+  await waitFor(async () => (await peersOf(b)) >= 1, 15_000, 'B connected to A across two NATs')
+  const rb = await fetchAll(b, PATHS)
+  assert.deepEqual(rb.hashes, site.contents)
+  assert.equal(rb.stats.bytesFromPeers, TOTAL)
+  assert.deepEqual(originRequests('stunB'), [])
+  const pair = await selectedPair(b)
+  assert.ok(pair && (pair.local === 'srflx' || pair.remote === 'srflx'), JSON.stringify(pair))
+  await closeAll()
+})
+
+test('relay-only: the bytes go through coturn, and its log counts them', { skip }, async () => {
+  await restartSignal(['--stun', STUN, '--turn', TURN, '--relay-only'])
+  const swarm = `lab-turn-${++swarmN}`.padEnd(20, '-')
+  const a = await visit(1, 'turnA', { swarm })
+  await fetchAll(a, PATHS)
+  const b = await visit(2, 'turnB', { swarm })
+  await waitFor(async () => (await peersOf(b)) >= 1, 15_000, 'B connected to A through TURN')
+  const rb = await fetchAll(b, PATHS)
+  assert.deepEqual(rb.hashes, site.contents)
+  assert.equal(rb.stats.bytesFromPeers, TOTAL)
+  assert.deepEqual(await selectedPair(b), { local: 'relay', remote: 'relay' })
+  // coturn logs a session's relayed bytes when the peer connection closes.
+  await b.page.evaluate(() => window.dn.destroy())
+  await a.page.evaluate(() => window.dn.destroy())
+  const relayed = await waitFor(() => {
+    const counts = [...lab.turnLog().matchAll(/peer usage: realm=<[^>]*>, username=<[^>]*>, rp=\d+, rb=(\d+), sp=\d+, sb=(\d+)/g)]
+      .map((m) => Number(m[1]) + Number(m[2]))
+    const total = counts.reduce((x, y) => x + y, 0)
+    return total >= TOTAL ? total : 0
+  }, 10_000, 'coturn reporting the relayed bytes')
+  assert.ok(relayed >= TOTAL, `coturn relayed ${relayed} bytes`)
+  await closeAll()
+})
+
+test('a TURN credential past its expiry is refused: no relay, the page loads over HTTP', { skip }, async () => {
+  await restartSignal([])
+  const username = `${Math.floor(Date.now() / 1000) - 60}:deploynet`
+  const credential = createHmac('sha1', SECRET).update(username).digest('base64')
+  const iceServers = [{ urls: [TURN], username, credential }]
+  const swarm = `lab-expired-${++swarmN}`.padEnd(20, '-')
+  const a = await visit(1, 'expA', {}, { engine: false })
+  await a.page.goto(`${ORIGIN}/test.html`)
+  const gathered = await a.page.evaluate(async (iceServers) => {
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: 'relay' })
+    pc.createDataChannel('x')
+    const types = []
+    pc.onicecandidate = (e) => { if (e.candidate) types.push(e.candidate.type) }
+    const errors = []
+    pc.onicecandidateerror = (e) => { errors.push(`${e.errorCode} ${e.errorText}`) }
+    await pc.setLocalDescription(await pc.createOffer())
+    await new Promise((resolve) => { pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve() })
+    pc.close()
+    return { types, errors }
+  }, iceServers)
+  assert.deepEqual(gathered.types, [])
+  assert.ok(gathered.errors.some((e) => e.startsWith('401')), JSON.stringify(gathered.errors))
+  assert.match(lab.turnLog(), new RegExp(`user <${username}>: incoming packet message processed, error 401`))
+  // The engine with that credential: no peer reachable, every byte over HTTP.
+  await startEngine(a, ORIGIN, { signal: [SIGNAL], swarm, iceServers, iceTransportPolicy: 'relay' })
+  const ra = await fetchAll(a, PATHS)
+  assert.deepEqual(ra.hashes, site.contents)
+  assert.equal(ra.stats.bytesFromOrigin, TOTAL)
+  await closeAll()
+})
+
+test('coturn down: the page still loads completely over HTTP, without waiting on peers', { skip }, async () => {
+  await restartSignal(['--stun', STUN, '--turn', TURN, '--relay-only'])
+  const swarm = `lab-noturn-${++swarmN}`.padEnd(20, '-')
+  const a = await visit(1, 'downA', { swarm })
+  await fetchAll(a, PATHS)
+  lab.turn.kill('SIGTERM')
+  await lab.turn.exited
+  try {
+    const b = await visit(2, 'downB', { swarm, firstByteTimeout: 1500 })
+    const t0 = Date.now()
+    const rb = await fetchAll(b, PATHS)
+    const ms = Date.now() - t0
+    assert.deepEqual(rb.hashes, site.contents)
+    assert.equal(rb.stats.bytesFromOrigin, TOTAL)
+    assert.ok(ms < 1500 + 3000, `loaded in ${ms} ms`)
+  } finally {
+    await closeAll()
+    await lab.startTurn(SECRET)
+  }
+})
+
+test('no ICE servers across NAT: no connection, and the page loads over HTTP without waiting', { skip }, async () => {
+  await restartSignal([])
+  const swarm = `lab-noice-${++swarmN}`.padEnd(20, '-')
+  const a = await visit(1, 'noiceA', { swarm })
+  await fetchAll(a, PATHS)
+  const b = await visit(2, 'noiceB', { swarm, firstByteTimeout: 1500 })
+  const t0 = Date.now()
+  const rb = await fetchAll(b, PATHS)
+  const ms = Date.now() - t0
+  assert.deepEqual(rb.hashes, site.contents)
+  assert.equal(rb.stats.bytesFromOrigin, TOTAL)
+  assert.equal(await peersOf(b), 0)
+  assert.ok(ms < 1500, `loaded in ${ms} ms`)
+  await closeAll()
+})
