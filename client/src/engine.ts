@@ -164,6 +164,8 @@ const HELLO_WAIT_MS = 1000;
 const ANSWERED_WAIT_MS = 1000;
 // Assets taken from the browser's HTTP cache per page (a manifest lists a site's assets).
 const MAX_ADOPTED = 4096;
+const MAX_BANNED = 1024;       // peers banned in this page's session
+const MAX_OFFERED_TO = 1024;   // peers offered to in the last minute
 
 interface Req {
   t: Transfer;
@@ -224,7 +226,9 @@ export class DeployNet extends Emitter<Events> {
   private reqs = new Map<number, Req>();
   private nextReq = 1;
   private uploads = 0;
-  private cancelled = new Set<string>();
+  // Uploads in progress, by `${peer}:${reqId}`: a cancel marks one; a cancel for anything else
+  // is ignored (so a peer cannot grow this by sending cancels).
+  private serving = new Map<string, { cancelled: boolean }>();
   private bucket: TokenBucket;
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private announcing = false;
@@ -445,7 +449,8 @@ export class DeployNet extends Emitter<Events> {
         if (!this.peers.has(p) && !this.banned.has(p) && (last === undefined || now - last > 60_000)) targets.add(p);
       }
     }
-    for (const p of targets) this.offeredTo.set(p, now);
+    for (const [p, at] of this.offeredTo) if (now - at > 60_000) this.offeredTo.delete(p);
+    for (const p of targets) if (this.offeredTo.size < MAX_OFFERED_TO) this.offeredTo.set(p, now);
     if (targets.size) void this.announce(undefined, [...targets]);
   }
 
@@ -519,6 +524,8 @@ export class DeployNet extends Emitter<Events> {
 
   private ban(peer: Peer, reason: string) {
     if (!this.banned.has(peer.id)) {
+      // Peer ids are per page load: the oldest bans go first past the cap.
+      if (this.banned.size >= MAX_BANNED) this.banned.delete(this.banned.values().next().value as string);
       this.banned.add(peer.id);
       this.counters.bans++;
       this.emit('ban', peer.id, reason);
@@ -531,15 +538,21 @@ export class DeployNet extends Emitter<Events> {
       case 'hello':
         if (m.version !== PROTOCOL_VERSION) { peer.destroy(`protocol version ${m.version}`); return; }
         peer.helloSeen = true;
-        for (const id of m.have) peer.have.add(id);
+        // Only content of this deploy is remembered: a peer's set never outgrows the manifest.
+        for (const id of m.have) if (this.index.byId.has(id)) peer.have.add(id);
         this.scheduleAll();
         return;
       case 'have':
+        if (!this.index.byId.has(m.contentId)) return;
         peer.have.add(m.contentId);
         for (const t of this.active) if (t.file.sha256 === m.contentId) this.schedule(t);
         return;
       case 'request': void this.serve(peer, m.reqId, m.contentId, m.piece); return;
-      case 'cancel': this.cancelled.add(`${peer.id}:${m.reqId}`); return;
+      case 'cancel': {
+        const up = this.serving.get(`${peer.id}:${m.reqId}`);
+        if (up) up.cancelled = true;
+        return;
+      }
       case 'piece': void this.onPiece(peer, m.reqId, m.piece, m.offset, m.data); return;
       case 'reject': {
         const r = this.reqs.get(m.reqId);
@@ -942,6 +955,13 @@ export class DeployNet extends Emitter<Events> {
       peer.send({ type: 'reject', reqId, reason: 'busy' });
       return;
     }
+    const key = `${peer.id}:${reqId}`;
+    if (this.serving.has(key)) {
+      peer.send({ type: 'reject', reqId, reason: 'invalid' });
+      return;
+    }
+    const up = { cancelled: false };
+    this.serving.set(key, up);
     this.uploads++;
     try {
       const bytes = await this.store.get(contentId);
@@ -951,9 +971,8 @@ export class DeployNet extends Emitter<Events> {
       }
       const ps = this.index.manifest.piece_size;
       const len = this.index.pieceLength(file, piece);
-      const key = `${peer.id}:${reqId}`;
       for (let off = 0; off < len; off += MAX_CHUNK) {
-        if (this.cancelled.delete(key) || peer.closed) return;
+        if (up.cancelled || peer.closed) return;
         const n = Math.min(MAX_CHUNK, len - off);
         await this.bucket.take(n);
         await peer.drained();
@@ -963,6 +982,7 @@ export class DeployNet extends Emitter<Events> {
       }
     } finally {
       this.uploads--;
+      this.serving.delete(key);
     }
   }
 

@@ -143,3 +143,37 @@ test('a peer that vanishes mid-transfer: the transfer completes from elsewhere',
   assert.match(reqs[0].range, /^bytes=\d+-\d+$/)
   await b.close()
 })
+
+test('a peer flooding cancels and haves cannot grow another visitor\'s memory', async () => {
+  const swarm = `swarm-flood-${++swarmN}`.padEnd(20, '-')
+  const victim = await open('V6', { swarm })
+  await fetchAll(victim, PATHS)
+  const attacker = await open('X6', { swarm })
+  await waitFor(async () => (await peersOf(attacker)) >= 1, 10_000, 'attacker connected to the victim')
+  // 50,000 cancels for requests never made and 50,000 haves of content not in the manifest,
+  // through the real data channel (each a valid wire message).
+  await attacker.page.evaluate(async () => {
+    const peer = [...window.dn.peers.values()][0]
+    const hex = () => Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, '0')).join('')
+    for (let i = 0; i < 50_000; i++) {
+      peer.send({ type: 'cancel', reqId: i + 1 })
+      peer.send({ type: 'have', contentId: hex() })
+      if (i % 2000 === 0) await peer.drained()
+    }
+    await peer.drained()
+  })
+  // Still connected, still serving: the attacker gets a real asset from the victim, asked on
+  // the same ordered channel after the flood, so the victim has read all of it by then.
+  const r = await fetchAll(attacker, ['/style.css'])
+  assert.equal(r.hashes['/style.css'], site.contents['/style.css'])
+  assert.equal(r.stats.assets.find((x) => x.path === '/style.css').fromPeers, FILES['/style.css'])
+  const held = await victim.page.evaluate(() => {
+    const p = [...window.dn.peers.values()][0]
+    return { serving: window.dn.serving.size, have: p.have.size }
+  })
+  // What the attacker really holds (it prefetched the site from the victim), nothing more.
+  assert.equal(held.serving, 0)
+  assert.ok(held.have <= PATHS.length, JSON.stringify(held))
+  await attacker.close()
+  await victim.close()
+})
