@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "deploynet/utf8.hpp"
+
 namespace deploynet::ws {
 
 void append_frame(std::string& out, Opcode opcode, std::string_view payload) {
@@ -104,19 +106,30 @@ MessageReader::Event MessageReader::next(std::span<char> buf, std::size_t& consu
       ev.kind = Kind::kPong;
       ev.payload = data;
       return ev;
-    case Opcode::kClose:
+    case Opcode::kClose: {
       if (data.size() == 1) return error(1002, "close frame with a one-byte body");
       ev.kind = Kind::kClose;
-      ev.close_code = data.size() >= 2 ? static_cast<std::uint16_t>(
-                                             (static_cast<std::uint8_t>(data[0]) << 8) |
-                                             static_cast<std::uint8_t>(data[1]))
-                                       : 1005;
+      if (data.size() < 2) {
+        ev.close_code = 1005;  // none given
+        return ev;
+      }
+      auto code = static_cast<std::uint16_t>((static_cast<std::uint8_t>(data[0]) << 8) |
+                                             static_cast<std::uint8_t>(data[1]));
+      // RFC 6455 7.4: 1005, 1006 and 1015 are never sent; below 1000 and the unassigned
+      // 1016-2999 are not close codes at all.
+      bool valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                   (code >= 3000 && code <= 4999);
+      if (!valid) return error(1002, "invalid close code");
+      if (!valid_utf8(data.substr(2))) return error(1007, "close reason is not UTF-8");
+      ev.close_code = code;
       return ev;
+    }
     default:
       break;
   }
 
   if (fin && !in_fragmented_) {
+    if (opcode == Opcode::kText && !valid_utf8(data)) return error(1007, "text frame is not UTF-8");
     ev.kind = Kind::kMessage;
     ev.payload = data;
     return ev;
@@ -124,6 +137,7 @@ MessageReader::Event MessageReader::next(std::span<char> buf, std::size_t& consu
   // A fragment: gather until the final one. Memory is bounded by max_message_.
   if (!in_fragmented_) {
     in_fragmented_ = true;
+    text_ = opcode == Opcode::kText;
     fragments_.clear();
   }
   fragments_.append(data);
@@ -132,6 +146,7 @@ MessageReader::Event MessageReader::next(std::span<char> buf, std::size_t& consu
     return ev;
   }
   in_fragmented_ = false;
+  if (text_ && !valid_utf8(fragments_)) return error(1007, "text message is not UTF-8");
   ev.kind = Kind::kMessage;
   ev.payload = fragments_;
   return ev;

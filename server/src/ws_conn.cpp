@@ -123,11 +123,10 @@ void WsConn::consume(std::span<char> data) {
       case Kind::kPong:
         break;
       case Kind::kClose: {
-        // Echo the client's code as RFC 6455 asks; codes that may not be sent become 1000.
+        // Echo the client's code as RFC 6455 asks (the reader refused invalid ones); none
+        // given: 1000.
         auto code = ev.close_code;
-        bool sendable = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
-                        (code >= 3000 && code <= 4999);
-        close(sendable ? static_cast<ws::CloseCode>(code) : ws::CloseCode::kNormal);
+        close(code == 1005 ? ws::CloseCode::kNormal : static_cast<ws::CloseCode>(code));
         return;
       }
       case Kind::kError:

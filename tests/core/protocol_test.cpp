@@ -1,4 +1,5 @@
 #include "deploynet/protocol.hpp"
+#include "deploynet/utf8.hpp"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
@@ -214,26 +215,6 @@ TEST(Serialize, OfferCarriesTheSdpObjectAndBinaryIds) {
   EXPECT_EQ(as_announce(reparsed).info_hash, ih);
 }
 
-
-// Strict UTF-8 (RFC 3629): what a browser's WebSocket accepts in a text frame.
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 9;
-    if (n == 9 || i + n >= s.size() + (n ? 0 : 1)) return false;
-    std::uint32_t cp = n == 0 ? c : c & (0x3F >> n);
-    for (std::size_t k = 1; k <= n; ++k) {
-      auto d = static_cast<unsigned char>(s[i + k]);
-      if ((d >> 6) != 2) return false;
-      cp = (cp << 6) | (d & 0x3F);
-    }
-    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n + 1;
-  }
-  return true;
-}
 
 std::string announce_with_offers(const std::string& offers_json) {
   return R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer +

@@ -135,6 +135,48 @@ TEST(WsFrame, CloseCarriesItsCode) {
   EXPECT_EQ(r.next(empty, used).close_code, 1005);
 }
 
+TEST(WsFrame, InvalidCloseCodesAndNonUtf8TextAreErrors) {
+  struct Case {
+    std::string frame;
+    std::uint16_t code;
+    const char* what;
+  };
+  std::vector<Case> cases = {
+      {client_frame(0x88, std::string("\x03\xe7", 2)), 1002, "close code 999"},
+      {client_frame(0x88, std::string("\x03\xed", 2)), 1002, "close code 1005"},
+      {client_frame(0x88, std::string("\x03\xee", 2)), 1002, "close code 1006"},
+      {client_frame(0x88, std::string("\x03\xf7", 2)), 1002, "close code 1015"},
+      {client_frame(0x88, std::string("\x07\xd0", 2)), 1002, "close code 2000"},
+      {client_frame(0x88, std::string("\x03\xe8\xff", 3)), 1007, "close reason not UTF-8"},
+      {client_frame(0x81, "{\xed\xb0\x80}"), 1007, "a surrogate in a text frame"},
+      {client_frame(0x81, "\xc0\xaf"), 1007, "an overlong form"},
+      {client_frame(0x81, "\xe2\x82"), 1007, "a truncated sequence"},
+  };
+  for (auto& c : cases) {
+    MessageReader r(1 << 20);
+    std::size_t used = 0;
+    auto ev = r.next(c.frame, used);
+    EXPECT_EQ(ev.kind, Kind::kError) << c.what;
+    EXPECT_EQ(ev.close_code, c.code) << c.what;
+  }
+  // A code point split across fragments is fine; binary frames are not UTF-8 checked.
+  MessageReader r(100);
+  auto buf = client_frame(0x01, "\xe2\x82") + client_frame(0x80, "\xac!") + client_frame(0x82, "\xff");
+  std::span<char> s(buf);
+  std::size_t used = 0;
+  EXPECT_EQ(r.next(s, used).kind, Kind::kFragment);
+  s = s.subspan(used);
+  auto ev = r.next(s, used);
+  ASSERT_EQ(ev.kind, Kind::kMessage);
+  EXPECT_EQ(ev.payload, "\xe2\x82\xac!");
+  s = s.subspan(used);
+  EXPECT_EQ(r.next(s, used).kind, Kind::kMessage);
+  // Valid codes are reported as sent.
+  auto ok = client_frame(0x88, std::string("\x0f\xa0ok", 4));
+  MessageReader r2(100);
+  EXPECT_EQ(r2.next(ok, used).close_code, 4000);
+}
+
 TEST(WsFrame, ProtocolViolationsAreErrors) {
   struct Case {
     std::string frame;

@@ -111,7 +111,14 @@ for (const [name, frame, code] of [
   ['an unmasked client frame', () => maskedFrame(1, '{}', { mask: false }), 1002],
   ['a reserved opcode', () => maskedFrame(3, 'x'), 1002],
   ['a continuation with no message', () => maskedFrame(0, 'x'), 1002],
-  ['a control frame over 125 bytes', () => maskedFrame(9, 'x'.repeat(126)), 1002]
+  ['a control frame over 125 bytes', () => maskedFrame(9, 'x'.repeat(126)), 1002],
+  ['a text frame that is not UTF-8', () => maskedFrame(1, Buffer.from([0x7b, 0xed, 0xb0, 0x80, 0x7d])), 1007],
+  ['a text message whose fragments are not UTF-8 together', () => Buffer.concat([
+    maskedFrame(1, Buffer.from([0x22, 0xc3]), { fin: false }), maskedFrame(0, Buffer.from([0x28, 0x22]))]), 1007],
+  ['close code 999', () => maskedFrame(8, Buffer.from([0x03, 0xe7])), 1002],
+  ['close code 1005 (never sent)', () => maskedFrame(8, Buffer.from([0x03, 0xed])), 1002],
+  ['close code 2000 (unassigned)', () => maskedFrame(8, Buffer.from([0x07, 0xd0])), 1002],
+  ['a close reason that is not UTF-8', () => maskedFrame(8, Buffer.from([0x03, 0xe8, 0xff])), 1007]
 ]) {
   test(`${name} closes with ${code}`, async () => {
     const { sock, ended, rest } = await rawUpgrade(server.port)

@@ -1,8 +1,8 @@
 #pragma once
 
 // WebSocket framing (RFC 6455) for the server side, as plain functions over byte buffers: no
-// sockets, so the parser is unit-tested and fuzzed on its own. Client frames arrive masked
-// and are unmasked in place; server frames are written unmasked.
+// sockets, so the parser is unit-tested on its own (and can be driven by a fuzzer). Client
+// frames arrive masked and are unmasked in place; server frames are written unmasked.
 
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +26,7 @@ enum class CloseCode : std::uint16_t {
   kNormal = 1000,
   kGoingAway = 1001,
   kProtocolError = 1002,
+  kInvalidPayload = 1007,
   kPolicyViolation = 1008,
   kTooBig = 1009,
 };
@@ -46,7 +47,7 @@ class MessageReader {
     kMessage,   // a whole text or binary message: `payload`
     kPing,      // answer with a pong carrying `payload`
     kPong,
-    kClose,     // the client closes: `close_code` (1005 when it gave none)
+    kClose,     // the client closes: a valid `close_code` to echo (1005 when it gave none)
     kError,     // protocol violation: close with `close_code`, `error` says why
   };
   struct Event {
@@ -68,6 +69,7 @@ class MessageReader {
   std::size_t max_message_;
   std::string fragments_;
   bool in_fragmented_ = false;
+  bool text_ = false;  // the message being assembled is text (checked as UTF-8 when whole)
 };
 
 }  // namespace deploynet::ws
