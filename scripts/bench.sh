@@ -29,7 +29,7 @@ trap cleanup EXIT INT TERM
 
 start_ours() {
   $SERVER_CPU "$BIN/server/deploynet-signal" --threads 1 --listen 127.0.0.1:0 --rate 1e9 --burst 1e9 \
-    --max-conns-per-ip 100000 --max-connections 100000 --log-level warn 2>"$work/ours.log" &
+    --max-conns-per-ip 100000 --conn-rate-per-ip 1e9 --conn-burst-per-ip 1e9 --log-level warn 2>"$work/ours.log" &
   server_pid=$!
   pids+=("$server_pid")
   for _ in $(seq 100); do

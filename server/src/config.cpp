@@ -1,5 +1,7 @@
 #include "config.hpp"
 
+#include <sys/resource.h>
+
 #include <boost/program_options.hpp>
 
 #include <cstdlib>
@@ -61,7 +63,9 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("rate", po::value(&c.rate_per_s)->default_value(c.rate_per_s), "messages per second per connection (token bucket refill)")
     ("burst", po::value(&c.rate_burst)->default_value(c.rate_burst), "token bucket size: messages a connection may send at once")
     ("max-conns-per-ip", po::value(&c.max_conns_per_ip)->default_value(c.max_conns_per_ip), "concurrent connections from one IP address")
-    ("max-connections", po::value(&c.max_connections)->default_value(c.max_connections), "concurrent connections in all")
+    ("max-connections", po::value(&c.max_connections), "concurrent connections in all; more get HTTP 503 at once (default: the open-files limit less 64, at most 100000)")
+    ("conn-rate-per-ip", po::value(&c.conn_rate_per_ip)->default_value(c.conn_rate_per_ip), "new connections per second from one address; more get HTTP 429")
+    ("conn-burst-per-ip", po::value(&c.conn_burst_per_ip)->default_value(c.conn_burst_per_ip), "new connections one address may open at once")
     ("handshake-timeout", po::value(&handshake_s)->default_value(handshake_s), "seconds from TCP accept to an open WebSocket or an HTTP reply")
     ("idle-timeout", po::value(&idle_s)->default_value(idle_s), "seconds of silence before a connection is closed; a ping goes out at half")
     ("max-send-queue", po::value(&c.max_send_queue)->default_value(c.max_send_queue), "messages queued to one client before it is disconnected as too slow")
@@ -121,6 +125,29 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   if (handshake_s < 1) return bad("--handshake-timeout: at least 1 second");
   if (idle_s < 2) return bad("--idle-timeout: at least 2 seconds");
   if (c.max_conns_per_ip < 1) return bad("--max-conns-per-ip: at least 1");
+  if (!(c.conn_rate_per_ip > 0)) return bad("--conn-rate-per-ip: must be positive");
+  if (c.conn_burst_per_ip < 1) return bad("--conn-burst-per-ip: at least 1");
+  // Every connection is a file descriptor: past the process's limit, accept() fails and
+  // clients wait in the kernel's backlog instead of hearing "no". Raise the soft limit to
+  // the hard one, keep headroom for everything else, refuse the rest ourselves.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (nofile.rlim_cur < nofile.rlim_max) {
+      rlimit raised = nofile;
+      raised.rlim_cur = nofile.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
+    }
+    constexpr rlim_t kHeadroom = 64;
+    rlim_t budget = nofile.rlim_cur > 2 * kHeadroom ? nofile.rlim_cur - kHeadroom : nofile.rlim_cur / 2;
+    if (!vm.count("max-connections")) {
+      c.max_connections = static_cast<std::uint32_t>(std::min<rlim_t>(c.max_connections, budget));
+    } else if (c.max_connections > budget) {
+      return bad("--max-connections: " + std::to_string(c.max_connections) +
+                 " is above what the open-files limit allows (" + std::to_string(budget) + " of " +
+                 std::to_string(nofile.rlim_cur) + "); raise `ulimit -n` or lower it");
+    }
+  }
+  if (c.max_connections < 1) return bad("--max-connections: at least 1");
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" &&
       c.log_level != "error") {
     return bad("--log-level: one of debug, info, warn, error");

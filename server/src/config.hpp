@@ -25,7 +25,10 @@ struct Config {
   double rate_per_s = 20;                    // token bucket refill, messages per second
   double rate_burst = 40;                    // token bucket size
   std::uint32_t max_conns_per_ip = 256;      // concurrent connections from one address
-  std::uint32_t max_connections = 100'000;   // concurrent connections in all
+  std::uint32_t max_connections = 100'000;   // concurrent connections in all; by default
+                                             // lowered to the open-files limit less headroom
+  double conn_rate_per_ip = 20;              // new connections per second from one address
+  double conn_burst_per_ip = 40;             // ... and at once
 
   // Timeouts and queues.
   std::chrono::seconds handshake_timeout{10};  // TCP accept to WebSocket open

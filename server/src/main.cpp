@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
     auto ep = server.bind();
     LogLine(LogLevel::kInfo, "listening")
         .kv("addr", ep.address().to_string() + ":" + std::to_string(ep.port()))
-        .kv("threads", config->threads);
+        .kv("threads", config->threads)
+        .kv("max_connections", config->max_connections);
     server.run();
   } catch (const std::exception& e) {
     std::cerr << "deploynet-signal: " << e.what() << "\n";

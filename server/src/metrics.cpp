@@ -89,6 +89,7 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers) const {
          "Connections refused, by reason.");
   sample(o, "deploynet_connections_rejected_total", "reason=\"ip_cap\"", rejected_ip_cap.load(kRelaxed));
   sample(o, "deploynet_connections_rejected_total", "reason=\"total_cap\"", rejected_total_cap.load(kRelaxed));
+  sample(o, "deploynet_connections_rejected_total", "reason=\"ip_rate\"", rejected_ip_rate.load(kRelaxed));
   sample(o, "deploynet_connections_rejected_total", "reason=\"origin\"", rejected_origin.load(kRelaxed));
   sample(o, "deploynet_connections_rejected_total", "reason=\"accept_error\"", accept_errors.load(kRelaxed));
 

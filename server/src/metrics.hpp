@@ -32,6 +32,7 @@ struct Metrics {
   Counter http_requests{0};
   Counter rejected_ip_cap{0};
   Counter rejected_total_cap{0};
+  Counter rejected_ip_rate{0};
   Counter rejected_origin{0};
   Counter accept_errors{0};
 

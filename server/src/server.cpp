@@ -27,6 +27,15 @@ ConnSlot::~ConnSlot() {
   if (server_) server_->release_slot(ip_);
 }
 
+namespace {
+constexpr const char* kRefuseFull =
+    "HTTP/1.1 503 Service Unavailable\r\nServer: deploynet-signal\r\nRetry-After: 10\r\n"
+    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+constexpr const char* kRefuseBusy =
+    "HTTP/1.1 429 Too Many Requests\r\nServer: deploynet-signal\r\nRetry-After: 10\r\n"
+    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+}  // namespace
+
 Server::Server(Config config)
     : config_(std::move(config)),
       tracker_(config_.tracker),
@@ -136,23 +145,31 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
   auto v6 = addr.is_v4() ? net::ip::make_address_v6(net::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
   auto ip = v6.to_bytes();
   std::string key(reinterpret_cast<const char*>(ip.data()), ip.size());
-  bool admitted = false;
+  const char* refusal = nullptr;
   {
     std::lock_guard lock(slots_mu_);
     auto& n = per_ip_[key];
     if (open_slots_ >= config_.max_connections) {
       metrics_.rejected_total_cap.fetch_add(1, std::memory_order_relaxed);
+      refusal = kRefuseFull;
     } else if (n >= config_.max_conns_per_ip) {
       metrics_.rejected_ip_cap.fetch_add(1, std::memory_order_relaxed);
+      refusal = kRefuseBusy;
+    } else if (!take_conn_token(key)) {
+      metrics_.rejected_ip_rate.fetch_add(1, std::memory_order_relaxed);
+      refusal = kRefuseBusy;
     } else {
       ++n;
       ++open_slots_;
-      admitted = true;
     }
     if (n == 0) per_ip_.erase(key);
   }
-  if (!admitted) {
-    LogLine(LogLevel::kDebug, "connection refused: cap").kv("ip", addr.to_string());
+  if (refusal) {
+    // A fast, explicit "no" (never a hang): one non-blocking write of a short HTTP reply.
+    LogLine(LogLevel::kDebug, "connection refused").kv("ip", addr.to_string()).kv("reply", refusal);
+    socket.non_blocking(true, rec);
+    socket.write_some(net::buffer(std::string_view(refusal)), rec);
+    socket.shutdown(tcp::socket::shutdown_both, rec);
     socket.close(rec);
     do_accept();
     return;
@@ -164,6 +181,29 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
   // The session's first read is started on its own worker's thread.
   net::post(worker.ioc(), [session] { session->run(); });
   do_accept();
+}
+
+bool Server::take_conn_token(const std::string& key) {
+  auto now = std::chrono::steady_clock::now();
+  // Bounded: past the cap, addresses whose bucket has refilled are forgotten (they lose
+  // nothing); if that is not enough, all are (the limit fails open, never the server).
+  if (conn_rate_.size() >= kMaxRateEntries && !conn_rate_.contains(key)) {
+    std::erase_if(conn_rate_, [&](const auto& e) {
+      return std::chrono::duration<double>(now - e.second.last).count() * config_.conn_rate_per_ip +
+                 e.second.tokens >= config_.conn_burst_per_ip;
+    });
+    if (conn_rate_.size() >= kMaxRateEntries) conn_rate_.clear();
+  }
+  auto [it, fresh] = conn_rate_.try_emplace(key, RateBucket{config_.conn_burst_per_ip, now});
+  auto& b = it->second;
+  if (!fresh) {
+    double elapsed = std::chrono::duration<double>(now - b.last).count();
+    b.tokens = std::min(config_.conn_burst_per_ip, b.tokens + elapsed * config_.conn_rate_per_ip);
+    b.last = now;
+  }
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
 }
 
 void Server::release_slot(const std::array<unsigned char, 16>& ip) {

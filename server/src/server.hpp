@@ -83,8 +83,16 @@ class Server {
   net::steady_timer shutdown_timer_;
   std::atomic<bool> stopping_{false};
 
+  bool take_conn_token(const std::string& key);  // under slots_mu_
+
   std::mutex slots_mu_;
   std::unordered_map<std::string, std::uint32_t> per_ip_;
+  struct RateBucket {
+    double tokens;
+    std::chrono::steady_clock::time_point last;
+  };
+  static constexpr std::size_t kMaxRateEntries = 65'536;
+  std::unordered_map<std::string, RateBucket> conn_rate_;  // new connections per address
   std::uint32_t open_slots_ = 0;
 
   std::atomic<std::uint64_t> next_conn_id_{1};

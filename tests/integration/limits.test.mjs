@@ -126,3 +126,70 @@ test('bad flags exit 2 naming the flag; --help exits 0', async () => {
   assert.equal(help.status, 0)
   assert.match(help.stdout, /--max-conns-per-ip/)
 })
+
+// Runs the server under a lowered open-files limit (bash's ulimit, then exec).
+async function startLimited (nofile, args = []) {
+  const { spawn } = await import('node:child_process')
+  const { signalBinary } = await import('./harness.mjs')
+  return spawn('bash', ['-c', `ulimit -n ${nofile} && exec "$0" "$@"`, signalBinary, '--listen', '127.0.0.1:0', ...args],
+    { stdio: ['ignore', 'ignore', 'pipe'] })
+}
+
+test('--max-connections defaults below the open-files limit; beyond it a fast 503, never a hang', async () => {
+  const proc = await startLimited(128)
+  let log = ''
+  proc.stderr.on('data', (d) => { log += d })
+  try {
+    const port = await waitFor(() => Number(/addr=[\d.]+:(\d+)/.exec(log)?.[1]), 'listening')
+    assert.match(log, /max_connections=64\b/)
+    const url = `ws://127.0.0.1:${port}`
+    const clients = []
+    for (let i = 0; i < 64; i++) clients.push(await Client.open(url, { localAddress: `127.0.1.${1 + (i % 32)}` }))
+    const t0 = Date.now()
+    await assert.rejects(Client.open(url, { localAddress: '127.0.2.1' }), /HTTP 503/)
+    const health = await fetch(`http://127.0.0.1:${port}/health`)
+    assert.equal(health.status, 503)
+    assert.ok(Date.now() - t0 < 2000, `refused in ${Date.now() - t0} ms`)
+    clients.pop().close()
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 200, 'a free slot')
+    for (const c of clients) c.close()
+  } finally {
+    proc.kill('SIGTERM')
+  }
+})
+
+test('--max-connections above the open-files limit is refused at start, naming the flag', async () => {
+  const proc = await startLimited(128, ['--max-connections', '1000'])
+  let err = ''
+  proc.stderr.on('data', (d) => { err += d })
+  const code = await new Promise((resolve) => proc.on('exit', resolve))
+  assert.equal(code, 2)
+  assert.match(err, /--max-connections: 1000 is above what the open-files limit allows/)
+})
+
+test('one address opening connections too fast gets 429 beyond its burst', async () => {
+  const s = await startServer(['--conn-rate-per-ip', '1', '--conn-burst-per-ip', '5'])
+  try {
+    const from = { localAddress: '127.0.0.5' }
+    const open = []
+    for (let i = 0; i < 5; i++) open.push(await Client.open(s.url, from))
+    await assert.rejects(Client.open(s.url, from), /HTTP 429/)
+    assert.equal(await metric(s, 'deploynet_connections_rejected_total{reason="ip_rate"}'), 1)
+    // Other addresses are not affected.
+    const other = await Client.open(s.url, { localAddress: '127.0.0.6' })
+    other.close()
+    for (const c of open) c.close()
+  } finally {
+    await s.stop()
+  }
+})
+
+async function waitFor (fn, what, ms = 10_000) {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
