@@ -140,4 +140,7 @@ echo
 DEPLOYNET_SIGNAL=$PWD/build/release/server/deploynet-signal DEPLOYNET_CLI=$PWD/build/release/cli/deploynet \
   node bench/client-bench.mjs
 echo
-HOLD=0 node bench/demo-bench.mjs
+# The whole system against the plain site (no DeployNet at all), per network-lab profile: real
+# Chromium visitors behind NAT, nginx's access log, the same run. Needs root (namespaces).
+echo "== DeployNet against the plain site, in the network lab (lab/profiles)"
+node lab/bench.mjs

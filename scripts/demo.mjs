@@ -2,7 +2,7 @@
 // and a swarm of headless Chromium visitors, one after another and overlapping; then a table of
 // who got which bytes from where. Also used by `make bench` (P2P on against P2P off).
 //
-//   VISITORS=6  STAGGER_MS=3000  BUDGET_MS=1500  SIGNAL_PORT=8000  WEB_PORT=8080
+//   VISITORS=6  STAGGER_MS=3000  READ_MS=1500 (on each of 3 pages)  BUDGET_MS=1500  SIGNAL_PORT=8000  WEB_PORT=8080
 //   P2P=off (everything over HTTP)  HOLD=1|0 (keep serving for a desktop browser until Ctrl-C;
 //   default: when stdout is a terminal)
 import fs from 'node:fs'
@@ -90,16 +90,29 @@ export function accessLog () {
   return fs.readFileSync(path.join(work, 'access.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
 }
 
-// One visitor: a fresh browser, the home page, until the service-worker-controlled view has
-// loaded everything. Returns load time and the engine's figures.
+// One visitor: a fresh browser reading the site's three pages, one after the other, as people
+// do. Returns each page's load time and the engine's figures summed over the pages.
+const PAGES = ['index.html', 'gallery.html', 'about.html']
+const READ_MS = Number(env.READ_MS ?? 1500)
 async function visit (name, p2p) {
   const v = await visitor(name, p2p ? {} : { initScript: 'window.DeployNetConfig = { p2p: false }' })
   browsers.push(v)
-  const r = await loadControlledPage(v, `${web}/index.html`)
-  if (env.DEMO_DEBUG) {
-    for (const a of r.stats.assets) console.log(`  ${name} ${a.path} peers=${a.fromPeers} origin=${a.fromOrigin} ${a.originReason ?? ''} ${a.ms.toFixed(0)}ms`)
+  const sum = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, bytesAdopted: 0, bytesUploaded: 0, assets: [] }
+  const loads = []
+  let imagesOk = true
+  for (const page of PAGES) {
+    const r = await loadControlledPage(v, `${web}/${page}`)
+    await new Promise((resolve) => setTimeout(resolve, READ_MS))
+    const stats = await v.page.evaluate(async () => (await window.deploynet)?.stats())
+    for (const k of Object.keys(sum)) if (k !== 'assets') sum[k] += stats[k]
+    sum.assets.push(...stats.assets)
+    loads.push(r.ms)
+    imagesOk &&= r.imagesOk
+    if (env.DEMO_DEBUG) {
+      for (const a of stats.assets) console.log(`  ${name} ${page} ${a.path} peers=${a.fromPeers} origin=${a.fromOrigin} ${a.originReason ?? ''}${a.prefetch ? ' (prefetch)' : ''}`)
+    }
   }
-  return { name, ms: r.ms, imagesOk: r.imagesOk, stats: r.stats }
+  return { name, ms: loads.reduce((a, b) => a + b, 0) / loads.length, imagesOk, stats: sum }
 }
 
 export async function runSwarm ({ quiet = false, p2p = P2P } = {}) {
@@ -131,7 +144,8 @@ export async function runSwarm ({ quiet = false, p2p = P2P } = {}) {
 
 function report ({ rows, assets }) {
   const kib = (n) => (n / 1024).toFixed(0).padStart(8)
-  console.log('\nvisitor   from peers (KiB)  from origin (KiB)  origin requests  page load (ms)  images')
+  console.log(`\neach visitor reads ${PAGES.join(', ')}; page load is the mean of the three`)
+  console.log('visitor   from peers (KiB)  from origin (KiB)  origin requests  page load (ms)  images')
   for (const r of rows) {
     console.log(`${r.name.padEnd(8)} ${kib(r.stats.bytesFromPeers)}          ${kib(r.originBytes)}          ` +
       `${String(r.requests).padStart(6)}        ${r.ms.toFixed(0).padStart(8)}        ${r.imagesOk ? 'ok' : 'MISSING'}`)
@@ -140,7 +154,7 @@ function report ({ rows, assets }) {
   const origin = rows.reduce((a, r) => a + r.originBytes, 0)
   const later = rows.slice(1)
   const laterPeers = later.reduce((a, r) => a + r.stats.bytesFromPeers, 0)
-  const laterAsset = later.reduce((a, r) => a + r.stats.bytesFromPeers + r.stats.bytesFromOrigin + r.stats.bytesFromCache, 0)
+  const laterAsset = later.reduce((a, r) => a + r.stats.bytesFromPeers + r.stats.bytesFromOrigin + r.stats.bytesFromCache + r.stats.bytesAdopted, 0)
   const perVisitor = rows[0].assetRequests
   const assetReqs = rows.reduce((a, r) => a + r.assetRequests, 0)
   console.log(`\nbytes served by peers: ${(100 * peers / (peers + origin)).toFixed(1)}% of all bytes the visitors loaded ` +

@@ -244,6 +244,7 @@ export class DeployNet extends Emitter<Events> {
   private serverIce: IceInfo | null = null;
   private adopted = new Set<string>();
   private held = new Set<string>();                // content ids in the store
+  private heldReady: Promise<void> = Promise.resolve();
   private prefetched = 0;
   private lastPrefetch = 0;
   readonly meter = new OriginMeter(location.origin);             // content ids taken from the HTTP cache
@@ -340,8 +341,9 @@ export class DeployNet extends Emitter<Events> {
     if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
     this.index = new ManifestIndex(parseManifest(await res.json()));
     // Content of older deploys is never served again.
-    void this.store.evictExcept(new Set(this.index.byId.keys()))
-      .then(() => this.store.ids()).then((ids) => { for (const id of ids) this.held.add(id); });
+    this.heldReady = this.store.evictExcept(new Set(this.index.byId.keys()))
+      .then(() => this.store.ids()).then((ids) => { for (const id of ids) this.held.add(id); })
+      .catch(() => {});
   }
 
   /**
@@ -370,7 +372,8 @@ export class DeployNet extends Emitter<Events> {
     if (!file || file.size === 0 || this.adopted.has(file.sha256) || this.transfers.has(file.sha256)) return;
     if (this.adopted.size >= MAX_ADOPTED) return;
     this.adopted.add(file.sha256);
-    if (await this.store.get(file.sha256)) return;
+    await this.heldReady;
+    if (this.held.has(file.sha256)) return;
     try {
       const res = await fetch(url.pathname, { cache: 'only-if-cached', mode: 'same-origin', headers: { [MARKER]: 'origin' } });
       if (!res.ok) return;

@@ -13,6 +13,7 @@ import { cachedContent } from './store';
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const MANIFEST = new URL(sw.location.href).searchParams.get('manifest') || '/deploynet.json';
 const PAGE_ANSWER_MS = 60_000;  // the engine itself falls back to the origin long before this
+const MANIFEST_WAIT_MS = 300;   // a navigation's answer held for the manifest check, at most
 
 interface PageInfo { deployId: string; paths: Set<string> }
 const pages = new Map<string, PageInfo>(); // by client id
@@ -82,10 +83,12 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   // Verified content this browser already holds (from peers, the origin or the HTTP cache of
   // an earlier view) is served here, at once, with no page engine and no request at all.
   const cached = await cachedContent(file.sha256);
-  if (cached) {
-    const bytes = await cached.arrayBuffer();
-    return new Response(bytes, { status: 200, headers: { 'content-type': file.type || 'application/octet-stream',
-      'content-length': String(bytes.byteLength), [MARKER]: 'cache' } });
+  if (cached?.body) {
+    // Streamed from the cache as it is stored, never copied through this worker's memory.
+    const headers: Record<string, string> = { 'content-type': file.type || 'application/octet-stream', [MARKER]: 'cache' };
+    const length = cached.headers.get('content-length');
+    if (length) headers['content-length'] = length;
+    return new Response(cached.body, { status: 200, headers });
   }
   // A page whose engine is not up yet cannot get anything from peers sooner than the origin.
   const info = pages.get(e.clientId);
@@ -105,10 +108,16 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
 sw.addEventListener('fetch', (e) => {
   const req = e.request;
   if (req.mode === 'navigate') {
-    // Beside the page's own request (never delayed): a conditional request for the manifest,
-    // so that after a deploy no old content is served from the cache. It is done by the
-    // time the page asks for its assets.
-    if (new URL(req.url).origin === sw.location.origin) e.waitUntil(loadManifest());
+    // Beside the page's own request: a conditional request for the manifest, so that after a
+    // deploy no old content is served from the cache. The page is handed over when both are
+    // in, so its assets never wait on the manifest (nor get old content).
+    // (At most MANIFEST_WAIT_MS after the page itself: past that, its assets wait instead.)
+    if (new URL(req.url).origin !== sw.location.origin || req.method !== 'GET') return;
+    const check = loadManifest();
+    e.respondWith(fetch(req).then(async (res) => {
+      await Promise.race([check, new Promise((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]);
+      return res;
+    }));
     return;
   }
   if (req.method !== 'GET' || req.headers.has('range') ||

@@ -80,13 +80,14 @@ export function publish (dir, origin, extra = []) {
 }
 
 // The demo site (examples/demo-site) for `signalUrl`, published for `origin`; DeployNet's own
-// files come from the client build, outside the manifest.
+// files come from the client build and are in the manifest too (so later pages load them from
+// the visitor's cache).
 export function makeDemoSite (dir, origin, signalUrl, budgetMs = 1500) {
   execFileSync('node', [path.join(root, 'examples/demo-site/generate.mjs'), dir, signalUrl, String(budgetMs)])
   for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) {
     fs.copyFileSync(path.join(clientDir, f), path.join(dir, f))
   }
-  publish(dir, origin, ['--exclude', 'deploynet*'])
+  publish(dir, origin)
   return JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
 }
 

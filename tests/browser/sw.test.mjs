@@ -41,7 +41,7 @@ const pageLooksRight = (v) => v.page.evaluate(() => ({
 const assetBytes = (stats) => stats.assets.reduce((a, x) => a + x.size, 0)
 
 // Paths of the demo site's assets (the manifest's, without its HTML pages).
-const assetPaths = () => new Set(manifest.files.map((f) => f.path).filter((p) => !p.endsWith('.html')))
+const assetPaths = () => new Set(manifest.files.map((f) => f.path).filter((p) => !p.endsWith('.html') && !p.startsWith('/deploynet')))
 const originAssetRequests = (name, since) =>
   origin.log.slice(since).filter((e) => e.ua.endsWith(`visitor-${name}`) && assetPaths().has(e.path))
 
@@ -72,11 +72,18 @@ test('first views load over HTTP and are seeded; a later visitor\'s next page ne
   const b = await visit('swB')
   const looks = await pageLooksRight(b.v)
   assert.deepEqual(looks, { header: 'rgb(47, 111, 79)', font: true, rows: 40, images: true })
-  const prefetched = await waitFor(() => b.v.page.evaluate(async () => {
-    const s = (await window.deploynet).stats()
+  const prefetchState = () => b.v.page.evaluate(async () => {
+    const dn = await window.deploynet
+    const s = dn.stats()
     const got = s.assets.filter((x) => x.prefetch && x.fromPeers === x.size).map((x) => x.path)
-    return got.includes('/img/photo-7.png') && got.includes('/img/photo-8.png') ? got : null
-  }), 20_000, 'B prefetching the gallery\'s photos from A')
+    return { got, peers: dn.peerList(), readyState: document.readyState }
+  })
+  const prefetched = await waitFor(async () => {
+    const st = await prefetchState()
+    return st.got.includes('/img/photo-7.png') && st.got.includes('/img/photo-8.png') ? st.got : null
+  }, 30_000, 'B prefetching the gallery\'s photos from A').catch(async (err) => {
+    throw new Error(`${err.message}: ${JSON.stringify(await prefetchState())}`)
+  })
   assert.ok(prefetched.length >= 2)
 
   // B's next page: every asset from B's own cache (verified bytes from the origin's earlier
@@ -107,7 +114,7 @@ test('a redeploy takes effect: changed assets are new content, never the stale b
   const b = open.find((v) => v.name === 'swB')
   const cssPath = path.join(dir, 'css/site.css')
   fs.appendFileSync(cssPath, '\n.top { background: #8b1e3f; }\n')
-  manifest = (publish(dir, origin.url, ['--exclude', 'deploynet*']),
+  manifest = (publish(dir, origin.url),
   JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8')))
   const since = origin.log.length
   await loadControlledPage(b, `${origin.url}/index.html`)
