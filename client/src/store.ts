@@ -7,11 +7,14 @@ const PREFIX = '/__deploynet/content/';
 const contentUrl = (id: string) => new URL(PREFIX + id, self.location.origin).href;
 
 /** Verified content from the Cache API, as the service worker serves it (no page needed). */
+let opened: Promise<Cache> | null = null;
 export async function cachedContent(id: string): Promise<Response | undefined> {
   if (typeof caches === 'undefined') return undefined;
   try {
-    return await (await caches.open(CACHE)).match(contentUrl(id));
+    opened ??= caches.open(CACHE);
+    return await (await opened).match(contentUrl(id));
   } catch {
+    opened = null;
     return undefined;
   }
 }

@@ -8,6 +8,9 @@ import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chromium } from 'playwright-core'
+import { waitFor } from '../integration/harness.mjs'
+
+export { waitFor }
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 export const clientDir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client')
@@ -163,16 +166,6 @@ export async function fetchAll (v, paths) {
     }))
     return { hashes: out, stats: window.dn.stats() }
   }, paths)
-}
-
-export async function waitFor (fn, ms = 10_000, what = 'condition') {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 export const peersOf = (v) => v.page.evaluate(() => window.dn.stats().peers)

@@ -48,6 +48,17 @@ export async function startServer (args = [], { env = {} } = {}) {
   }
 }
 
+// Polls `fn` until it returns something truthy (that value), or fails after `ms`.
+export async function waitFor (fn, ms = 10_000, what = 'condition') {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
 export async function metric (server, name) {
   const text = await (await fetch(`${server.http}/metrics`)).text()
   const line = text.split('\n').find(l => l.startsWith(name + ' '))

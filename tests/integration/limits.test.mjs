@@ -1,7 +1,7 @@
 // Server protections: caps, rate limits, bounded queues, origin allowlist, shutdown.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, Client, announce, offer, id20, metric, waitForMetric } from './harness.mjs'
+import { startServer, Client, announce, offer, id20, metric, waitForMetric, waitFor } from './harness.mjs'
 
 test('per-IP connection cap refuses the connection over it', async () => {
   const s = await startServer(['--max-conns-per-ip', '3'])
@@ -140,7 +140,7 @@ test('--max-connections defaults below the open-files limit; beyond it a fast 50
   let log = ''
   proc.stderr.on('data', (d) => { log += d })
   try {
-    const port = await waitFor(() => Number(/addr=[\d.]+:(\d+)/.exec(log)?.[1]), 'listening')
+    const port = await waitFor(() => Number(/addr=[\d.]+:(\d+)/.exec(log)?.[1]), 10_000, 'listening')
     assert.match(log, /max_connections=64\b/)
     const url = `ws://127.0.0.1:${port}`
     const clients = []
@@ -151,7 +151,7 @@ test('--max-connections defaults below the open-files limit; beyond it a fast 50
     assert.equal(health.status, 503)
     assert.ok(Date.now() - t0 < 2000, `refused in ${Date.now() - t0} ms`)
     clients.pop().close()
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 200, 'a free slot')
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 200, 10_000, 'a free slot')
     for (const c of clients) c.close()
   } finally {
     proc.kill('SIGTERM')
@@ -183,13 +183,3 @@ test('one address opening connections too fast gets 429 beyond its burst', async
     await s.stop()
   }
 })
-
-async function waitFor (fn, what, ms = 10_000) {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}

@@ -74,16 +74,21 @@ const selectedPair = (v) => v.page.evaluate(async () => {
 
 const originRequests = (name) => lab.accessLog().filter((e) => e.ua.endsWith(`visitor-${name}`) && PATHS.includes(e.path))
 
+// A fresh swarm whose first visitor (in home 1) already loaded the site over HTTP.
+async function seeded (tag, signalArgs, options = {}) {
+  await restartSignal(signalArgs)
+  const swarm = `lab-${tag}-${++swarmN}`.padEnd(20, '-')
+  const a = await visit(1, `${tag}A`, { swarm, ...options })
+  await fetchAll(a, PATHS)
+  return { swarm, a }
+}
+
 async function closeAll () {
   while (open.length) await open.pop().close()
 }
 
 test('two visitors behind NAT exchange the site over STUN (server-reflexive candidates)', { skip }, async () => {
-  await restartSignal(['--stun', STUN])
-  const swarm = `lab-stun-${++swarmN}`.padEnd(20, '-')
-  const a = await visit(1, 'stunA', { swarm })
-  const ra = await fetchAll(a, PATHS)
-  assert.deepEqual(ra.hashes, site.contents)
+  const { swarm } = await seeded('stun', ['--stun', STUN])
   const b = await visit(2, 'stunB', { swarm })
   await waitFor(async () => (await peersOf(b)) >= 1, 15_000, 'B connected to A across two NATs')
   const rb = await fetchAll(b, PATHS)
@@ -96,10 +101,7 @@ test('two visitors behind NAT exchange the site over STUN (server-reflexive cand
 })
 
 test('relay-only: the bytes go through coturn, and its log counts them', { skip }, async () => {
-  await restartSignal(['--stun', STUN, '--turn', TURN, '--relay-only'])
-  const swarm = `lab-turn-${++swarmN}`.padEnd(20, '-')
-  const a = await visit(1, 'turnA', { swarm })
-  await fetchAll(a, PATHS)
+  const { swarm, a } = await seeded('turn', ['--stun', STUN, '--turn', TURN, '--relay-only'])
   const b = await visit(2, 'turnB', { swarm })
   await waitFor(async () => (await peersOf(b)) >= 1, 15_000, 'B connected to A through TURN')
   const rb = await fetchAll(b, PATHS)
@@ -151,10 +153,7 @@ test('a TURN credential past its expiry is refused: no relay, the page loads ove
 })
 
 test('coturn down: the page still loads completely over HTTP, without waiting on peers', { skip }, async () => {
-  await restartSignal(['--stun', STUN, '--turn', TURN, '--relay-only'])
-  const swarm = `lab-noturn-${++swarmN}`.padEnd(20, '-')
-  const a = await visit(1, 'downA', { swarm })
-  await fetchAll(a, PATHS)
+  const { swarm } = await seeded('noturn', ['--stun', STUN, '--turn', TURN, '--relay-only'])
   lab.turn.kill('SIGTERM')
   await lab.turn.exited
   try {
@@ -172,10 +171,7 @@ test('coturn down: the page still loads completely over HTTP, without waiting on
 })
 
 test('no ICE servers across NAT: no connection, and the page loads over HTTP without waiting', { skip }, async () => {
-  await restartSignal([])
-  const swarm = `lab-noice-${++swarmN}`.padEnd(20, '-')
-  const a = await visit(1, 'noiceA', { swarm })
-  await fetchAll(a, PATHS)
+  const { swarm } = await seeded('noice', [])
   const b = await visit(2, 'noiceB', { swarm, firstByteTimeout: 1500 })
   const t0 = Date.now()
   const rb = await fetchAll(b, PATHS)
