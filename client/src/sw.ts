@@ -21,19 +21,27 @@ interface SwFile { sha256: string; type: string }
 let manifest: { deployId: string; paths: Set<string>; files: Map<string, SwFile> } | null = null;
 let loading: Promise<void> | null = null;
 
+let failedAt = -Infinity;           // when the last check found no usable manifest
+const RETRY_MS = 30_000;            // between checks after a failure (navigations check anyway)
+
+// The manifest, checked against the origin (a conditional request). An HTTP error or a
+// malformed manifest drops the one held (this deploy's content is unknown: everything passes
+// through); a network error keeps it (the content it names is still verified).
 function loadManifest(): Promise<void> {
   loading ??= (async () => {
     try {
       const res = await originFetch(MANIFEST, { cache: 'no-cache' });
-      if (!res.ok) return;
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const m = await res.json();
+      if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
       const files = new Map<string, SwFile>();
-      for (const f of m.files ?? []) {
+      for (const f of m.files) {
         if (typeof f?.path === 'string' && typeof f.sha256 === 'string') files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
       }
       manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files };
-    } catch {
-      // no manifest: everything passes through
+    } catch (err) {
+      if (!(err instanceof TypeError)) manifest = null; // TypeError: the network failed
+      failedAt = Date.now();
     } finally {
       loading = null;
     }
@@ -77,7 +85,7 @@ function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
 async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   const passthrough = () => fetch(e.request);
   // A navigation revalidates the manifest (below): what the cache serves is this deploy's.
-  if (!manifest || loading) await loadManifest();
+  if (loading || (!manifest && Date.now() - failedAt > RETRY_MS)) await loadManifest();
   const file = manifest?.files.get(path);
   if (!file) return passthrough();
   // Verified content this browser already holds (from peers, the origin or the HTTP cache of

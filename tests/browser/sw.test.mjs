@@ -140,3 +140,29 @@ test('with P2P disabled the site still works, through the worker, from the origi
   assert.equal(r.stats.signal, false)
   assert.deepEqual(await pageLooksRight(v), { header: 'rgb(139, 30, 63)', font: true, rows: 40, images: true })
 })
+
+test('a missing or malformed manifest costs one request per page view, not one per asset', async () => {
+  const file = path.join(dir, 'deploynet.json')
+  const good = fs.readFileSync(file)
+  try {
+    for (const [name, broken] of [['noManifest', null], ['badManifest', '{ not json']]) {
+      if (broken) fs.writeFileSync(file, broken)
+      else fs.rmSync(file)
+      // A first visit that installs the worker while the manifest is unusable (the inline
+      // tag registers it, as with firstVisit: 'reload'), then a page under its control.
+      const v = await visitor(name, { initScript: 'window.DeployNetConfig = { firstVisit: "reload" }' })
+      open.push(v)
+      await v.page.goto(`${origin.url}/gallery.html`, { waitUntil: 'commit' })
+      await waitFor(() => v.page.evaluate(() => document.readyState === 'complete' && !!navigator.serviceWorker.controller)
+        .catch(() => false), 20_000, 'a page under the worker')
+      const since = origin.log.length
+      const statuses = await v.page.evaluate(() => Promise.all(Array.from({ length: 20 }, async (_, i) =>
+        (await fetch(`/img/photo-${1 + (i % 8)}.png`, { cache: 'no-store' })).status)))
+      assert.deepEqual(new Set(statuses), new Set([200]))
+      const asked = origin.log.slice(since).filter((e) => e.ua.endsWith(`visitor-${name}`) && e.path === '/deploynet.json')
+      assert.equal(asked.length, 0, `${asked.length} manifest requests for 20 asset requests`)
+    }
+  } finally {
+    fs.writeFileSync(file, good)
+  }
+})
