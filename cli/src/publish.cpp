@@ -340,10 +340,10 @@ int publish_main(int argc, char** argv) {
     ("jobs", po::value(&jobs)->default_value(jobs), "files hashed in parallel");
   // clang-format on
   if (auto code = parse_dir_command("publish", argc, argv, opts, dir)) return *code;
-  if (origin.rfind("https://", 0) != 0 && origin.rfind("http://", 0) != 0) {
-    return fail("publish", "--origin: an http(s) URL is required, e.g. https://site.example");
-  }
   while (!origin.empty() && origin.back() == '/') origin.pop_back();
+  if (!deploynet::valid_origin(origin)) {
+    return fail("publish", "--origin: the site's origin is required, scheme://host[:port], e.g. https://site.example");
+  }
   Manifest m;
   m.origin = origin;
   try {

@@ -8,36 +8,41 @@
 #include <cctype>
 #include <unordered_map>
 
+#include "deploynet/utf8.hpp"
+
 namespace deploynet {
 namespace {
 
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    if (n == 2 && c < 0xC2) return false;  // overlong
-    for (std::size_t k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    }
-    if (n == 3) {
-      auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0)) return false;  // overlong, surrogate
-    }
-    if (n == 4) {
-      auto c1 = static_cast<unsigned char>(s[i + 1]);
-      if ((c == 0xF0 && c1 < 0x90) || c > 0xF4 || (c == 0xF4 && c1 >= 0x90)) return false;
-    }
-    i += n;
-  }
-  return true;
+// What a manifest string may hold: valid UTF-8 (a lone surrogate escape decodes to bytes that
+// are not) and no control characters, so that it writes back as it was read.
+bool clean_text(std::string_view s) {
+  if (!valid_utf8(s)) return false;
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7F;
+  });
+}
+
+bool lower_hex(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 }  // namespace
 
 std::uint64_t piece_count(std::uint64_t size, std::uint32_t piece_size) {
   return size / piece_size + (size % piece_size ? 1 : 0);
+}
+
+bool valid_origin(std::string_view o) {
+  std::string_view rest;
+  if (o.substr(0, 8) == "https://") rest = o.substr(8);
+  else if (o.substr(0, 7) == "http://") rest = o.substr(7);
+  else return false;
+  if (rest.empty() || rest.size() > 255) return false;
+  return std::all_of(rest.begin(), rest.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+           c == '[' || c == ']';
+  });
 }
 
 std::optional<std::string> check_path(std::string_view path) {
@@ -146,14 +151,20 @@ std::variant<Manifest, std::string> parse_manifest(std::string_view json) {
   auto* ps = member(doc, "piece_size");
   auto* files = member(doc, "files");
   if (!origin || !origin->IsString()) return std::string("missing origin");
-  if (!id || !id->IsString() || id->GetStringLength() != 32) return std::string("bad deploy_id");
+  if (!valid_origin({origin->GetString(), origin->GetStringLength()})) {
+    return std::string("bad origin (scheme://host[:port])");
+  }
+  if (!id || !id->IsString() || id->GetStringLength() != 32 ||
+      !lower_hex({id->GetString(), id->GetStringLength()})) {
+    return std::string("bad deploy_id (32 lowercase hex digits)");
+  }
   if (!ps || !ps->IsUint() || ps->GetUint() < Manifest::kMinPieceSize ||
       ps->GetUint() > Manifest::kMaxPieceSize) {
     return std::string("bad piece_size");
   }
   if (!files || !files->IsArray()) return std::string("missing files");
-  m.origin = origin->GetString();
-  m.deploy_id = id->GetString();
+  m.origin.assign(origin->GetString(), origin->GetStringLength());
+  m.deploy_id.assign(id->GetString(), id->GetStringLength());
   m.piece_size = ps->GetUint();
   for (auto& f : files->GetArray()) {
     if (!f.IsObject()) return std::string("a file entry is not an object");
@@ -170,8 +181,11 @@ std::variant<Manifest, std::string> parse_manifest(std::string_view json) {
     if (!size || !size->IsUint64()) return "bad size for " + mf.path;
     mf.size = size->GetUint64();
     auto* type = member(f, "type");
-    if (!type || !type->IsString() || type->GetStringLength() == 0) return "bad type for " + mf.path;
-    mf.type = type->GetString();
+    if (!type || !type->IsString() || type->GetStringLength() == 0 || type->GetStringLength() > 255 ||
+        !clean_text({type->GetString(), type->GetStringLength()})) {
+      return "bad type for " + mf.path;
+    }
+    mf.type.assign(type->GetString(), type->GetStringLength());
     auto* pieces = member(f, "pieces");
     if (!pieces || !pieces->IsArray()) return "missing pieces for " + mf.path;
     if (pieces->Size() != piece_count(mf.size, m.piece_size)) return "wrong piece count for " + mf.path;

@@ -1,4 +1,5 @@
 #include "deploynet/manifest.hpp"
+#include "deploynet/utf8.hpp"
 
 #include <gtest/gtest.h>
 
@@ -90,6 +91,33 @@ TEST(Manifest, RejectsWhatABrowserCouldNotTrust) {
   for (auto& c : upper) c = static_cast<char>(std::toupper(c));
   EXPECT_NE(error(replace(to_hex(digest(0xAB)), upper)), "");
   EXPECT_NE(error(replace(to_hex(digest(0xAB)), to_hex(digest(0xAB)).substr(1))), "");
+  // Strings it could not write back as read: a lone surrogate, a NUL inside a type.
+  EXPECT_NE(error(replace("\"image/png\"", "\"image/png\\udc00\"")), "");
+  EXPECT_NE(error(replace("\"image/png\"", "\"image/png\\u0000x\"")), "");
+  EXPECT_NE(error(replace("/empty.txt", "/a\\udc00")), "");
+  // deploy_id and origin as the browser's parser checks them.
+  EXPECT_NE(error(replace(std::string(32, 'a'), std::string(32, 'A'))), "");
+  EXPECT_NE(error(replace(std::string(32, 'a'), std::string(31, 'a') + "g")), "");
+  EXPECT_NE(error(replace("https://site.example", "ftp://site.example")), "");
+  EXPECT_NE(error(replace("https://site.example", "https://site.example/path")), "");
+  EXPECT_NE(error(replace("https://site.example", "https://u@site.example")), "");
+  EXPECT_NE(error(replace("https://site.example", "https://site.example\\n")), "");
+  EXPECT_EQ(error(replace("https://site.example", "http://127.0.0.1:8080")), "");
+  EXPECT_EQ(error(replace("https://site.example", "http://[::1]:8080")), "");
+}
+
+TEST(Manifest, EverythingAcceptedWritesBackAsRead) {
+  // Whatever the parser accepts, the writer reproduces: parse(serialize(parse(x))) == parse(x).
+  auto text = serialize_manifest(sample());
+  for (std::string variant : {text, std::string(text).insert(text.find("text/css"), "\\u00e9")}) {
+    auto first = parse_manifest(variant);
+    ASSERT_TRUE(std::holds_alternative<Manifest>(first)) << std::get<std::string>(first);
+    auto again = serialize_manifest(std::get<Manifest>(first));
+    EXPECT_TRUE(valid_utf8(again));
+    auto second = parse_manifest(again);
+    ASSERT_TRUE(std::holds_alternative<Manifest>(second));
+    EXPECT_EQ(serialize_manifest(std::get<Manifest>(second)), again);
+  }
 }
 
 TEST(Manifest, PathChecks) {

@@ -49,6 +49,9 @@ std::uint64_t piece_count(std::uint64_t size, std::uint32_t piece_size);
 
 // Whether `path` is acceptable as a manifest path; if not, why.
 std::optional<std::string> check_path(std::string_view path);
+// scheme://host[:port] (http or https), as a browser's `location.origin` reads: no path, query
+// or user info.
+bool valid_origin(std::string_view origin);
 
 // The bytes whose SHA-256 (first 16 bytes, hex) is the deploy id: origin, piece size and each
 // file's path, hash and type. The same content always gives the same id.
