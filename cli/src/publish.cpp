@@ -60,11 +60,20 @@ bool excluded(const std::vector<std::string>& globs, const std::string& rel, con
   return false;
 }
 
+// A file's identity (device, inode): compared instead of canonical paths, which cost a
+// readlink per path component, per entry (quadratic in depth or worse).
+using FileId = std::pair<dev_t, ino_t>;
+std::optional<FileId> file_id(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
 // Walks `root` without following symlinks out of it. Symlinks inside it are followed (a
 // directory at most once, so loops end); special files are skipped; odd names are errors.
 void walk_dir(const fs::path& root, const fs::path& dir, const std::string& prefix,
-              const std::vector<std::string>& globs, const std::set<fs::path>& skip,
-              std::set<fs::path>& visited, Walk& out) {
+              const std::vector<std::string>& globs, const std::set<FileId>& skip,
+              std::set<FileId>& visited, Walk& out) {
   std::error_code ec;
   std::vector<fs::directory_entry> entries;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
@@ -103,10 +112,14 @@ void walk_dir(const fs::path& root, const fs::path& dir, const std::string& pref
       }
       st = fs::status(target, ec);
     }
-    if (skip.count(fs::weakly_canonical(e.path(), ec))) continue;
+    auto id = file_id(target);
+    if (!id) {
+      out.errors.push_back("cannot stat " + url);
+      continue;
+    }
+    if (skip.count(*id)) continue;
     if (fs::is_directory(st)) {
-      auto canon = fs::canonical(target, ec);
-      if (!visited.insert(canon).second) {
+      if (!visited.insert(*id).second) {
         out.warnings.push_back("skipped " + url + ": a directory already listed (symlink)");
         continue;
       }
@@ -120,9 +133,13 @@ void walk_dir(const fs::path& root, const fs::path& dir, const std::string& pref
 }
 
 Walk walk(const fs::path& root, const std::vector<std::string>& globs,
-          const std::set<fs::path>& skip) {
+          const std::set<fs::path>& skip_paths) {
   Walk w;
-  std::set<fs::path> visited{root};
+  std::set<FileId> skip, visited;
+  for (const auto& p : skip_paths) {
+    if (auto id = file_id(p)) skip.insert(*id);
+  }
+  if (auto id = file_id(root)) visited.insert(*id);
   walk_dir(root, root, "", globs, skip, visited, w);
   std::sort(w.files.begin(), w.files.end(), [](const Entry& a, const Entry& b) { return a.url < b.url; });
   return w;
@@ -196,7 +213,17 @@ Hashed hash_file(const fs::path& path, std::uint32_t piece_size, std::vector<cha
       }
     }
   }
+  // A file written to while it was read gives a manifest of a state that never existed:
+  // the size read, the size and the modification time must all be what they were.
+  struct stat after {};
+  bool changed = fstat(fd, &after) != 0 || after.st_size != st.st_size ||
+                 h.size != static_cast<std::uint64_t>(st.st_size) ||
+                 after.st_mtim.tv_sec != st.st_mtim.tv_sec || after.st_mtim.tv_nsec != st.st_mtim.tv_nsec;
   ::close(fd);
+  if (changed) {
+    h.error = "changed while it was hashed (publish again once the build is finished)";
+    return h;
+  }
   h.sha = file.finish();
   if (!multi) {
     if (h.size > piece_size) {

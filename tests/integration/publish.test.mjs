@@ -189,3 +189,38 @@ test('keygen + publish --sign: WebCrypto Ed25519 accepts the signature; verify -
   assert.equal(bad.status, 1)
   assert.match(bad.stdout, /signature: .* does not match/)
 })
+
+test('a file written to while it is hashed fails publish, naming the file; nothing is written', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'dn-changing-'))
+  const big = path.join(dir, 'bundle.js')
+  writeFileSync(big, randomBytes(48 << 20))
+  // A build still writing its output: appends for as long as publish runs.
+  const { spawn } = await import('node:child_process')
+  const writer = spawn('bash', ['-c', `while true; do head -c 4096 /dev/urandom >> '${big}'; done`], { stdio: 'ignore' })
+  try {
+    const r = await new Promise((resolve) => {
+      const p = spawn(cli, ['publish', dir, '--origin', 'https://site.example', '--jobs', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let err = ''
+      p.stderr.on('data', (d) => { err += d })
+      p.on('exit', (status) => resolve({ status, stderr: err }))
+    })
+    assert.notEqual(r.status, 0)
+    assert.match(r.stderr, /\/bundle\.js.*changed while it was hashed/)
+    assert.equal(existsSync(path.join(dir, 'deploynet.json')), false)
+  } finally {
+    writer.kill('SIGKILL')
+  }
+})
+
+test('a deep tree is walked without resolving every path from the root', () => {
+  // 1,500 levels: resolving canonical paths per entry made this take minutes.
+  const dir = mkdtempSync(path.join(tmpdir(), 'dn-deep-'))
+  let p = dir
+  for (let i = 0; i < 1500; i++) { p = path.join(p, 'd'); mkdirSync(p) }
+  writeFileSync(path.join(p, 'leaf.txt'), 'leaf')
+  const r = run('publish', dir, '--origin', 'https://site.example')
+  assert.equal(r.status, 0, r.stderr)
+  const m = JSON.parse(readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
+  assert.equal(m.files.length, 1)
+  assert.equal(m.files[0].path, '/d'.repeat(1500) + '/leaf.txt')
+})
