@@ -13,7 +13,7 @@ DEBIAN_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   procps util-linux
   emscripten chromium nginx fonts-dejavu-core
-  iproute2 iptables coturn
+  iproute2 iptables coturn openssl
 )
 
 missing=()

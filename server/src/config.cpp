@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
 #include <cstdlib>
@@ -35,6 +36,38 @@ bool split_host_port(const std::string& s, std::string& host, std::uint16_t& por
 
 }  // namespace
 
+bool Cidr::contains(const std::array<unsigned char, 16>& ip) const {
+  unsigned full = bits / 8, rest = bits % 8;
+  if (!std::equal(addr.begin(), addr.begin() + full, ip.begin())) return false;
+  if (rest == 0) return true;
+  auto mask = static_cast<unsigned char>(0xFF << (8 - rest));
+  return (addr[full] & mask) == (ip[full] & mask);
+}
+
+std::optional<Cidr> parse_cidr(const std::string& text) {
+  auto slash = text.find('/');
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(text.substr(0, slash), ec);
+  if (ec) return std::nullopt;
+  bool v4 = addr.is_v4();
+  unsigned max = v4 ? 32 : 128, bits = max;
+  if (slash != std::string::npos) {
+    try {
+      std::size_t used = 0;
+      auto n = std::stoul(text.substr(slash + 1), &used);
+      if (used != text.size() - slash - 1 || n > max) return std::nullopt;
+      bits = static_cast<unsigned>(n);
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  Cidr c;
+  auto v6 = v4 ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
+  c.addr = v6.to_bytes();
+  c.bits = v4 ? bits + 96 : bits;
+  return c;
+}
+
 std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   Config c;
   std::string listen = c.listen_host + ":" + std::to_string(c.listen_port);
@@ -43,7 +76,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   unsigned idle_s = static_cast<unsigned>(c.idle_timeout.count());
   unsigned offer_ttl_s = static_cast<unsigned>(c.tracker.offer_ttl_ms / 1000);
   double load_factor = c.tracker.ring.load_permille / 1000.0;
-  std::vector<std::string> stun, turn;
+  std::vector<std::string> stun, turn, proxies;
   std::string turn_secret_file;
 
   po::options_description opts(
@@ -54,6 +87,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("help,h", "print this help and exit")
     ("listen", po::value(&listen)->default_value(listen), "address:port to listen on (port 0: any free port, logged at start)")
     ("threads", po::value(&c.threads)->default_value(c.threads), "I/O threads (0: one per core)")
+    ("trusted-proxy", po::value(&proxies)->composing(), "address or CIDR of a reverse proxy (TLS terminator) whose X-Forwarded-For gives the client's address, repeatable or comma-separated; its own connections are not held to the per-address limits")
     ("allow-origin", po::value(&origins)->composing(), "allowed Origin of WebSocket clients, repeatable or comma-separated (none given: any)")
     ("max-frame", po::value(&c.max_frame_bytes)->default_value(c.max_frame_bytes), "largest WebSocket message in bytes; larger closes with 1009")
     ("max-offers", po::value(&c.parse.max_offers)->default_value(c.parse.max_offers), "offers relayed from one announce; more are dropped")
@@ -168,6 +202,13 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     }
   };
   split(stun, c.ice.stun_urls);
+  std::vector<std::string> proxy_list;
+  split(proxies, proxy_list);
+  for (const auto& p : proxy_list) {
+    auto cidr = parse_cidr(p);
+    if (!cidr) return bad("--trusted-proxy: expected an address or CIDR, got '" + p + "'");
+    c.trusted_proxies.push_back(*cidr);
+  }
   split(turn, c.ice.turn_urls);
   for (const auto& u : c.ice.stun_urls) {
     if (!valid_ice_url(u, false)) return bad("--stun: expected stun:host[:port], got '" + u + "'");

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -11,6 +12,14 @@
 #include "ice.hpp"
 
 namespace deploynet::server {
+
+// An address range, IPv4 as v4-mapped IPv6 (prefix length counted over all 128 bits).
+struct Cidr {
+  std::array<unsigned char, 16> addr{};
+  unsigned bits = 128;
+  bool contains(const std::array<unsigned char, 16>& ip) const;
+};
+std::optional<Cidr> parse_cidr(const std::string& text);
 
 // Every knob of the signaling server, each with its documented default (see --help).
 struct Config {
@@ -39,6 +48,9 @@ struct Config {
   TrackerConfig tracker;
   IceConfig ice;  // STUN/TURN handed to DeployNet clients (none: host candidates only)
   std::vector<std::string> allow_origins;  // empty: any Origin
+  // Reverse proxies (TLS terminators) whose X-Forwarded-For names the real client: limits and
+  // proximity then use that address. Nobody else's header is believed.
+  std::vector<Cidr> trusted_proxies;
   std::string log_level = "info";
 };
 

@@ -2,7 +2,9 @@
 
 #include <openssl/evp.h>
 
+#include <array>
 #include <chrono>
+#include <optional>
 
 #include "ice.hpp"
 #include "log.hpp"
@@ -49,6 +51,27 @@ bool query_has(std::string_view target, std::string_view name) {
     query.remove_prefix(amp + 1);
   }
   return false;
+}
+
+// The client behind a chain of trusted proxies: X-Forwarded-For read from the right (each proxy
+// appends the address it received from), skipping trusted proxies, up to the first other one.
+std::optional<std::array<unsigned char, 16>> forwarded_client(std::string_view xff, const Server& server) {
+  while (!xff.empty()) {
+    auto comma = xff.rfind(',');
+    auto item = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+    xff = comma == std::string_view::npos ? std::string_view{} : xff.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    boost::system::error_code ec;
+    auto addr = net::ip::make_address(std::string(item), ec);
+    if (ec) return std::nullopt;  // not an address: believe nothing further left
+    auto v6 = addr.is_v4() ? net::ip::make_address_v6(net::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
+    std::array<unsigned char, 16> ip{};
+    auto bytes = v6.to_bytes();
+    std::copy(bytes.begin(), bytes.end(), ip.begin());
+    if (!server.trusted_proxy(ip)) return ip;
+  }
+  return std::nullopt;
 }
 
 std::int64_t unix_now_s() {
@@ -99,6 +122,16 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
     return;
   }
   auto req = parser_->release();
+  if (slot_.from_proxy()) {
+    // Limits and routing proximity apply to the client, not to the proxy that carries it.
+    if (auto client = forwarded_client(sv(req["X-Forwarded-For"]), server_)) {
+      if (slot_.attribute_to(*client)) {
+        reply(http::status::too_many_requests, "too many connections from this address\n",
+              "text/plain", false, "Retry-After", "10");
+        return;
+      }
+    }
+  }
   if (header_has_token(sv(req[http::field::upgrade]), "websocket")) return upgrade(req);
 
   server_.metrics().http_requests.fetch_add(1, std::memory_order_relaxed);

@@ -23,6 +23,14 @@ std::uint64_t ConnSlot::net_prefix() const {
   return p | (std::uint64_t{6} << 56);
 }
 
+const char* ConnSlot::attribute_to(const std::array<unsigned char, 16>& client) {
+  if (!server_ || !proxy_) return nullptr;
+  if (auto* refusal = server_->move_slot(ip_, client)) return refusal;
+  ip_ = client;
+  proxy_ = false;
+  return nullptr;
+}
+
 ConnSlot::~ConnSlot() {
   if (server_) server_->release_slot(ip_);
 }
@@ -146,12 +154,19 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
   auto ip = v6.to_bytes();
   std::string key(reinterpret_cast<const char*>(ip.data()), ip.size());
   const char* refusal = nullptr;
+  std::array<unsigned char, 16> ip_bytes;
+  std::copy(ip.begin(), ip.end(), ip_bytes.begin());
+  // A trusted proxy carries many clients: they are counted once its X-Forwarded-For is read.
+  bool proxy = trusted_proxy(ip_bytes);
   {
     std::lock_guard lock(slots_mu_);
     auto& n = per_ip_[key];
     if (open_slots_ >= config_.max_connections) {
       metrics_.rejected_total_cap.fetch_add(1, std::memory_order_relaxed);
       refusal = kRefuseFull;
+    } else if (proxy) {
+      ++n;
+      ++open_slots_;
     } else if (n >= config_.max_conns_per_ip) {
       metrics_.rejected_ip_cap.fetch_add(1, std::memory_order_relaxed);
       refusal = kRefuseBusy;
@@ -174,13 +189,40 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
     do_accept();
     return;
   }
-  std::array<unsigned char, 16> ip_bytes;
-  std::copy(ip.begin(), ip.end(), ip_bytes.begin());
   auto session = std::make_shared<HttpSession>(std::move(socket), worker, *this,
-                                               ConnSlot(this, ip_bytes));
+                                               ConnSlot(this, ip_bytes, proxy));
   // The session's first read is started on its own worker's thread.
   net::post(worker.ioc(), [session] { session->run(); });
   do_accept();
+}
+
+bool Server::trusted_proxy(const std::array<unsigned char, 16>& ip) const {
+  return std::any_of(config_.trusted_proxies.begin(), config_.trusted_proxies.end(),
+                     [&](const Cidr& c) { return c.contains(ip); });
+}
+
+const char* Server::move_slot(const std::array<unsigned char, 16>& from,
+                              const std::array<unsigned char, 16>& to) {
+  std::string fk(reinterpret_cast<const char*>(from.data()), from.size());
+  std::string tk(reinterpret_cast<const char*>(to.data()), to.size());
+  std::lock_guard lock(slots_mu_);
+  auto& n = per_ip_[tk];
+  const char* refusal = nullptr;
+  if (n >= config_.max_conns_per_ip) {
+    metrics_.rejected_ip_cap.fetch_add(1, std::memory_order_relaxed);
+    refusal = kRefuseBusy;
+  } else if (!take_conn_token(tk)) {
+    metrics_.rejected_ip_rate.fetch_add(1, std::memory_order_relaxed);
+    refusal = kRefuseBusy;
+  }
+  if (refusal) {
+    if (n == 0) per_ip_.erase(tk);
+    return refusal;
+  }
+  ++n;
+  auto it = per_ip_.find(fk);
+  if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
+  return nullptr;
 }
 
 bool Server::take_conn_token(const std::string& key) {

@@ -30,8 +30,10 @@ class Worker;
 class ConnSlot {
  public:
   ConnSlot() = default;
-  ConnSlot(Server* server, std::array<unsigned char, 16> ip) : server_(server), ip_(ip) {}
-  ConnSlot(ConnSlot&& o) noexcept : server_(std::exchange(o.server_, nullptr)), ip_(o.ip_) {}
+  ConnSlot(Server* server, std::array<unsigned char, 16> ip, bool proxy = false)
+      : server_(server), ip_(ip), proxy_(proxy) {}
+  ConnSlot(ConnSlot&& o) noexcept
+      : server_(std::exchange(o.server_, nullptr)), ip_(o.ip_), proxy_(o.proxy_) {}
   ConnSlot& operator=(ConnSlot&&) = delete;
   ~ConnSlot();
 
@@ -39,9 +41,16 @@ class ConnSlot {
   // 0 when unknown.
   std::uint64_t net_prefix() const;
 
+  // A connection from a trusted proxy, not yet attributed to the client behind it.
+  bool from_proxy() const { return proxy_; }
+  // Counts this connection against the client's address (from X-Forwarded-For) instead of the
+  // proxy's; the reply to send if that address is over its limits (nullptr: admitted).
+  const char* attribute_to(const std::array<unsigned char, 16>& client);
+
  private:
   Server* server_ = nullptr;
   std::array<unsigned char, 16> ip_{};
+  bool proxy_ = false;
 };
 
 class Server {
@@ -59,6 +68,7 @@ class Server {
   Metrics& metrics() { return metrics_; }
   ShardedTracker& tracker() { return tracker_; }
   bool origin_allowed(std::string_view origin) const;
+  bool trusted_proxy(const std::array<unsigned char, 16>& ip) const;
   std::uint64_t next_conn_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
   Worker& worker(unsigned i) { return *workers_[i]; }
   std::string render_metrics();
@@ -84,6 +94,8 @@ class Server {
   std::atomic<bool> stopping_{false};
 
   bool take_conn_token(const std::string& key);  // under slots_mu_
+  // Moves a connection's count from `from` to `to` if `to` is within its limits.
+  const char* move_slot(const std::array<unsigned char, 16>& from, const std::array<unsigned char, 16>& to);
 
   std::mutex slots_mu_;
   std::unordered_map<std::string, std::uint32_t> per_ip_;

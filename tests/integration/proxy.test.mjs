@@ -1,0 +1,120 @@
+// Behind a real TLS-terminating nginx (self-signed certificate): visitors are told apart by the
+// address nginx puts in X-Forwarded-For, from a --trusted-proxy only.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import WebSocket from 'ws'
+import { startServer, metric, waitFor, withTimeout } from './harness.mjs'
+
+let signal, nginx, port, dir
+
+async function freePort () {
+  const srv = net.createServer()
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const p = srv.address().port
+  await new Promise((resolve) => srv.close(resolve))
+  return p
+}
+
+before(async () => {
+  signal = await startServer(['--trusted-proxy', '127.0.0.1', '--max-conns-per-ip', '2',
+    '--conn-rate-per-ip', '10000', '--conn-burst-per-ip', '10000'])
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dn-tls-'))
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' })
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, d))
+  port = await freePort()
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+worker_rlimit_nofile 8192;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    location / {
+      proxy_pass http://127.0.0.1:${signal.port};
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $http_connection;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_read_timeout 300s;
+    }
+  }
+}
+`)
+  nginx = spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
+  await waitFor(() => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+    s.on('error', () => resolve(false))
+  }), 10_000, 'nginx listening')
+})
+
+after(async () => {
+  nginx?.kill('SIGTERM')
+  if (nginx) await new Promise((resolve) => nginx.exitCode !== null ? resolve() : nginx.on('exit', resolve))
+  await signal?.stop()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+function open (localAddress) {
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { rejectUnauthorized: false, localAddress })
+  return withTimeout(new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws))
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+    ws.once('error', reject)
+  }), 20_000, `wss open from ${localAddress}`)
+}
+
+test('1,000 visitors through the TLS proxy are admitted; the per-address cap applies to each visitor', async () => {
+  const sockets = []
+  try {
+    for (let batch = 0; batch < 10; batch++) {
+      sockets.push(...await Promise.all(Array.from({ length: 100 }, (_, i) => {
+        const n = batch * 100 + i
+        return open(`127.0.${10 + Math.floor(n / 200)}.${1 + (n % 200)}`)
+      })))
+    }
+    assert.equal(await metric(signal, 'deploynet_connections'), 1000)
+    // --max-conns-per-ip 2 counts the visitor's own address, not the proxy's.
+    const mine = [await open('127.0.99.1'), await open('127.0.99.1')]
+    await assert.rejects(open('127.0.99.1'), /HTTP 429/)
+    assert.equal(await metric(signal, 'deploynet_connections_rejected_total{reason="ip_cap"}'), 1)
+    for (const ws of mine) ws.close()
+    // The proxy's own health checks are not held to a visitor's limits.
+    const { execFileSync: run } = await import('node:child_process')
+    const health = run('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', `https://127.0.0.1:${port}/health`]).toString()
+    assert.equal(health, '200')
+  } finally {
+    for (const ws of sockets) ws.terminate()
+  }
+})
+
+test('X-Forwarded-For from anyone but a trusted proxy is ignored', async () => {
+  const s = await startServer(['--max-conns-per-ip', '1'])
+  try {
+    const a = new WebSocket(s.url, { headers: { 'X-Forwarded-For': '203.0.113.1' }, localAddress: '127.0.50.1' })
+    await new Promise((resolve, reject) => { a.once('open', resolve); a.once('error', reject) })
+    const b = new WebSocket(s.url, { headers: { 'X-Forwarded-For': '203.0.113.2' }, localAddress: '127.0.50.1' })
+    const status = await new Promise((resolve) => {
+      b.once('unexpected-response', (_req, res) => resolve(res.statusCode))
+      b.once('error', () => resolve('error'))
+      b.once('open', () => resolve(101))
+    })
+    assert.notEqual(status, 101)
+    a.close()
+  } finally {
+    await s.stop()
+  }
+})
