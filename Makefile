@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 TEST_DIR := build/test
 RELEASE_DIR := build/release
 
-.PHONY: all deps build build-test wasm client test test-unit test-integration demo bench clean
+.PHONY: all deps build build-test build-fuzz wasm client test test-unit test-fuzz test-integration demo bench fuzz clean
 
 all: build
 
@@ -44,7 +44,20 @@ test-integration: build-test client
 	  node --test --test-concurrency=1 --test-timeout=300000 tests/integration/*.test.mjs \
 	    tests/client/*.test.mjs tests/browser/*.test.mjs tests/lab/*.test.mjs
 
-test: test-unit test-integration
+# libFuzzer targets (Debian's clang): the frame codec, the protocol parser, the manifest parser.
+build-fuzz: deps
+	@CXX=clang++ cmake -S fuzz -B build/fuzz -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build build/fuzz -j $(JOBS)
+
+test-fuzz: build-fuzz
+	@scripts/fuzz.sh 200000
+
+# Long runs: FUZZ_RUNS executions of each target (0 crashes expected).
+FUZZ_RUNS ?= 10000000
+fuzz: build-fuzz
+	@scripts/fuzz.sh $(FUZZ_RUNS)
+
+test: test-unit test-fuzz test-integration
 
 bench: build client
 	@scripts/bench.sh

@@ -3,7 +3,8 @@
 # fresh Debian 12 machine (as root, or with sudo). Quick when everything is already there.
 # emscripten builds the routing ring for the browser, chromium runs the browser tests and the
 # demo swarm (driven by playwright-core; no browser is downloaded), nginx is the demo's origin.
-# iproute2, iptables and coturn make the network lab (namespaces, NAT, STUN/TURN).
+# iproute2, iptables and coturn make the network lab (namespaces, NAT, STUN/TURN); clang and
+# its runtime build the libFuzzer targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ DEBIAN_PACKAGES=(
   procps util-linux
   emscripten chromium nginx fonts-dejavu-core
   iproute2 iptables coturn openssl
+  clang libclang-rt-14-dev
 )
 
 missing=()
