@@ -61,6 +61,7 @@ async function runConfig (lab, label, withDeployNet) {
   const arrivals = lab.profile.arrivals ?? { stagger_ms: STAGGER, sequential: true }
   const visits = []
   const open = []
+  let pairStats = { connected: 0, total: 0 }
   const record = (vis) => {
     if (process.env.LAB_DEBUG) {
       for (const view of vis.views) {
@@ -94,6 +95,19 @@ async function runConfig (lab, label, withDeployNet) {
       }
       visits.push(...await Promise.all(crowd))
     }
+    // Pairs of visitors connected, among the engines still up (everyone on their last page).
+    if (withDeployNet) {
+      await new Promise((resolve) => setTimeout(resolve, 3000))
+      const engines = await Promise.all(open.map((v) => v.page.evaluate(async () => {
+        const dn = await window.deploynet
+        return dn ? { id: dn.peerId, peers: dn.peerList().map((p) => p.id) } : null
+      }).catch(() => null)))
+      const live = engines.filter(Boolean)
+      const ids = new Set(live.map((e) => e.id))
+      const pairs = new Set()
+      for (const e of live) for (const p of e.peers) if (ids.has(p)) pairs.add([e.id, p].sort().join())
+      pairStats = { connected: pairs.size, total: live.length * (live.length - 1) / 2 }
+    }
   } finally {
     for (const v of open) await v.close()
   }
@@ -112,6 +126,8 @@ async function runConfig (lab, label, withDeployNet) {
     const stats = views.map((x) => x.stats).filter(Boolean)
     out.peerBytes = stats.reduce((a, st) => a + st.bytesFromPeers, 0)
     out.connected = later.filter((x) => x.views.some((y) => y.stats?.peers > 0)).length / later.length
+    out.pairs = pairStats
+    out.firstPeer = stats.map((st) => st.firstPeerMs).filter((x) => x !== null && x !== undefined)
   }
   return out
 }
@@ -154,7 +170,10 @@ function report (r) {
   console.log(`  DeployNet against the plain site: page load ${(median(p2p.load) / median(plain.load)).toFixed(2)}x, rendered ` +
     `${(median(p2p.rendered) / median(plain.rendered)).toFixed(2)}x (medians); origin bytes ${pct(p2p.originBytes, plain.originBytes)} lower, ` +
     `requests ${pct(p2p.originRequests, plain.originRequests)} lower, asset requests ${pct(p2p.originAssetRequests, plain.originAssetRequests)} lower; ` +
-    `${(p2p.peerBytes / 1048576).toFixed(1)} MiB from peers; visitors connected to a peer ${(100 * p2p.connected).toFixed(0)}%`)
+    `${(p2p.peerBytes / 1048576).toFixed(1)} MiB from peers`)
+  console.log(`  visitors connected to a peer ${(100 * p2p.connected).toFixed(0)}%; visitor pairs connected ` +
+    `${p2p.pairs.connected}/${p2p.pairs.total}; first data channel open ${f(median(p2p.firstPeer))} ms after the page started ` +
+    `(median of ${p2p.firstPeer.length} page views; p90 ${f(p90(p2p.firstPeer))})`)
 }
 
 const why = labSupport()

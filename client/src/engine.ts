@@ -107,6 +107,8 @@ export interface Stats {
   /** Bytes the browser loaded itself (not through the engine), verified and seeded from its cache. */
   bytesAdopted: number;
   bytesUploaded: number;
+  /** ms from the page's start (navigation) to the first open data channel; null: none yet. */
+  firstPeerMs: number | null;
   badPieces: number;
   bans: number;
   failures: number;
@@ -242,6 +244,7 @@ export class DeployNet extends Emitter<Events> {
   private ring: Ring | null = null;
   private manifestReady: Promise<void> = Promise.resolve();
   private serverIce: IceInfo | null = null;
+  private firstPeerMs: number | null = null;
   private adopted = new Set<string>();
   private held = new Set<string>();                // content ids in the store
   private heldReady: Promise<void> = Promise.resolve();
@@ -493,6 +496,7 @@ export class DeployNet extends Emitter<Events> {
         existing.destroy('duplicate');
       }
       this.peers.set(peer.id, peer);
+      this.firstPeerMs ??= performance.now();
       this.ring?.add(peer.id);
       void this.sendHello(peer);
       this.emit('peer', peer.id);
@@ -993,7 +997,7 @@ export class DeployNet extends Emitter<Events> {
 
   stats(): Stats {
     return { peerId: this.peerId, swarm: this.swarm, signal: !!this.signal?.connected, peers: this.peers.size,
-      ...this.counters, assets: [...this.assets] };
+      firstPeerMs: this.firstPeerMs, ...this.counters, assets: [...this.assets] };
   }
 
   /** Peers connected now, with what the engine knows of them. */
