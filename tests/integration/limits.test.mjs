@@ -183,3 +183,32 @@ test('one address opening connections too fast gets 429 beyond its burst', async
     await s.stop()
   }
 })
+
+test('--max-offers: offers past the cap are dropped and counted; --max-scrape: a larger scrape is refused', async () => {
+  const s = await startServer(['--max-offers', '2', '--max-scrape', '3'])
+  try {
+    const ih = id20()
+    const receivers = []
+    for (let i = 0; i < 4; i++) {
+      const c = await Client.open(s.url, { localAddress: `127.0.60.${i + 1}` })
+      c.send(announce(ih, id20()))
+      await c.next((m) => m.action === 'announce' && m.interval)
+      receivers.push(c)
+    }
+    const sender = await Client.open(s.url, { localAddress: '127.0.60.9' })
+    sender.send(announce(ih, id20(), { offers: [offer(1), offer(2), offer(3), offer(4)] }))
+    await sender.next((m) => m.action === 'announce' && m.interval)
+    assert.equal(await waitForMetric(s, 'deploynet_dropped_total{reason="offers_over_cap"}', (v) => v === 2), 2)
+    for (const c of receivers) await c.flush()
+    const delivered = receivers.reduce((n, c) => n + c.messages.filter((m) => m.offer).length, 0)
+    assert.equal(delivered, 2)
+    sender.send({ action: 'scrape', info_hash: [id20(), id20(), id20(), id20()] })
+    assert.match((await sender.next((m) => m['failure reason']))['failure reason'], /too many info_hash/)
+    sender.send({ action: 'scrape', info_hash: [ih, id20(), id20()] })
+    const scrape = await sender.next((m) => m.action === 'scrape')
+    assert.equal(scrape.files[ih].incomplete, 5)
+    for (const c of [...receivers, sender]) c.close()
+  } finally {
+    await s.stop()
+  }
+})
