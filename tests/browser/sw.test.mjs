@@ -153,8 +153,9 @@ test('a missing or malformed manifest costs one request per page view, not one p
       const v = await visitor(name, { initScript: 'window.DeployNetConfig = { firstVisit: "reload" }' })
       open.push(v)
       await v.page.goto(`${origin.url}/gallery.html`, { waitUntil: 'commit' })
-      await waitFor(() => v.page.evaluate(() => document.readyState === 'complete' && !!navigator.serviceWorker.controller)
-        .catch(() => false), 20_000, 'a page under the worker')
+      // The reloaded page, under the worker (the first one stops and reloads itself).
+      await waitFor(() => v.page.evaluate(() => document.readyState === 'complete' && !!navigator.serviceWorker.controller &&
+        performance.getEntriesByType('navigation')[0]?.type === 'reload').catch(() => false), 20_000, 'a page under the worker')
       const since = origin.log.length
       const statuses = await v.page.evaluate(() => Promise.all(Array.from({ length: 20 }, async (_, i) =>
         (await fetch(`/img/photo-${1 + (i % 8)}.png`, { cache: 'no-store' })).status)))
