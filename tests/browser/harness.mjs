@@ -169,3 +169,5 @@ export async function fetchAll (v, paths) {
 }
 
 export const peersOf = (v) => v.page.evaluate(() => window.dn.stats().peers)
+// Connected peers that have said (hello, have) they hold at least `n` of the site's assets.
+export const holdersOf = (v, n) => v.page.evaluate((n) => window.dn.peerList().filter((p) => p.have >= n).length, n)

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { createHmac } from 'node:crypto'
 import { Lab, labSupport, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT } from '../../lab/lab.mjs'
 import { signalBinary } from '../integration/harness.mjs'
-import { makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, clientDir, CHROMIUM_FLAGS } from '../browser/harness.mjs'
+import { makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, clientDir, CHROMIUM_FLAGS } from '../browser/harness.mjs'
 
 const FILES = { '/app.js': 200_000, '/style.css': 30_000, '/img/hero.png': 400_000 }
 const PATHS = Object.keys(FILES)
@@ -90,7 +90,7 @@ async function closeAll () {
 test('two visitors behind NAT exchange the site over STUN (server-reflexive candidates)', { skip }, async () => {
   const { swarm } = await seeded('stun', ['--stun', STUN])
   const b = await visit(2, 'stunB', { swarm })
-  await waitFor(async () => (await peersOf(b)) >= 1, 15_000, 'B connected to A across two NATs')
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 15_000, 'B connected to A across two NATs')
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   assert.equal(rb.stats.bytesFromPeers, TOTAL)
@@ -103,7 +103,7 @@ test('two visitors behind NAT exchange the site over STUN (server-reflexive cand
 test('relay-only: the bytes go through coturn, and its log counts them', { skip }, async () => {
   const { swarm, a } = await seeded('turn', ['--stun', STUN, '--turn', TURN, '--relay-only'])
   const b = await visit(2, 'turnB', { swarm })
-  await waitFor(async () => (await peersOf(b)) >= 1, 15_000, 'B connected to A through TURN')
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 15_000, 'B connected to A through TURN')
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   assert.equal(rb.stats.bytesFromPeers, TOTAL)
