@@ -148,8 +148,9 @@ test('a peer flooding cancels and haves cannot grow another visitor\'s memory', 
   const swarm = `swarm-flood-${++swarmN}`.padEnd(20, '-')
   const victim = await open('V6', { swarm })
   await fetchAll(victim, PATHS)
-  const attacker = await open('X6', { swarm })
-  await waitFor(async () => (await peersOf(attacker)) >= 1, 10_000, 'attacker connected to the victim')
+  // The victim reads the flood before the attacker's request: no hedge to the origin meanwhile.
+  const attacker = await open('X6', { swarm, firstByteTimeout: 120_000 })
+  await waitFor(async () => (await holdersOf(attacker, PATHS.length)) >= 1, 10_000, 'attacker connected to the victim')
   // 50,000 cancels for requests never made and 50,000 haves of content not in the manifest,
   // through the real data channel (each a valid wire message).
   await attacker.page.evaluate(async () => {
