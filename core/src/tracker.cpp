@@ -15,6 +15,7 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
     if (sit != swarms_.end()) {
       auto pit = sit->second.index.find(req.peer_id);
       if (pit != sit->second.index.end() && sit->second.peers[pit->second].conn_id == conn.id) {
+        record(false, req.info_hash, sit->second.peers[pit->second], sit->second);
         remove_peer(sit->second, pit->second);
         outcome.left = true;
       }
@@ -31,8 +32,8 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
     return outcome;
   }
 
-  if (sit == swarms_.end()) sit = swarms_.try_emplace(req.info_hash, Swarm{{}, {}, 0, 0, Ring(config_.ring)}).first;
-  Swarm& swarm = sit->second;
+  Swarm& swarm = sit != swarms_.end() ? sit->second : swarm_for(req.info_hash);
+  bool changed = false;  // membership the other nodes of a cluster must learn
 
   std::uint32_t self;
   if (auto pit = swarm.index.find(req.peer_id); pit != swarm.index.end()) {
@@ -51,6 +52,11 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
       peer.conn_id = conn.id;
       peer.link = conn.link;
       peer.pending.clear();
+      if (peer.node != 0) {  // it was connected to another node and came here
+        peer.node = 0;
+        --remote_peers_;
+      }
+      changed = true;
     }
     // A new connection (its network) or a new region hint moves the peer on the ring; an
     // announce without a hint keeps the region it had. Plain re-announces skip the lookup.
@@ -59,12 +65,14 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
       Proximity now{req.region.empty() && was ? was->region : req.region, conn.net_prefix};
       if (!was || was->region != now.region || was->net_prefix != now.net_prefix) {
         swarm.ring.add(req.peer_id, now);
+        changed = true;
       }
     }
     if (!peer.seeder && (req.seeder() || req.event == AnnounceEvent::kCompleted)) {
       peer.seeder = true;
       ++swarm.complete;
       --swarm.incomplete;
+      changed = true;
     }
   } else {
     self = static_cast<std::uint32_t>(swarm.peers.size());
@@ -75,7 +83,9 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
     ++(seeder ? swarm.complete : swarm.incomplete);
     ++peers_;
     outcome.joined = true;
+    changed = true;
   }
+  if (changed) record(true, req.info_hash, swarm.peers[self], swarm);
 
   // The reference server answers every announce except one that carries an answer.
   if (!req.answer) {
@@ -99,10 +109,16 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
     auto& pending = to.pending;
     std::erase_if(pending, [&](const PendingOffer& p) { return p.expires_ms <= now_ms; });
     if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
+    ++outcome.offers_relayed;
+    if (to.node != 0) {  // its node remembers the offer when it delivers it
+      out.push_back({{}, OutKind::kOffer,
+                     serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer),
+                     to.node, req.info_hash, to.id, req.peer_id, offer.offer_id});
+      return;
+    }
     pending.push_back({offer.offer_id, req.peer_id, now_ms + config_.offer_ttl_ms});
     out.push_back({to.link, OutKind::kOffer,
                    serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer)});
-    ++outcome.offers_relayed;
   };
 
   // DeployNet's targeted offers first: each to the peer it names, once per peer.
@@ -202,7 +218,8 @@ void Tracker::relay_answer(Swarm& swarm, std::uint32_t self, const AnnounceReque
   pending.erase(it);
   const Peer& to = swarm.peers[tit->second];
   out.push_back({to.link, OutKind::kAnswer,
-                 serialize_answer(req.info_hash, req.peer_id, answer.offer_id, answer.answer)});
+                 serialize_answer(req.info_hash, req.peer_id, answer.offer_id, answer.answer),
+                 to.node, req.info_hash, to.id, req.peer_id, answer.offer_id});
   outcome.answer_relayed = true;
 }
 
@@ -210,6 +227,7 @@ void Tracker::remove_peer(Swarm& swarm, std::uint32_t pos) {
   assert(pos < swarm.peers.size());
   Peer& peer = swarm.peers[pos];
   --(peer.seeder ? swarm.complete : swarm.incomplete);
+  if (peer.node != 0) --remote_peers_;
   swarm.index.erase(peer.id);
   swarm.ring.remove(peer.id);
   if (pos + 1 != swarm.peers.size()) {
@@ -227,6 +245,7 @@ bool Tracker::leave(std::uint64_t conn_id, const InfoHash& info_hash, const Peer
   if (pit == sit->second.index.end() || sit->second.peers[pit->second].conn_id != conn_id) {
     return false;
   }
+  record(false, info_hash, sit->second.peers[pit->second], sit->second);
   remove_peer(sit->second, pit->second);
   if (sit->second.peers.empty()) swarms_.erase(sit);
   return true;
@@ -250,6 +269,142 @@ void Tracker::scrape(const ScrapeRequest& req, std::vector<ScrapeEntry>& out) co
     auto it = swarms_.find(ih);
     out.push_back(entry(ih, it == swarms_.end() ? nullptr : &it->second));
   }
+}
+
+Tracker::Swarm& Tracker::swarm_for(const InfoHash& ih) {
+  auto it = swarms_.find(ih);
+  if (it == swarms_.end()) it = swarms_.try_emplace(ih, Swarm{{}, {}, 0, 0, Ring(config_.ring)}).first;
+  return it->second;
+}
+
+void Tracker::record(bool joined, const InfoHash& ih, const Peer& peer, const Swarm& swarm) {
+  if (!config_.record_members || peer.node != 0) return;
+  MemberEvent e{joined, ih, peer.id, peer.seeder, {}};
+  if (joined) {
+    if (const Proximity* p = swarm.ring.where(peer.id)) e.where = *p;
+  }
+  events_.push_back(std::move(e));
+}
+
+void Tracker::take_member_events(std::vector<MemberEvent>& out) {
+  if (out.empty()) {
+    out.swap(events_);
+  } else {
+    out.insert(out.end(), std::make_move_iterator(events_.begin()),
+               std::make_move_iterator(events_.end()));
+  }
+  events_.clear();
+}
+
+void Tracker::local_members(std::vector<MemberEvent>& out) const {
+  for (const auto& [ih, swarm] : swarms_) {
+    for (const auto& peer : swarm.peers) {
+      if (peer.node != 0) continue;
+      MemberEvent e{true, ih, peer.id, peer.seeder, {}};
+      if (const Proximity* p = swarm.ring.where(peer.id)) e.where = *p;
+      out.push_back(std::move(e));
+    }
+  }
+}
+
+void Tracker::remote_join(std::uint32_t node, const InfoHash& info_hash, const PeerId& peer_id,
+                          bool seeder, const Proximity& where) {
+  if (node == 0) return;
+  Swarm& swarm = swarm_for(info_hash);
+  if (auto pit = swarm.index.find(peer_id); pit != swarm.index.end()) {
+    Peer& peer = swarm.peers[pit->second];
+    if (peer.node == 0 && !peer.link.expired()) return;  // connected here: ours wins
+    if (peer.node == 0) ++remote_peers_;                 // a dead local record, replaced
+    peer.node = node;
+    peer.conn_id = 0;
+    peer.link.reset();
+    peer.pending.clear();
+    if (peer.seeder != seeder) {
+      peer.seeder = seeder;
+      if (seeder) {
+        ++swarm.complete;
+        --swarm.incomplete;
+      } else {
+        --swarm.complete;
+        ++swarm.incomplete;
+      }
+    }
+    const Proximity* was = swarm.ring.where(peer_id);
+    if (!was || was->region != where.region || was->net_prefix != where.net_prefix) {
+      swarm.ring.add(peer_id, where);
+    }
+    return;
+  }
+  auto self = static_cast<std::uint32_t>(swarm.peers.size());
+  swarm.peers.push_back(Peer{peer_id, 0, {}, seeder, {}, node});
+  swarm.index.emplace(peer_id, self);
+  swarm.ring.add(peer_id, where);
+  ++(seeder ? swarm.complete : swarm.incomplete);
+  ++peers_;
+  ++remote_peers_;
+}
+
+void Tracker::remote_leave(std::uint32_t node, const InfoHash& info_hash, const PeerId& peer_id) {
+  auto sit = swarms_.find(info_hash);
+  if (sit == swarms_.end()) return;
+  auto pit = sit->second.index.find(peer_id);
+  if (pit == sit->second.index.end() || sit->second.peers[pit->second].node != node || node == 0) {
+    return;
+  }
+  remove_peer(sit->second, pit->second);
+  if (sit->second.peers.empty()) swarms_.erase(sit);
+}
+
+std::size_t Tracker::drop_node(std::uint32_t node) {
+  std::size_t dropped = 0;
+  for (auto sit = swarms_.begin(); sit != swarms_.end();) {
+    auto& swarm = sit->second;
+    for (std::uint32_t pos = 0; pos < swarm.peers.size();) {
+      auto n = swarm.peers[pos].node;
+      if (n != 0 && (node == 0 || n == node)) {
+        remove_peer(swarm, pos);  // moves the last peer into `pos`
+        ++dropped;
+      } else {
+        ++pos;
+      }
+    }
+    if (swarm.peers.empty()) {
+      sit = swarms_.erase(sit);
+    } else {
+      ++sit;
+    }
+  }
+  return dropped;
+}
+
+bool Tracker::deliver_remote_offer(const InfoHash& info_hash, const PeerId& from,
+                                   const PeerId& to, const OfferId& offer_id,
+                                   std::string payload, std::int64_t now_ms,
+                                   std::vector<Outgoing>& out) {
+  auto sit = swarms_.find(info_hash);
+  if (sit == swarms_.end()) return false;
+  auto pit = sit->second.index.find(to);
+  if (pit == sit->second.index.end()) return false;
+  Peer& peer = sit->second.peers[pit->second];
+  if (peer.node != 0) return false;
+  auto& pending = peer.pending;
+  std::erase_if(pending, [&](const PendingOffer& p) { return p.expires_ms <= now_ms; });
+  if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
+  pending.push_back({offer_id, from, now_ms + config_.offer_ttl_ms});
+  out.push_back({peer.link, OutKind::kOffer, std::move(payload)});
+  return true;
+}
+
+bool Tracker::deliver_remote_answer(const InfoHash& info_hash, const PeerId& to,
+                                    std::string payload, std::vector<Outgoing>& out) {
+  auto sit = swarms_.find(info_hash);
+  if (sit == swarms_.end()) return false;
+  auto pit = sit->second.index.find(to);
+  if (pit == sit->second.index.end()) return false;
+  const Peer& peer = sit->second.peers[pit->second];
+  if (peer.node != 0) return false;
+  out.push_back({peer.link, OutKind::kAnswer, std::move(payload)});
+  return true;
 }
 
 }  // namespace deploynet

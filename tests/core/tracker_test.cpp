@@ -394,5 +394,136 @@ TEST_F(TrackerTest, RegionHintsRouteWithinTheRegionFirst) {
   }
 }
 
+
+// Cluster mode: peers of other nodes are members; what is for them leaves addressed to their node.
+TEST_F(TrackerTest, RemotePeersCountReceiveOffersThroughTheirNodeAndAnswerBack) {
+  TrackerConfig cfg;
+  cfg.record_members = true;
+  tracker_ = Tracker(cfg);
+  tracker_.remote_join(7, swarm(), peer(1), true, {"eu", 42});
+  auto a = connect();
+  announce(a, 0, AnnounceEvent::kStarted, 1);
+  auto reply = take(a);
+  ASSERT_EQ(reply.size(), 1u);
+  EXPECT_EQ(reply[0]["complete"].GetUint(), 1u);    // the remote seeder counts
+  EXPECT_EQ(reply[0]["incomplete"].GetUint(), 1u);  // and so does the announcer
+  ASSERT_EQ(out_.size(), 1u);                       // the offer, for node 7
+  EXPECT_EQ(out_[0].node, 7u);
+  EXPECT_TRUE(out_[0].to.expired());
+  EXPECT_EQ(out_[0].to_peer, peer(1));
+  EXPECT_EQ(out_[0].from_peer, peer(0));
+  EXPECT_EQ(out_[0].offer_id, offer_id(0));
+  out_.clear();
+
+  // The local join was recorded for the other nodes, once.
+  std::vector<MemberEvent> events;
+  tracker_.take_member_events(events);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_TRUE(events[0].joined);
+  EXPECT_EQ(events[0].peer_id, peer(0));
+
+  // Node 7 relays its peer's offer to our peer: delivered, and its answer goes back to node 7.
+  ASSERT_TRUE(tracker_.deliver_remote_offer(swarm(), peer(1), peer(0), offer_id(5), "offer-bytes",
+                                            now_ms_, out_));
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].payload, "offer-bytes");
+  out_.clear();
+  auto outcome = answer(a, 0, 1, 5);
+  EXPECT_TRUE(outcome.answer_relayed);
+  ASSERT_EQ(out_.size(), 1u);
+  EXPECT_EQ(out_[0].node, 7u);
+  EXPECT_EQ(out_[0].to_peer, peer(1));
+  out_.clear();
+  // An answer to an offer never delivered here is still refused.
+  EXPECT_TRUE(answer(a, 0, 1, 6).answer_dropped);
+  // Nothing is delivered for a remote or absent peer.
+  EXPECT_FALSE(tracker_.deliver_remote_offer(swarm(), peer(0), peer(1), offer_id(1), "x", now_ms_, out_));
+  EXPECT_FALSE(tracker_.deliver_remote_answer(swarm(), peer(3), "x", out_));
+  EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(TrackerTest, ANodeLeavingTakesOnlyItsPeersAndLocalPeersWin) {
+  tracker_.remote_join(7, swarm(), peer(1), false, {});
+  tracker_.remote_join(7, swarm(1), peer(2), false, {});
+  tracker_.remote_join(8, swarm(), peer(3), false, {});
+  auto a = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  // A remote record of a peer connected here is ignored.
+  tracker_.remote_join(8, swarm(), peer(0), true, {});
+  EXPECT_EQ(tracker_.peer_count(), 4u);
+  EXPECT_EQ(tracker_.remote_peer_count(), 3u);
+  // A peer that reconnects here from a dead node takes its record over.
+  auto b = connect();
+  EXPECT_TRUE(announce(b, 3, AnnounceEvent::kStarted).failure.empty());
+  EXPECT_EQ(tracker_.remote_peer_count(), 2u);
+  EXPECT_EQ(tracker_.drop_node(7), 2u);
+  EXPECT_EQ(tracker_.swarm_count(), 1u);  // swarm(1) had only node 7's peer
+  EXPECT_EQ(tracker_.peer_count(), 2u);
+  tracker_.remote_join(9, swarm(), peer(4), false, {});
+  tracker_.remote_leave(8, swarm(), peer(4));  // not node 8's: stays
+  EXPECT_EQ(tracker_.peer_count(), 3u);
+  tracker_.remote_leave(9, swarm(), peer(4));
+  EXPECT_EQ(tracker_.peer_count(), 2u);
+  tracker_.remote_join(9, swarm(), peer(4), false, {});
+  EXPECT_EQ(tracker_.drop_node(0), 1u);  // every remote peer
+  EXPECT_EQ(tracker_.remote_peer_count(), 0u);
+  std::vector<MemberEvent> all;
+  tracker_.local_members(all);
+  EXPECT_EQ(all.size(), 2u);
+}
+
+TEST_F(TrackerTest, RouteAnswersAreTheSameWithRemotePeers) {
+  // Node A holds peer 0 and mirrors 1..3; node B holds 1..3 and mirrors 0: same ring.
+  Tracker b_side;
+  auto a = connect();
+  announce(a, 0, AnnounceEvent::kStarted);
+  std::vector<ConnRef> bs;
+  std::vector<Outgoing> b_out;
+  for (int p = 1; p <= 3; ++p) {
+    tracker_.remote_join(2, swarm(), peer(p), false, {});
+    bs.push_back(connect());
+    AnnounceRequest req;
+    req.info_hash = swarm();
+    req.peer_id = peer(p);
+    b_side.announce(bs.back(), req, now_ms_, rng_, b_out);
+  }
+  b_side.remote_join(1, swarm(), peer(0), false, {});
+  RouteRequest rq;
+  rq.info_hash = swarm();
+  for (int i = 0; i < 20; ++i) {
+    std::array<std::uint8_t, 32> id{};
+    id[0] = static_cast<std::uint8_t>(i * 13);
+    id[31] = static_cast<std::uint8_t>(i);
+    rq.content_ids.push_back(id);
+  }
+  rq.k = 8;  // everyone but the asker, in ring order
+  rq.peer_id = peer(0);
+  ASSERT_TRUE(tracker_.route(a, rq, out_));
+  std::string from_a = out_.back().payload;
+  rq.peer_id = peer(1);
+  b_out.clear();
+  ASSERT_TRUE(b_side.route(bs[0], rq, b_out));
+  // Both see the one cluster-wide swarm and ring: the same order of the peers neither asked.
+  rapidjson::Document da, db;
+  da.Parse(from_a.c_str());
+  db.Parse(b_out.back().payload.c_str());
+  ASSERT_TRUE(da.IsObject() && db.IsObject());
+  EXPECT_EQ(da["peers"].GetUint(), 4u);
+  EXPECT_EQ(db["peers"].GetUint(), 4u);
+  auto others = [](const rapidjson::Value& route, const PeerId& skip) {
+    std::vector<std::string> names;
+    for (const auto& p : route["peers"].GetArray()) {
+      std::string wire(p.GetString(), p.GetStringLength());
+      if (wire != skip.to_wire()) names.push_back(wire);
+    }
+    return names;
+  };
+  ASSERT_EQ(da["routes"].Size(), 20u);
+  for (rapidjson::SizeType i = 0; i < 20; ++i) {
+    auto from_a_side = others(da["routes"][i], peer(1));
+    EXPECT_EQ(from_a_side.size(), 2u);
+    EXPECT_EQ(from_a_side, others(db["routes"][i], peer(0))) << "content " << i;
+  }
+}
 }  // namespace
 }  // namespace deploynet

@@ -40,6 +40,23 @@ struct Outgoing {
   LinkRef to;
   OutKind kind;
   std::string payload;
+  // Cluster mode: an offer or answer for a peer connected to another signaling node (`node`
+  // non-zero, `to` empty), with what that node needs to deliver it and, for an offer, to
+  // accept the answer that comes back.
+  std::uint32_t node = 0;
+  InfoHash info_hash{};
+  PeerId to_peer{};
+  PeerId from_peer{};
+  OfferId offer_id{};
+};
+
+// Cluster mode: a change of this node's own membership, for the other nodes to mirror.
+struct MemberEvent {
+  bool joined = true;  // false: left
+  InfoHash info_hash;
+  PeerId peer_id;
+  bool seeder = false;
+  Proximity where;
 };
 
 struct TrackerConfig {
@@ -48,6 +65,7 @@ struct TrackerConfig {
   std::int64_t offer_ttl_ms = 120'000;      // an answer must match an offer younger than this
   std::uint32_t max_pending_offers = 16;    // offers awaiting an answer, per receiving peer
   RingConfig ring;                          // content routing within each swarm
+  bool record_members = false;              // cluster mode: keep MemberEvents for the mirror
 };
 
 struct AnnounceOutcome {
@@ -80,8 +98,30 @@ class Tracker {
   // connection that owns that peer id there. Returns whether a peer was removed.
   bool leave(std::uint64_t conn_id, const InfoHash& info_hash, const PeerId& peer_id);
 
+  // Cluster mode. Peers connected to other nodes are members like local ones (they count,
+  // hold ring positions, receive offers) but their messages leave as Outgoing with `node` set.
+  // A local peer always wins over a remote record of the same id.
+  void remote_join(std::uint32_t node, const InfoHash& info_hash, const PeerId& peer_id,
+                   bool seeder, const Proximity& where);
+  void remote_leave(std::uint32_t node, const InfoHash& info_hash, const PeerId& peer_id);
+  // Forgets every remote peer of `node` (node 0: of every node). Returns how many.
+  std::size_t drop_node(std::uint32_t node);
+  // An offer relayed by another node to a local peer: delivered and remembered so that its
+  // answer is accepted. False when the peer is not here.
+  bool deliver_remote_offer(const InfoHash& info_hash, const PeerId& from, const PeerId& to,
+                            const OfferId& offer_id, std::string payload, std::int64_t now_ms,
+                            std::vector<Outgoing>& out);
+  // An answer relayed by another node (validated there) to a local peer.
+  bool deliver_remote_answer(const InfoHash& info_hash, const PeerId& to, std::string payload,
+                             std::vector<Outgoing>& out);
+  // Local membership changes since the last call (with record_members).
+  void take_member_events(std::vector<MemberEvent>& out);
+  // Every local peer, as join events (a node re-publishing its state).
+  void local_members(std::vector<MemberEvent>& out) const;
+
   std::size_t swarm_count() const { return swarms_.size(); }
   std::size_t peer_count() const { return peers_; }
+  std::size_t remote_peer_count() const { return remote_peers_; }
   const TrackerConfig& config() const { return config_; }
 
  private:
@@ -96,6 +136,7 @@ class Tracker {
     LinkRef link;
     bool seeder;
     std::vector<PendingOffer> pending;  // offers delivered to this peer, awaiting its answer
+    std::uint32_t node = 0;             // cluster mode: the node it is connected to (0: here)
   };
   struct Swarm {
     std::vector<Peer> peers;  // dense, so that random sampling is O(1) per pick
@@ -106,6 +147,8 @@ class Tracker {
   };
 
   void remove_peer(Swarm& swarm, std::uint32_t pos);
+  void record(bool joined, const InfoHash& ih, const Peer& peer, const Swarm& swarm);
+  Swarm& swarm_for(const InfoHash& ih);
   void relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
                     std::int64_t now_ms, std::mt19937_64& rng, std::vector<Outgoing>& out,
                     AnnounceOutcome& outcome);
@@ -115,6 +158,8 @@ class Tracker {
   TrackerConfig config_;
   std::unordered_map<InfoHash, Swarm, Id20Hash> swarms_;
   std::size_t peers_ = 0;
+  std::size_t remote_peers_ = 0;
+  std::vector<MemberEvent> events_;
 };
 
 }  // namespace deploynet
