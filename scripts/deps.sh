@@ -4,7 +4,7 @@
 # emscripten builds the routing ring for the browser, chromium runs the browser tests and the
 # demo swarm (driven by playwright-core; no browser is downloaded), nginx is the demo's origin.
 # iproute2, iptables and coturn make the network lab (namespaces, NAT, STUN/TURN); clang and
-# its runtime build the libFuzzer targets.
+# its runtime build the libFuzzer targets. hiredis and redis-server: cluster mode and its tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
   emscripten chromium nginx fonts-dejavu-core
   iproute2 iptables coturn openssl
   clang libclang-rt-14-dev
+  libhiredis-dev redis-server
 )
 
 missing=()

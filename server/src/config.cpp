@@ -78,6 +78,9 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   double load_factor = c.tracker.ring.load_permille / 1000.0;
   std::vector<std::string> stun, turn, proxies;
   std::string turn_secret_file;
+  std::string redis_url;
+  std::uint32_t node_id = 0;
+  unsigned node_ttl_s = 15;
 
   po::options_description opts(
       "deploynet-signal: DeployNet signaling server and WebTorrent-compatible tracker.\n"
@@ -116,6 +119,9 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("turn-secret-file", po::value(&turn_secret_file), "file holding the TURN REST API shared secret (coturn's static-auth-secret); or set DEPLOYNET_TURN_SECRET")
     ("turn-ttl", po::value(&c.ice.turn_ttl_s)->default_value(c.ice.turn_ttl_s), "seconds a TURN credential stays valid")
     ("relay-only", po::bool_switch(&c.ice.relay_only), "tell clients to connect through TURN only, so visitors never learn each other's addresses")
+    ("redis", po::value(&redis_url), "cluster mode: redis://host[:port] shared by every node of the cluster (swarms span the nodes; offers for a peer on another node go through Redis)")
+    ("node-id", po::value(&node_id), "cluster mode: this node's number, unique in the cluster (1 to 2147483647)")
+    ("node-ttl", po::value(&node_ttl_s)->default_value(node_ttl_s), "cluster mode: seconds after which a silent node's peers are dropped by the others")
     ("log-level", po::value(&c.log_level)->default_value(c.log_level), "debug, info, warn or error");
   // clang-format on
 
@@ -232,6 +238,18 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   }
   if (c.ice.turn_ttl_s < 60) return bad("--turn-ttl: at least 60 seconds");
   if (c.ice.relay_only && c.ice.turn_urls.empty()) return bad("--relay-only: needs --turn");
+  if (!redis_url.empty()) {
+    ClusterConfig cc;
+    if (!parse_redis_url(redis_url, cc)) return bad("--redis: expected redis://host[:port], got '" + redis_url + "'");
+    if (node_id < 1 || node_id > 2147483647u) return bad("--node-id: cluster mode needs a node number from 1 to 2147483647");
+    if (node_ttl_s < 3 || node_ttl_s > 3600) return bad("--node-ttl: 3 to 3600 seconds");
+    cc.node_id = node_id;
+    cc.node_ttl = std::chrono::seconds(node_ttl_s);
+    c.cluster = cc;
+    c.tracker.record_members = true;
+  } else if (vm.count("node-id")) {
+    return bad("--node-id: only with --redis (cluster mode)");
+  }
   c.tracker.ring.load_permille = static_cast<std::uint32_t>(load_factor * 1000 + 0.5);
   c.handshake_timeout = std::chrono::seconds(handshake_s);
   c.idle_timeout = std::chrono::seconds(idle_s);

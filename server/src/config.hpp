@@ -9,6 +9,7 @@
 
 #include "deploynet/protocol.hpp"
 #include "deploynet/tracker.hpp"
+#include "cluster.hpp"
 #include "ice.hpp"
 
 namespace deploynet::server {
@@ -51,6 +52,7 @@ struct Config {
   // Reverse proxies (TLS terminators) whose X-Forwarded-For names the real client: limits and
   // proximity then use that address. Nobody else's header is believed.
   std::vector<Cidr> trusted_proxies;
+  std::optional<ClusterConfig> cluster;  // cluster mode over Redis (none: one node alone)
   std::string log_level = "info";
 };
 

@@ -18,6 +18,7 @@ class LogLine {
   LogLine(LogLevel level, std::string_view msg);
   LogLine& kv(std::string_view key, std::string_view value);
   LogLine& kv(std::string_view key, const char* value) { return kv(key, std::string_view(value)); }
+  LogLine& kv(std::string_view key, char* value) { return kv(key, std::string_view(value)); }
   LogLine& kv(std::string_view key, const std::string& value) {
     return kv(key, std::string_view(value));
   }

@@ -73,7 +73,7 @@ void LatencyHistogram::render(std::string& out, const char* name, const char* he
   out += '\n';
 }
 
-std::string Metrics::render(std::size_t swarms, std::size_t peers) const {
+std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t remote_peers) const {
   std::string o;
   o.reserve(4096);
   one(o, "deploynet_connections", "gauge", "Open WebSocket connections.",
@@ -138,6 +138,32 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers) const {
 
   handle_latency.render(o, "deploynet_handle_seconds",
                         "Time from a message read to all its replies and relays queued.");
+
+  if (cluster_node.load(kRelaxed) != 0) {
+    one(o, "deploynet_cluster_up", "gauge",
+        "1 while Redis is reachable; 0: local mode (this node's peers only).", cluster_up.load(kRelaxed));
+    one(o, "deploynet_cluster_remote_peers", "gauge", "Peers of other nodes mirrored here.", remote_peers);
+    one(o, "deploynet_cluster_relays_sent_total", "counter",
+        "Offers and answers sent to peers on other nodes.", cluster_relays_out.load(kRelaxed));
+    one(o, "deploynet_cluster_relays_received_total", "counter",
+        "Offers and answers received from other nodes.", cluster_relays_in.load(kRelaxed));
+    one(o, "deploynet_cluster_relays_dropped_total", "counter",
+        "Relays for other nodes not sent (Redis unreachable or backlogged).",
+        cluster_relays_dropped.load(kRelaxed));
+    one(o, "deploynet_cluster_member_events_sent_total", "counter",
+        "Joins and leaves of this node's peers published.", cluster_members_out.load(kRelaxed));
+    one(o, "deploynet_cluster_member_events_received_total", "counter",
+        "Joins, leaves and reloads of other nodes' peers applied.", cluster_members_in.load(kRelaxed));
+    one(o, "deploynet_cluster_bytes_sent_total", "counter", "Bytes published to other nodes.",
+        cluster_bytes_out.load(kRelaxed));
+    one(o, "deploynet_cluster_bytes_received_total", "counter", "Bytes received from other nodes.",
+        cluster_bytes_in.load(kRelaxed));
+    one(o, "deploynet_cluster_resyncs_total", "counter",
+        "Times this node published its peers whole (each connection to Redis).",
+        cluster_resyncs.load(kRelaxed));
+    one(o, "deploynet_cluster_nodes_expired_total", "counter",
+        "Other nodes dropped after going silent.", cluster_nodes_expired.load(kRelaxed));
+  }
   return o;
 }
 

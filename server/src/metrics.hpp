@@ -66,8 +66,21 @@ struct Metrics {
 
   LatencyHistogram handle_latency;
 
+  // Cluster mode (rendered only when cluster_node is set).
+  std::atomic<std::uint32_t> cluster_node{0};
+  Counter cluster_up{0};  // gauge: 1 while Redis is reachable
+  Counter cluster_relays_out{0};
+  Counter cluster_relays_in{0};
+  Counter cluster_relays_dropped{0};
+  Counter cluster_members_out{0};
+  Counter cluster_members_in{0};
+  Counter cluster_bytes_out{0};
+  Counter cluster_bytes_in{0};
+  Counter cluster_resyncs{0};
+  Counter cluster_nodes_expired{0};
+
   // Renders everything; swarm and peer counts come from the caller (they live in the tracker).
-  std::string render(std::size_t swarms, std::size_t peers) const;
+  std::string render(std::size_t swarms, std::size_t peers, std::size_t remote_peers = 0) const;
 };
 
 }  // namespace deploynet::server

@@ -7,6 +7,7 @@
 #include "log.hpp"
 #include "http_session.hpp"
 #include "worker.hpp"
+#include "ws_conn.hpp"
 
 namespace deploynet::server {
 
@@ -59,6 +60,25 @@ Server::Server(Config config)
       accept_retry_(workers_[0]->ioc()),
       shutdown_timer_(workers_[0]->ioc()) {
   set_log_level(config_.log_level);
+  if (config_.cluster) {
+    metrics_.cluster_node.store(config_.cluster->node_id);
+    cluster_ = std::make_unique<Cluster>(*config_.cluster, tracker_, metrics_, [this](std::vector<Outgoing>& out) {
+      // Offers and answers from other nodes, for peers connected here.
+      for (auto& o : out) {
+        auto link = o.to.lock();
+        if (!link) {
+          metrics_.dropped_peer_gone.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        (o.kind == OutKind::kOffer ? metrics_.sent_offer : metrics_.sent_answer)
+            .fetch_add(1, std::memory_order_relaxed);
+        auto conn = std::static_pointer_cast<WsConn>(std::move(link));
+        auto& ioc = conn->worker().ioc();
+        net::post(ioc, [conn = std::move(conn), payload = std::move(o.payload)] { conn->send_text(payload); });
+      }
+    });
+    tracker_.set_member_sink([c = cluster_.get()](std::vector<MemberEvent>&& events) { c->publish(std::move(events)); });
+  }
 }
 
 Server::~Server() = default;
@@ -85,10 +105,12 @@ void Server::run() {
     LogLine(LogLevel::kInfo, "signal received, shutting down").kv("signal", sig);
     begin_shutdown();
   });
+  if (cluster_) cluster_->start();
   do_accept();
   for (unsigned i = 1; i < workers_.size(); ++i) workers_[i]->start_thread();
   workers_[0]->run();
   for (auto& w : workers_) w->join();
+  if (cluster_) cluster_->stop();
   LogLine(LogLevel::kInfo, "stopped");
 }
 
@@ -266,7 +288,7 @@ bool Server::origin_allowed(std::string_view origin) const {
 
 std::string Server::render_metrics() {
   auto c = tracker_.counts();
-  return metrics_.render(c.swarms, c.peers);
+  return metrics_.render(c.swarms, c.peers, c.remote_peers);
 }
 
 std::string Server::render_health() {
@@ -274,6 +296,11 @@ std::string Server::render_health() {
   return "{\"status\":\"ok\",\"connections\":" +
          std::to_string(metrics_.connections_open.load(std::memory_order_relaxed)) +
          ",\"swarms\":" + std::to_string(c.swarms) + ",\"peers\":" + std::to_string(c.peers) +
+         (cluster_ ? ",\"cluster\":{\"node\":" + std::to_string(cluster_->node_id()) +
+                         ",\"redis\":\"" + (cluster_->up() ? "up" : "down") +
+                         "\",\"mode\":\"" + (cluster_->up() ? "cluster" : "local") +
+                         "\",\"remote_peers\":" + std::to_string(c.remote_peers) + "}"
+                   : std::string()) +
          "}\n";
 }
 

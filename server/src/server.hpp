@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cluster.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
 #include "sharded_tracker.hpp"
@@ -67,6 +68,7 @@ class Server {
   const Config& config() const { return config_; }
   Metrics& metrics() { return metrics_; }
   ShardedTracker& tracker() { return tracker_; }
+  Cluster* cluster() { return cluster_.get(); }
   bool origin_allowed(std::string_view origin) const;
   bool trusted_proxy(const std::array<unsigned char, 16>& ip) const;
   std::uint64_t next_conn_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -86,6 +88,7 @@ class Server {
   Metrics metrics_;
   ShardedTracker tracker_;
   std::vector<std::unique_ptr<Worker>> workers_;  // worker 0 accepts and handles signals
+  std::unique_ptr<Cluster> cluster_;               // cluster mode only
   unsigned next_worker_ = 0;
   tcp::acceptor acceptor_;
   net::signal_set signals_;

@@ -23,7 +23,16 @@ AnnounceOutcome ShardedTracker::announce(const ConnRef& conn, const AnnounceRequ
                                          std::int64_t now_ms, std::vector<Outgoing>& out) {
   auto& s = shard_for(req.info_hash);
   std::lock_guard lock(s.mu);
-  return s.tracker.announce(conn, req, now_ms, thread_rng(), out);
+  auto outcome = s.tracker.announce(conn, req, now_ms, thread_rng(), out);
+  drain_members(s);
+  return outcome;
+}
+
+void ShardedTracker::drain_members(Shard& s) {
+  if (!sink_) return;
+  std::vector<MemberEvent> events;
+  s.tracker.take_member_events(events);
+  if (!events.empty()) sink_(std::move(events));
 }
 
 bool ShardedTracker::route(const ConnRef& conn, const RouteRequest& req,
@@ -57,6 +66,51 @@ void ShardedTracker::leave(std::uint64_t conn_id, const InfoHash& info_hash,
   auto& s = shard_for(info_hash);
   std::lock_guard lock(s.mu);
   s.tracker.leave(conn_id, info_hash, peer_id);
+  drain_members(s);
+}
+
+void ShardedTracker::remote_join(std::uint32_t node, const InfoHash& ih, const PeerId& peer,
+                                 bool seeder, const Proximity& where) {
+  auto& s = shard_for(ih);
+  std::lock_guard lock(s.mu);
+  s.tracker.remote_join(node, ih, peer, seeder, where);
+}
+
+void ShardedTracker::remote_leave(std::uint32_t node, const InfoHash& ih, const PeerId& peer) {
+  auto& s = shard_for(ih);
+  std::lock_guard lock(s.mu);
+  s.tracker.remote_leave(node, ih, peer);
+}
+
+std::size_t ShardedTracker::drop_node(std::uint32_t node) {
+  std::size_t n = 0;
+  for (auto& s : shards_) {
+    std::lock_guard lock(s.mu);
+    n += s.tracker.drop_node(node);
+  }
+  return n;
+}
+
+bool ShardedTracker::deliver_remote_offer(const InfoHash& ih, const PeerId& from, const PeerId& to,
+                                          const OfferId& offer_id, std::string payload,
+                                          std::int64_t now_ms, std::vector<Outgoing>& out) {
+  auto& s = shard_for(ih);
+  std::lock_guard lock(s.mu);
+  return s.tracker.deliver_remote_offer(ih, from, to, offer_id, std::move(payload), now_ms, out);
+}
+
+bool ShardedTracker::deliver_remote_answer(const InfoHash& ih, const PeerId& to,
+                                           std::string payload, std::vector<Outgoing>& out) {
+  auto& s = shard_for(ih);
+  std::lock_guard lock(s.mu);
+  return s.tracker.deliver_remote_answer(ih, to, std::move(payload), out);
+}
+
+void ShardedTracker::local_members(std::vector<MemberEvent>& out) {
+  for (auto& s : shards_) {
+    std::lock_guard lock(s.mu);
+    s.tracker.local_members(out);
+  }
 }
 
 ShardedTracker::Counts ShardedTracker::counts() {
@@ -65,6 +119,7 @@ ShardedTracker::Counts ShardedTracker::counts() {
     std::lock_guard lock(s.mu);
     c.swarms += s.tracker.swarm_count();
     c.peers += s.tracker.peer_count();
+    c.remote_peers += s.tracker.remote_peer_count();
   }
   return c;
 }

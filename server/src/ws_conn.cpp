@@ -233,6 +233,10 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   if (!outcome.failure.empty()) m.sent_failure.fetch_add(1, kRelaxed);
 
   for (auto& o : out) {
+    if (o.node != 0) {  // a peer on another node of the cluster
+      if (auto* cluster = server_.cluster()) cluster->relay(std::move(o));
+      continue;
+    }
     auto link = o.to.lock();
     if (!link) {
       m.dropped_peer_gone.fetch_add(1, kRelaxed);

@@ -1,0 +1,626 @@
+#include "cluster.hpp"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <cstring>
+
+#include "log.hpp"
+#include "sharded_tracker.hpp"
+
+namespace deploynet::server {
+namespace {
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
+const std::string kMembersChannel = "deploynet:members";
+const std::string kNodesKey = "deploynet:nodes";
+// Messages waiting for the cluster thread; past this, relays are dropped (and counted) and
+// membership is re-published whole once the backlog is gone.
+constexpr std::size_t kMaxQueued = 65'536;
+// Bytes hiredis may hold unsent (Redis slower than the swarms): past this, relays are dropped.
+constexpr std::size_t kMaxUnsent = 64u << 20;
+constexpr auto kConnectTimeout = std::chrono::seconds(3);
+
+std::string node_channel(std::uint32_t node) { return "deploynet:node:" + std::to_string(node); }
+std::string peers_key(std::uint32_t node) { return "deploynet:peers:" + std::to_string(node); }
+std::string alive_key(std::uint32_t node) { return "deploynet:alive:" + std::to_string(node); }
+
+void put_u32(std::string& s, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+void put_u64(std::string& s, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+std::uint64_t get_be(const char* p, int n) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+template <class Id>
+void put_id(std::string& s, const Id& id) {
+  s.append(reinterpret_cast<const char*>(id.bytes.data()), Id::kSize);
+}
+template <class Id>
+Id get_id(const char* p) {
+  return Id::from_bytes(std::string_view(p, Id::kSize));
+}
+
+// A member record: the field (info hash, peer id) and the value (seeder, prefix, region).
+std::string member_field(const MemberEvent& e) {
+  std::string f;
+  put_id(f, e.info_hash);
+  put_id(f, e.peer_id);
+  return f;
+}
+std::string member_value(const MemberEvent& e) {
+  std::string v(1, e.seeder ? '\1' : '\0');
+  put_u64(v, e.where.net_prefix);
+  v += e.where.region;
+  return v;
+}
+constexpr std::size_t kFieldLen = 40, kValueMin = 9;
+
+}  // namespace
+
+bool parse_redis_url(const std::string& url, ClusterConfig& cfg) {
+  const std::string scheme = "redis://";
+  if (url.rfind(scheme, 0) != 0) return false;
+  std::string rest = url.substr(scheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  if (rest.empty() || rest.find_first_of("/@?#") != std::string::npos) return false;
+  auto colon = rest.rfind(':');
+  cfg.redis_port = 6379;
+  if (colon != std::string::npos && rest.find(']') == std::string::npos) {
+    try {
+      std::size_t used = 0;
+      auto p = std::stoul(rest.substr(colon + 1), &used);
+      if (used != rest.size() - colon - 1 || p == 0 || p > 65535) return false;
+      cfg.redis_port = static_cast<std::uint16_t>(p);
+    } catch (...) {
+      return false;
+    }
+    rest = rest.substr(0, colon);
+  }
+  if (rest.empty()) return false;
+  cfg.redis_host = rest;
+  return true;
+}
+
+// One hiredis async context driven by the cluster's io_context: its fd is watched with
+// async_wait and hiredis does the reading and writing.
+struct Cluster::Conn {
+  struct Events : std::enable_shared_from_this<Events> {
+    explicit Events(net::io_context& ioc, int fd) : sd(ioc, fd) {}
+    net::posix::stream_descriptor sd;
+    redisAsyncContext* ac = nullptr;
+    bool want_read = false, want_write = false, read_armed = false, write_armed = false;
+    std::shared_ptr<Events> self;  // held until hiredis' cleanup hook
+
+    void arm_read() {
+      if (read_armed || !ac) return;
+      read_armed = true;
+      sd.async_wait(net::posix::stream_descriptor::wait_read,
+                    [e = shared_from_this()](const boost::system::error_code& ec) {
+                      e->read_armed = false;
+                      if (ec || !e->ac || !e->want_read) return;
+                      redisAsyncHandleRead(e->ac);
+                      if (e->ac && e->want_read) e->arm_read();
+                    });
+    }
+    void arm_write() {
+      if (write_armed || !ac) return;
+      write_armed = true;
+      sd.async_wait(net::posix::stream_descriptor::wait_write,
+                    [e = shared_from_this()](const boost::system::error_code& ec) {
+                      e->write_armed = false;
+                      if (ec || !e->ac || !e->want_write) return;
+                      redisAsyncHandleWrite(e->ac);
+                      if (e->ac && e->want_write) e->arm_write();
+                    });
+    }
+    static void add_read(void* p) {
+      auto* e = static_cast<Events*>(p);
+      e->want_read = true;
+      e->arm_read();
+    }
+    static void del_read(void* p) { static_cast<Events*>(p)->want_read = false; }
+    static void add_write(void* p) {
+      auto* e = static_cast<Events*>(p);
+      e->want_write = true;
+      e->arm_write();
+    }
+    static void del_write(void* p) { static_cast<Events*>(p)->want_write = false; }
+    static void cleanup(void* p) {
+      auto* e = static_cast<Events*>(p);
+      e->ac = nullptr;
+      boost::system::error_code ignored;
+      e->sd.cancel(ignored);
+      e->sd.release();  // hiredis closes the fd
+      auto keep = std::move(e->self);  // the last reference may be a pending wait's
+    }
+  };
+
+  Cluster* owner = nullptr;
+  redisAsyncContext* ac = nullptr;
+  bool connected = false;
+  const char* name = "";
+};
+
+Cluster::Cluster(ClusterConfig config, ShardedTracker& tracker, Metrics& metrics,
+                 std::function<void(std::vector<Outgoing>&)> deliver)
+    : config_(std::move(config)),
+      tracker_(tracker),
+      metrics_(metrics),
+      deliver_(std::move(deliver)),
+      heartbeat_timer_(ioc_),
+      reconnect_timer_(ioc_) {}
+
+Cluster::~Cluster() { stop(); }
+
+void Cluster::start() {
+  net::post(ioc_, [this] { connect(); });
+  thread_ = std::thread([this] {
+    auto guard = net::make_work_guard(ioc_);
+    ioc_.run();
+  });
+}
+
+void Cluster::stop() {
+  if (!thread_.joinable()) return;
+  net::post(ioc_, [this] {
+    stopping_ = true;
+    heartbeat_timer_.cancel();
+    reconnect_timer_.cancel();
+    if (cmd_ && cmd_->ac) {
+      // Our peers leave with us: the others drop them now rather than after the TTL.
+      command({"DEL", peers_key(config_.node_id), alive_key(config_.node_id)});
+      std::string reset = "R";
+      put_u32(reset, config_.node_id);
+      command({"PUBLISH", kMembersChannel, reset});
+      redisAsyncDisconnect(cmd_->ac);  // after the replies of what was sent
+    }
+    if (sub_ && sub_->ac) redisAsyncFree(sub_->ac);
+    // Give the last commands a moment, then end the loop whatever Redis does.
+    heartbeat_timer_.expires_after(std::chrono::milliseconds(500));
+    heartbeat_timer_.async_wait([this](const boost::system::error_code&) {
+      if (cmd_ && cmd_->ac) redisAsyncFree(cmd_->ac);
+      ioc_.stop();
+    });
+  });
+  thread_.join();
+}
+
+void Cluster::connect() {
+  if (stopping_) return;
+  ++generation_;
+  heartbeats_unanswered_ = 0;
+  subscribed_ = false;
+  auto open = [this](std::unique_ptr<Conn>& slot, const char* name) {
+    slot = std::make_unique<Conn>();
+    slot->owner = this;
+    slot->name = name;
+    redisAsyncContext* ac = redisAsyncConnect(config_.redis_host.c_str(), config_.redis_port);
+    if (!ac || ac->err) {
+      LogLine(LogLevel::kWarn, "redis connect failed")
+          .kv("redis", config_.redis_host + ":" + std::to_string(config_.redis_port))
+          .kv("error", ac ? ac->errstr : "out of memory");
+      if (ac) redisAsyncFree(ac);
+      return false;
+    }
+    slot->ac = ac;
+    ac->data = slot.get();
+    auto ev = std::make_shared<Conn::Events>(ioc_, ac->c.fd);
+    ev->ac = ac;
+    ev->self = ev;
+    ac->ev.data = ev.get();
+    ac->ev.addRead = Conn::Events::add_read;
+    ac->ev.delRead = Conn::Events::del_read;
+    ac->ev.addWrite = Conn::Events::add_write;
+    ac->ev.delWrite = Conn::Events::del_write;
+    ac->ev.cleanup = Conn::Events::cleanup;
+    redisAsyncSetConnectCallback(ac, [](const redisAsyncContext* c, int status) {
+      auto* conn = static_cast<Conn*>(c->data);
+      if (status != REDIS_OK) {
+        // Once per outage at warn level; the retries (every few seconds) at debug.
+        LogLine(conn->owner->failed_connects_++ < 2 ? LogLevel::kWarn : LogLevel::kDebug, "redis connect failed")
+            .kv("conn", conn->name)
+            .kv("error", c->errstr);
+        conn->ac = nullptr;  // hiredis frees it after this callback
+        conn->owner->on_context_gone(conn);
+        return;
+      }
+      conn->connected = true;
+      if (conn == conn->owner->cmd_.get() && conn->owner->subscribed_) conn->owner->on_subscribed();
+    });
+    redisAsyncSetDisconnectCallback(ac, [](const redisAsyncContext* c, int) {
+      auto* conn = static_cast<Conn*>(c->data);
+      conn->ac = nullptr;
+      conn->owner->on_context_gone(conn);
+    });
+    return true;
+  };
+  if (!open(cmd_, "command") || !open(sub_, "subscribe")) {
+    go_down("cannot connect");
+    return;
+  }
+  // The subscription is the first thing on its connection; once confirmed, the state sync runs.
+  std::string members = kMembersChannel, mine = node_channel(config_.node_id);
+  const char* argv[] = {"SUBSCRIBE", members.c_str(), mine.c_str()};
+  std::size_t lens[] = {9, members.size(), mine.size()};
+  redisAsyncCommandArgv(sub_->ac, &Cluster::on_sub_reply, this, 3, argv, lens);
+  // A Redis that accepts nothing (a black hole) must not leave us waiting forever.
+  auto gen = generation_;
+  reconnect_timer_.expires_after(kConnectTimeout);
+  reconnect_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+    if (ec || gen != generation_ || up_.load(kRelaxed)) return;
+    go_down("connect timeout");
+  });
+}
+
+void Cluster::on_sub_reply(redisAsyncContext* ac, void* r, void* privdata) {
+  auto* self = static_cast<Cluster*>(privdata);
+  auto* reply = static_cast<redisReply*>(r);
+  if (!reply || self->stopping_ || !self->sub_ || ac != self->sub_->ac) return;
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+  const redisReply* kind = reply->element[0];
+  if (kind->type != REDIS_REPLY_STRING) return;
+  std::string_view k(kind->str, kind->len);
+  if (k == "subscribe") {
+    // Both channels confirmed (the count is the second): the command connection syncs.
+    if (reply->element[2]->integer == 2) {
+      self->subscribed_ = true;
+      if (self->cmd_ && self->cmd_->connected) self->on_subscribed();
+    }
+  } else if (k == "message" && reply->element[2]->type == REDIS_REPLY_STRING) {
+    self->on_message(reply->element[2]->str, reply->element[2]->len);
+  }
+}
+
+void Cluster::on_subscribed() {
+  if (up_.load(kRelaxed) || stopping_) return;
+  resync();
+}
+
+// Publishes this node's peers whole and reloads every other node's.
+void Cluster::resync() {
+  if (!cmd_ || !cmd_->ac) return;
+  std::vector<MemberEvent> mine;
+  tracker_.local_members(mine);
+  {
+    std::lock_guard lock(mu_);
+    events_.clear();  // the snapshot includes them
+    resync_needed_ = false;
+  }
+  const auto node = config_.node_id;
+  const auto ttl = std::to_string(config_.node_ttl.count());
+  command({"SADD", kNodesKey, std::to_string(node)});
+  command({"SET", alive_key(node), "1", "EX", ttl});
+  command({"DEL", peers_key(node)});
+  for (std::size_t i = 0; i < mine.size(); i += 512) {
+    std::vector<std::string> args{"HSET", peers_key(node)};
+    for (std::size_t j = i; j < std::min(mine.size(), i + 512); ++j) {
+      args.push_back(member_field(mine[j]));
+      args.push_back(member_value(mine[j]));
+    }
+    command(std::move(args));
+  }
+  command({"EXPIRE", peers_key(node), ttl});
+  std::string reset = "R";
+  put_u32(reset, node);
+  command({"PUBLISH", kMembersChannel, reset});
+  metrics_.cluster_resyncs.fetch_add(1, kRelaxed);
+
+  // The others: drop what we mirrored and load each live node's hash.
+  auto gen = generation_;
+  command({"SMEMBERS", kNodesKey}, [this, gen](redisReply* r) {
+    if (!r || gen != generation_ || r->type != REDIS_REPLY_ARRAY) return;
+    for (std::size_t i = 0; i < r->elements; ++i) {
+      std::uint32_t other = 0;
+      try {
+        other = static_cast<std::uint32_t>(std::stoul(std::string(r->element[i]->str, r->element[i]->len)));
+      } catch (...) {
+        continue;
+      }
+      if (other == config_.node_id || other == 0) continue;
+      command({"HGETALL", peers_key(other)}, [this, gen, other](redisReply* h) {
+        if (!h || gen != generation_ || h->type != REDIS_REPLY_ARRAY) return;
+        tracker_.drop_node(other);
+        std::size_t loaded = 0;
+        for (std::size_t j = 0; j + 1 < h->elements; j += 2) {
+          const redisReply* f = h->element[j];
+          const redisReply* v = h->element[j + 1];
+          if (f->len != kFieldLen || v->len < kValueMin) continue;
+          Proximity where{std::string(v->str + kValueMin, v->len - kValueMin), get_be(v->str + 1, 8)};
+          tracker_.remote_join(other, get_id<InfoHash>(f->str), get_id<PeerId>(f->str + 20),
+                               v->str[0] != 0, where);
+          ++loaded;
+        }
+        if (loaded) known_nodes_.insert(other);
+        metrics_.cluster_members_in.fetch_add(loaded, kRelaxed);
+      });
+    }
+  });
+  // The nodes set answers once everything above has been sent: Redis is there.
+  command({"PING"}, [this, gen](redisReply* r) {
+    if (!r || gen != generation_ || stopping_) return;
+    if (!up_.exchange(true)) {
+      backoff_ = std::chrono::milliseconds(250);
+      failed_connects_ = 0;
+      metrics_.cluster_up.store(1, kRelaxed);
+      LogLine(LogLevel::kInfo, "cluster: connected to redis")
+          .kv("node", config_.node_id)
+          .kv("redis", config_.redis_host + ":" + std::to_string(config_.redis_port));
+    }
+    reconnect_timer_.cancel();
+    heartbeat();
+    flush();
+  });
+}
+
+void Cluster::heartbeat() {
+  auto gen = generation_;
+  heartbeat_timer_.expires_after(config_.node_ttl / 3);
+  heartbeat_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+    if (ec || gen != generation_ || stopping_ || !cmd_ || !cmd_->ac) return;
+    if (++heartbeats_unanswered_ > 2) {
+      go_down("redis stopped answering");
+      return;
+    }
+    const auto ttl = std::to_string(config_.node_ttl.count());
+    command({"SET", alive_key(config_.node_id), "1", "EX", ttl},
+            [this, gen](redisReply* r) {
+              if (r && gen == generation_) heartbeats_unanswered_ = 0;
+            });
+    command({"EXPIRE", peers_key(config_.node_id), ttl});
+    // Which mirrored nodes went silent?
+    for (auto other : known_nodes_) {
+      command({"EXISTS", alive_key(other)}, [this, gen, other](redisReply* r) {
+        if (!r || gen != generation_ || r->type != REDIS_REPLY_INTEGER || r->integer != 0) return;
+        if (!known_nodes_.erase(other)) return;
+        auto n = tracker_.drop_node(other);
+        metrics_.cluster_nodes_expired.fetch_add(1, kRelaxed);
+        command({"SREM", kNodesKey, std::to_string(other)});
+        LogLine(LogLevel::kWarn, "cluster: node expired, its peers dropped")
+            .kv("node", other)
+            .kv("peers", n);
+      });
+    }
+    bool again;
+    {
+      std::lock_guard lock(mu_);
+      again = resync_needed_;
+    }
+    if (again) resync();
+    heartbeat();
+  });
+}
+
+void Cluster::go_down(const char* why) {
+  ++generation_;
+  heartbeat_timer_.cancel();
+  bool was_up = up_.exchange(false);
+  metrics_.cluster_up.store(0, kRelaxed);
+  // Local mode: only this node's own peers, until Redis is back.
+  auto dropped = tracker_.drop_node(0);
+  known_nodes_.clear();
+  if (was_up || dropped) {
+    LogLine(LogLevel::kWarn, "cluster: redis unreachable, serving this node's peers alone")
+        .kv("node", config_.node_id)
+        .kv("reason", why)
+        .kv("remote_peers_dropped", dropped);
+  }
+  // Free the contexts outside any hiredis callback.
+  net::post(ioc_, [this] {
+    for (auto* slot : {&cmd_, &sub_}) {
+      if (*slot && (*slot)->ac) {
+        auto* ac = (*slot)->ac;
+        (*slot)->ac = nullptr;
+        ac->data = nullptr;
+        ac->onDisconnect = nullptr;
+        redisAsyncFree(ac);
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      metrics_.cluster_relays_dropped.fetch_add(relays_.size(), kRelaxed);
+      relays_.clear();
+      events_.clear();  // the resync publishes the state whole
+    }
+    schedule_reconnect();
+  });
+}
+
+void Cluster::on_context_gone(Conn* which) {
+  which->connected = false;
+  if (stopping_) return;
+  go_down(which == sub_.get() ? "subscription connection lost" : "command connection lost");
+}
+
+void Cluster::schedule_reconnect() {
+  if (stopping_) return;
+  auto gen = generation_;
+  reconnect_timer_.expires_after(backoff_);
+  backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(4000));
+  reconnect_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+    if (ec || gen != generation_ || stopping_) return;
+    connect();
+  });
+}
+
+void Cluster::relay(Outgoing&& message) {
+  std::lock_guard lock(mu_);
+  if (!up_.load(kRelaxed) || relays_.size() >= kMaxQueued) {
+    metrics_.cluster_relays_dropped.fetch_add(1, kRelaxed);
+    return;
+  }
+  relays_.push_back(std::move(message));
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    net::post(ioc_, [this] { flush(); });
+  }
+}
+
+void Cluster::publish(std::vector<MemberEvent>&& events) {
+  std::lock_guard lock(mu_);
+  if (!up_.load(kRelaxed)) return;  // the resync on reconnect publishes the state
+  if (events_.size() + events.size() > kMaxQueued) {
+    resync_needed_ = true;
+    events_.clear();
+    return;
+  }
+  events_.insert(events_.end(), std::make_move_iterator(events.begin()),
+                 std::make_move_iterator(events.end()));
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    net::post(ioc_, [this] { flush(); });
+  }
+}
+
+void Cluster::flush() {
+  std::vector<Outgoing> relays;
+  std::vector<MemberEvent> events;
+  {
+    std::lock_guard lock(mu_);
+    flush_posted_ = false;
+    relays.swap(relays_);
+    events.swap(events_);
+  }
+  if (!up_.load(kRelaxed) || !cmd_ || !cmd_->ac) {
+    metrics_.cluster_relays_dropped.fetch_add(relays.size(), kRelaxed);
+    return;
+  }
+  const auto node = config_.node_id;
+  for (const auto& e : events) {
+    std::string msg(1, e.joined ? 'J' : 'L');
+    put_u32(msg, node);
+    auto field = member_field(e);
+    msg += field;
+    if (e.joined) {
+      auto value = member_value(e);
+      msg += value;
+      command({"HSET", peers_key(node), field, value});
+    } else {
+      command({"HDEL", peers_key(node), field});
+    }
+    metrics_.cluster_bytes_out.fetch_add(msg.size(), kRelaxed);
+    command({"PUBLISH", kMembersChannel, std::move(msg)});
+    metrics_.cluster_members_out.fetch_add(1, kRelaxed);
+  }
+  for (auto& o : relays) {
+    if (sdslen(cmd_->ac->c.obuf) > kMaxUnsent) {
+      metrics_.cluster_relays_dropped.fetch_add(1, kRelaxed);
+      continue;
+    }
+    std::string msg(1, o.kind == OutKind::kOffer ? 'O' : 'A');
+    put_id(msg, o.info_hash);
+    put_id(msg, o.from_peer);
+    put_id(msg, o.to_peer);
+    put_id(msg, o.offer_id);
+    msg += o.payload;
+    metrics_.cluster_bytes_out.fetch_add(msg.size(), kRelaxed);
+    metrics_.cluster_relays_out.fetch_add(1, kRelaxed);
+    command({"PUBLISH", node_channel(o.node), std::move(msg)});
+  }
+}
+
+void Cluster::on_message(const char* data, std::size_t len) {
+  if (len < 1) return;
+  metrics_.cluster_bytes_in.fetch_add(len, kRelaxed);
+  const char kind = data[0];
+  if (kind == 'O' || kind == 'A') {
+    constexpr std::size_t kHead = 1 + 4 * 20;
+    if (len < kHead) return;
+    auto ih = get_id<InfoHash>(data + 1);
+    auto from = get_id<PeerId>(data + 21);
+    auto to = get_id<PeerId>(data + 41);
+    auto offer = get_id<OfferId>(data + 61);
+    std::string payload(data + kHead, len - kHead);
+    std::vector<Outgoing> out;
+    bool ok = kind == 'O' ? tracker_.deliver_remote_offer(ih, from, to, offer, std::move(payload),
+                                                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                               std::chrono::steady_clock::now().time_since_epoch())
+                                                               .count(),
+                                                           out)
+                          : tracker_.deliver_remote_answer(ih, to, std::move(payload), out);
+    metrics_.cluster_relays_in.fetch_add(1, kRelaxed);
+    if (!ok) {
+      metrics_.dropped_peer_gone.fetch_add(1, kRelaxed);
+      return;
+    }
+    deliver_(out);
+    return;
+  }
+  if (len < 5) return;
+  auto node = static_cast<std::uint32_t>(get_be(data + 1, 4));
+  if (node == config_.node_id || node == 0) return;
+  metrics_.cluster_members_in.fetch_add(1, kRelaxed);
+  if (kind == 'R') {  // that node restarted or resynced: reload its peers
+    tracker_.drop_node(node);
+    known_nodes_.erase(node);
+    auto gen = generation_;
+    command({"HGETALL", peers_key(node)}, [this, gen, node](redisReply* h) {
+      if (!h || gen != generation_ || h->type != REDIS_REPLY_ARRAY) return;
+      tracker_.drop_node(node);
+      for (std::size_t j = 0; j + 1 < h->elements; j += 2) {
+        const redisReply* f = h->element[j];
+        const redisReply* v = h->element[j + 1];
+        if (f->len != kFieldLen || v->len < kValueMin) continue;
+        Proximity where{std::string(v->str + kValueMin, v->len - kValueMin), get_be(v->str + 1, 8)};
+        tracker_.remote_join(node, get_id<InfoHash>(f->str), get_id<PeerId>(f->str + 20),
+                             v->str[0] != 0, where);
+        known_nodes_.insert(node);
+      }
+    });
+    return;
+  }
+  if (len < 5 + kFieldLen) return;
+  auto ih = get_id<InfoHash>(data + 5);
+  auto peer = get_id<PeerId>(data + 25);
+  if (kind == 'J' && len >= 5 + kFieldLen + kValueMin) {
+    const char* v = data + 5 + kFieldLen;
+    std::size_t vlen = len - 5 - kFieldLen;
+    tracker_.remote_join(node, ih, peer, v[0] != 0,
+                         Proximity{std::string(v + kValueMin, vlen - kValueMin), get_be(v + 1, 8)});
+    known_nodes_.insert(node);
+  } else if (kind == 'L') {
+    tracker_.remote_leave(node, ih, peer);
+  }
+}
+
+void Cluster::command(std::vector<std::string> args, std::function<void(redisReply*)> done) {
+  if (!cmd_ || !cmd_->ac) {
+    if (done) done(nullptr);
+    return;
+  }
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* cb = new std::function<void(redisReply*)>(std::move(done));
+  int rc = redisAsyncCommandArgv(
+      cmd_->ac,
+      [](redisAsyncContext*, void* reply, void* privdata) {
+        std::unique_ptr<std::function<void(redisReply*)>> fn(
+            static_cast<std::function<void(redisReply*)>*>(privdata));
+        auto* r = static_cast<redisReply*>(reply);
+        if (r && r->type == REDIS_REPLY_ERROR) {
+          LogLine(LogLevel::kWarn, "redis error").kv("error", std::string(r->str, r->len));
+        }
+        if (*fn) (*fn)(r);
+      },
+      cb, static_cast<int>(argv.size()), argv.data(), lens.data());
+  if (rc != REDIS_OK) {
+    std::unique_ptr<std::function<void(redisReply*)>> fn(cb);
+    if (*fn) (*fn)(nullptr);
+  }
+}
+
+}  // namespace deploynet::server
