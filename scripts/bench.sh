@@ -133,6 +133,9 @@ row "offer latency p99 ms, half peak (target<10)" "${R[ours,p99half]}" "${R[refe
 row "idle connections held" "${R[ours,idle]}" "${R[reference,idle]}" ""
 row "RSS bytes per idle connection (target<=4096)" "${R[ours,bpc]}" "${R[reference,bpc]}" "$(ratio "${R[ours,bpc]}" "${R[reference,bpc]}")"
 
+echo
+scripts/bench-cluster.sh
+echo
 scripts/bench-hash.sh
 echo
 scripts/bench-ring.sh

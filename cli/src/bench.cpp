@@ -41,8 +41,7 @@ using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 struct Options {
-  std::string host = "127.0.0.1";
-  unsigned port = 8000;
+  std::vector<tcp::endpoint> servers;  // clients connect to them in turn (a cluster's nodes)
   std::string mode = "saturate";
   unsigned conns = 200;
   unsigned swarm_size = 10;
@@ -50,7 +49,7 @@ struct Options {
   double rate = 1000;
   double warmup_s = 1;
   double duration_s = 5;
-  int server_pid = 0;
+  std::vector<int> server_pids;  // their CPU time is summed (nodes, and Redis for a cluster)
   std::vector<std::string> sources;
   unsigned sdp_bytes = 400;
   std::string tag = "b";
@@ -289,7 +288,6 @@ void Bench::wait_until(const std::function<bool()>& done, double timeout_s, cons
 }
 
 void Bench::connect_all() {
-  tcp::endpoint server(net::ip::make_address(opt_.host), static_cast<std::uint16_t>(opt_.port));
   unsigned swarms = std::max(1u, opt_.conns / std::max(1u, opt_.swarm_size));
   for (unsigned i = 0; i < opt_.conns; ++i) {
     // Swarm ids: the tag keeps processes apart or together, as the caller chooses.
@@ -297,7 +295,7 @@ void Bench::connect_all() {
     ih.resize(20, '.');
     auto c = std::make_shared<Conn>(ioc_, *this, ih, random_id(rng_));
     conns_.push_back(c);
-    c->start(server, opt_.sources.empty() ? "" : opt_.sources[i % opt_.sources.size()]);
+    c->start(opt_.servers[i % opt_.servers.size()], opt_.sources.empty() ? "" : opt_.sources[i % opt_.sources.size()]);
     // Pace connection setup so the listen backlog never overflows.
     if (i % 500 == 499) ioc_.run_for(std::chrono::milliseconds(20));
   }
@@ -350,14 +348,19 @@ int Bench::run() {
     for (auto& c : conns_) c->send_announce(false);
   }
   run_for(opt_.warmup_s);
-  double cpu0 = opt_.server_pid ? proc_cpu_seconds(opt_.server_pid) : 0;
+  auto servers_cpu = [&] {
+    double sum = 0;
+    for (int pid : opt_.server_pids) sum += proc_cpu_seconds(pid);
+    return sum;
+  };
+  double cpu0 = servers_cpu();
   auto t0 = Clock::now();
   measuring_ = true;
   auto received0 = received_;
   run_for(opt_.duration_s);
   measuring_ = false;
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  double cpu1 = opt_.server_pid ? proc_cpu_seconds(opt_.server_pid) : 0;
+  double cpu1 = servers_cpu();
   received_ = received_ - received0;
   report(secs, cpu0, cpu1);
   return 0;
@@ -386,7 +389,7 @@ void Bench::report(double seconds, double cpu0, double cpu1) {
 
 int bench_main(int argc, char** argv) {
   Options o;
-  std::string url = "ws://127.0.0.1:8000";
+  std::vector<std::string> urls;
   std::string sources;
   po::options_description opts(
       "deploynet bench: load a WebTorrent-protocol tracker with real WebSocket clients on\n"
@@ -395,7 +398,7 @@ int bench_main(int argc, char** argv) {
   // clang-format off
   opts.add_options()
     ("help,h", "print this help")
-    ("url", po::value(&url)->default_value(url), "tracker to load (ws://HOST:PORT, loopback only)")
+    ("url", po::value(&urls)->composing(), "tracker to load (ws://HOST:PORT, loopback only; default ws://127.0.0.1:8000); repeatable: clients spread over the nodes of a cluster")
     ("mode", po::value(&o.mode)->default_value(o.mode), "saturate, rate or idle")
     ("conns", po::value(&o.conns)->default_value(o.conns), "client connections")
     ("swarm-size", po::value(&o.swarm_size)->default_value(o.swarm_size), "peers per swarm")
@@ -404,7 +407,7 @@ int bench_main(int argc, char** argv) {
     ("rate", po::value(&o.rate)->default_value(o.rate), "announces per second in all (mode rate)")
     ("warmup", po::value(&o.warmup_s)->default_value(o.warmup_s), "seconds before measuring")
     ("duration", po::value(&o.duration_s)->default_value(o.duration_s), "seconds measured")
-    ("server-pid", po::value(&o.server_pid)->default_value(o.server_pid), "server process, for its CPU time")
+    ("server-pid", po::value(&o.server_pids)->composing(), "server process, for its CPU time; repeatable (summed)")
     ("sources", po::value(&sources), "comma-separated local addresses to connect from (127.0.0.x)")
     ("tag", po::value(&o.tag)->default_value(o.tag), "prefix of swarm ids (processes with one tag share swarms)");
   // clang-format on
@@ -420,18 +423,20 @@ int bench_main(int argc, char** argv) {
     std::cout << opts << "\n";
     return 0;
   }
-  auto colon = url.rfind(':');
-  if (url.rfind("ws://", 0) != 0 || colon == std::string::npos || colon < 5) {
-    std::cerr << "deploynet bench: --url: expected ws://HOST:PORT\n";
-    return 2;
-  }
-  o.host = url.substr(5, colon - 5);
-  o.port = static_cast<unsigned>(std::atoi(url.c_str() + colon + 1));
-  beast::error_code ec;
-  auto addr = net::ip::make_address(o.host, ec);
-  if (ec || !addr.is_loopback()) {
-    std::cerr << "deploynet bench: --url: only loopback addresses are loaded\n";
-    return 2;
+  if (urls.empty()) urls.push_back("ws://127.0.0.1:8000");
+  for (const auto& url : urls) {
+    auto colon = url.rfind(':');
+    if (url.rfind("ws://", 0) != 0 || colon == std::string::npos || colon < 5) {
+      std::cerr << "deploynet bench: --url: expected ws://HOST:PORT\n";
+      return 2;
+    }
+    beast::error_code ec;
+    auto addr = net::ip::make_address(url.substr(5, colon - 5), ec);
+    if (ec || !addr.is_loopback()) {
+      std::cerr << "deploynet bench: --url: only loopback addresses are loaded\n";
+      return 2;
+    }
+    o.servers.emplace_back(addr, static_cast<std::uint16_t>(std::atoi(url.c_str() + colon + 1)));
   }
   std::stringstream ss(sources);
   for (std::string s; std::getline(ss, s, ',');) {

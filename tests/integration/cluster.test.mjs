@@ -4,40 +4,14 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import net from 'node:net'
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { startServer, Client, announce, offer, id20, waitFor, withTimeout, metric } from './harness.mjs'
+import { startServer, startRedis, freePort, Client, announce, offer, id20, waitFor, metric } from './harness.mjs'
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 const clientDir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client')
 const { Ring, loadRingModule } = await import(path.join(clientDir, 'ring.mjs'))
 const wasm = await loadRingModule(fs.readFileSync(path.join(clientDir, 'deploynet_ring.wasm')))
 const TTL = 3 // --node-ttl of the test nodes, seconds
-
-async function freePort () {
-  const srv = net.createServer()
-  await new Promise(resolve => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address()
-  await new Promise(resolve => srv.close(resolve))
-  return port
-}
-
-// A real redis-server on a free loopback port, no persistence; stopped by PID.
-async function startRedis (port) {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let log = ''
-  const exited = new Promise(resolve => proc.on('exit', resolve))
-  await withTimeout(new Promise((resolve, reject) => {
-    proc.stdout.on('data', chunk => {
-      log += chunk
-      if (/Ready to accept connections/.test(log)) resolve()
-    })
-    exited.then(code => reject(new Error(`redis-server exited with ${code}: ${log}`)))
-  }), 10_000, 'redis-server start')
-  return { proc, async stop () { proc.kill('SIGTERM'); await exited } }
-}
 
 async function health (node) {
   return (await fetch(`${node.http}/health`)).json()

@@ -1,6 +1,7 @@
 // Test harness: runs the real deploynet-signal binary on a free loopback port and talks to it
 // over real WebSockets. No fixed ports, no sleeps: every wait is for an event, with a deadline.
 import { spawn } from 'node:child_process'
+import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import path from 'node:path'
@@ -147,3 +148,28 @@ export function announce (infoHash, peerId, extra = {}) {
 export function offer (n, offerId = id20()) {
   return { offer_id: offerId, offer: { type: 'offer', sdp: `v=0\r\no=- ${n} 2 IN IP4 127.0.0.1\r\n` } }
 }
+
+export async function freePort () {
+  const srv = net.createServer()
+  await new Promise(resolve => srv.listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address()
+  await new Promise(resolve => srv.close(resolve))
+  return port
+}
+
+// A real redis-server on a free loopback port, no persistence; stopped by PID.
+export async function startRedis (port) {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let log = ''
+  const exited = new Promise(resolve => proc.on('exit', resolve))
+  await withTimeout(new Promise((resolve, reject) => {
+    proc.stdout.on('data', chunk => {
+      log += chunk
+      if (/Ready to accept connections/.test(log)) resolve()
+    })
+    exited.then(code => reject(new Error(`redis-server exited with ${code}: ${log}`)))
+  }), 10_000, 'redis-server start')
+  return { proc, async stop () { proc.kill('SIGTERM'); await exited } }
+}
+
