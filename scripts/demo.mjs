@@ -3,10 +3,13 @@
 // who got which bytes from where. Also used by `make bench` (P2P on against P2P off).
 //
 //   VISITORS=6  STAGGER_MS=3000  READ_MS=1500 (on each of 3 pages)  BUDGET_MS=1500  SIGNAL_PORT=8000  WEB_PORT=8080
+//   CLUSTER=3 (the signaling server as a cluster of 3 nodes over a redis-server, behind a
+//   round-robin TCP balancer on SIGNAL_PORT, as in production)
 //   P2P=off (everything over HTTP)  HOLD=1|0 (keep serving for a desktop browser until Ctrl-C;
 //   default: when stdout is a terminal)
 import fs from 'node:fs'
 import path from 'node:path'
+import net from 'node:net'
 import { spawn } from 'node:child_process'
 import { visitor, loadControlledPage, makeDemoSite } from '../tests/browser/harness.mjs'
 
@@ -19,6 +22,7 @@ const SIGNAL_PORT = Number(env.SIGNAL_PORT ?? 8000)
 const WEB_PORT = Number(env.WEB_PORT ?? 8080)
 const HOLD = env.HOLD ? env.HOLD === '1' : process.stdout.isTTY
 const P2P = env.P2P !== 'off'
+const CLUSTER = Number(env.CLUSTER ?? 0)
 const work = path.join(root, '.demo')
 const site = path.join(work, 'site')
 const web = `http://127.0.0.1:${WEB_PORT}`
@@ -80,10 +84,46 @@ http {
   return p
 }
 
-function startSignal () {
-  const p = spawn(bin('server/deploynet-signal'), ['--listen', `127.0.0.1:${SIGNAL_PORT}`, '--log-level', 'warn'], { stdio: 'inherit' })
-  children.push(p)
-  return p
+const nodePorts = []
+async function startSignal () {
+  if (!CLUSTER) {
+    const p = spawn(bin('server/deploynet-signal'), ['--listen', `127.0.0.1:${SIGNAL_PORT}`, '--log-level', 'warn'], { stdio: 'inherit' })
+    children.push(p)
+    return
+  }
+  // A cluster: redis-server, CLUSTER nodes, and a TCP balancer handing connections out in turn.
+  const { startRedis, freePort } = await import('../tests/integration/harness.mjs')
+  const redisPort = await freePort()
+  const redis = await startRedis(redisPort)
+  children.push(redis.proc)
+  for (let i = 1; i <= CLUSTER; i++) {
+    const port = await freePort()
+    children.push(spawn(bin('server/deploynet-signal'), ['--listen', `127.0.0.1:${port}`, '--log-level', 'warn',
+      '--redis', `redis://127.0.0.1:${redisPort}`, '--node-id', String(i)], { stdio: 'inherit' }))
+    nodePorts.push(port)
+  }
+  for (const port of nodePorts) await waitHttp(`http://127.0.0.1:${port}/health`)
+  let next = 0
+  const balancer = net.createServer((client) => {
+    const upstream = net.connect(nodePorts[next++ % nodePorts.length], '127.0.0.1')
+    client.pipe(upstream).pipe(client)
+    client.on('error', () => upstream.destroy())
+    upstream.on('error', () => client.destroy())
+  })
+  await new Promise((resolve) => balancer.listen(SIGNAL_PORT, '127.0.0.1', resolve))
+  children.push({ exitCode: null, kill: () => balancer.close() })
+}
+
+async function clusterReport () {
+  if (!CLUSTER) return
+  let relayed = 0; let crossed = 0
+  for (const port of nodePorts) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    const get = (name) => Number(text.split('\n').find((l) => l.startsWith(name + ' '))?.split(' ')[1] ?? 0)
+    relayed += get('deploynet_offers_relayed_total') + get('deploynet_answers_relayed_total')
+    crossed += get('deploynet_cluster_relays_sent_total')
+  }
+  console.log(`signaling cluster: ${CLUSTER} nodes over Redis; ${crossed} of ${relayed} offers and answers crossed nodes`)
 }
 
 export function accessLog () {
@@ -120,13 +160,13 @@ export async function runSwarm ({ quiet = false, p2p = P2P } = {}) {
   fs.mkdirSync(work, { recursive: true })
   const manifest = buildSite()
   const assets = new Set(manifest.files.map((f) => f.path).filter((p) => !p.endsWith('.html')))
-  startSignal()
+  await startSignal()
   startNginx()
   await waitHttp(`http://127.0.0.1:${SIGNAL_PORT}/health`)
   await waitHttp(`${web}/index.html`)
   say(`demo site: ${manifest.files.length} files, ${(manifest.files.reduce((a, f) => a + f.size, 0) / 1048576).toFixed(1)} MiB; ` +
     `origin ${web} (nginx), signaling ws://127.0.0.1:${SIGNAL_PORT}; ${VISITORS} visitors, one every ${STAGGER} ms` +
-    (p2p ? '' : ', P2P off'))
+    (p2p ? '' : ', P2P off') + (CLUSTER ? `; signaling: ${CLUSTER}-node cluster over Redis behind a balancer` : ''))
   const runs = []
   for (let i = 0; i < VISITORS; i++) {
     runs.push(visit(`v${i + 1}`, p2p))
@@ -171,6 +211,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const run = await runSwarm()
     report(run)
+    await clusterReport()
     if (HOLD) {
       console.log(`\nOpen ${web}/ in a desktop browser to join the swarm (the visitors stay online). Ctrl-C stops everything.`)
       await new Promise(() => {})
