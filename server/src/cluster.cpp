@@ -177,7 +177,8 @@ void Cluster::stop() {
     reconnect_timer_.cancel();
     if (cmd_ && cmd_->ac) {
       // Our peers leave with us: the others drop them now rather than after the TTL.
-      command({"DEL", peers_key(config_.node_id), alive_key(config_.node_id)});
+      command({"DEL", peers_key(config_.node_id)});
+      command({"DEL", alive_key(config_.node_id)});
       std::string reset = "R";
       put_u32(reset, config_.node_id);
       command({"PUBLISH", kMembersChannel, reset});
