@@ -13,7 +13,7 @@ DEBIAN_PACKAGES=(
   libboost-dev libboost-program-options-dev rapidjson-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   procps util-linux
-  emscripten chromium nginx fonts-dejavu-core
+  emscripten chromium nginx libnginx-mod-stream fonts-dejavu-core
   iproute2 iptables coturn openssl
   clang libclang-rt-14-dev
   libhiredis-dev redis-server

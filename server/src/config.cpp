@@ -91,6 +91,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("listen", po::value(&listen)->default_value(listen), "address:port to listen on (port 0: any free port, logged at start)")
     ("threads", po::value(&c.threads)->default_value(c.threads), "I/O threads (0: one per core)")
     ("trusted-proxy", po::value(&proxies)->composing(), "address or CIDR of a reverse proxy (TLS terminator) whose X-Forwarded-For gives the client's address, repeatable or comma-separated; its own connections are not held to the per-address limits")
+    ("proxy-protocol", po::bool_switch(&c.proxy_protocol), "connections from --trusted-proxy addresses begin with a PROXY protocol header (v1 or v2, as nginx's stream module or HAProxy send it) naming the client; X-Forwarded-For is then ignored")
     ("allow-origin", po::value(&origins)->composing(), "allowed Origin of WebSocket clients, repeatable or comma-separated (none given: any)")
     ("max-frame", po::value(&c.max_frame_bytes)->default_value(c.max_frame_bytes), "largest WebSocket message in bytes; larger closes with 1009")
     ("max-offers", po::value(&c.parse.max_offers)->default_value(c.parse.max_offers), "offers relayed from one announce; more are dropped")
@@ -215,6 +216,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     if (!cidr) return bad("--trusted-proxy: expected an address or CIDR, got '" + p + "'");
     c.trusted_proxies.push_back(*cidr);
   }
+  if (c.proxy_protocol && c.trusted_proxies.empty()) return bad("--proxy-protocol: needs --trusted-proxy (whose headers to believe)");
   split(turn, c.ice.turn_urls);
   for (const auto& u : c.ice.stun_urls) {
     if (!valid_ice_url(u, false)) return bad("--stun: expected stun:host[:port], got '" + u + "'");

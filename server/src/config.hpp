@@ -52,6 +52,9 @@ struct Config {
   // Reverse proxies (TLS terminators) whose X-Forwarded-For names the real client: limits and
   // proximity then use that address. Nobody else's header is believed.
   std::vector<Cidr> trusted_proxies;
+  // Connections from trusted proxies begin with a PROXY protocol header (v1 or v2) naming the
+  // client (TCP proxies: nginx stream, HAProxy); X-Forwarded-For is then never read.
+  bool proxy_protocol = false;
   std::optional<ClusterConfig> cluster;  // cluster mode over Redis (none: one node alone)
   std::string log_level = "info";
 };

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 
+#include "deploynet/proxy_protocol.hpp"
 #include "ice.hpp"
 #include "log.hpp"
 #include "worker.hpp"
@@ -97,7 +98,46 @@ std::string websocket_accept(std::string_view key) {
 HttpSession::HttpSession(tcp::socket&& socket, Worker& worker, Server& server, ConnSlot&& slot)
     : stream_(std::move(socket)), worker_(worker), server_(server), slot_(std::move(slot)) {}
 
-void HttpSession::run() { do_read(); }
+void HttpSession::run() {
+  if (slot_.from_proxy() && server_.config().proxy_protocol) {
+    stream_.expires_after(server_.config().handshake_timeout);
+    read_proxy_header();
+  } else {
+    do_read();
+  }
+}
+
+// A TCP proxy's PROXY protocol header comes first and names the client; the HTTP request
+// follows in the same buffer.
+void HttpSession::read_proxy_header() {
+  auto header = parse_proxy_header(
+      std::string_view(static_cast<const char*>(buffer_.cdata().data()), buffer_.size()));
+  using Status = ProxyHeader::Status;
+  if (header.status == Status::kOk) {
+    buffer_.consume(header.used);
+    if (header.client && slot_.attribute_to(*header.client)) {
+      reply(http::status::too_many_requests, "too many connections from this address\n",
+            "text/plain", false, "Retry-After", "10");
+      return;
+    }
+    do_read();
+    return;
+  }
+  if (header.status == Status::kInvalid || buffer_.size() >= kMaxProxyHeader) {
+    server_.metrics().proxy_header_invalid.fetch_add(1, std::memory_order_relaxed);
+    LogLine(LogLevel::kInfo, "connection from a trusted proxy without a valid PROXY header, closed");
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    return;
+  }
+  stream_.async_read_some(buffer_.prepare(kMaxProxyHeader - buffer_.size()),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            if (ec) return;
+                            self->buffer_.commit(n);
+                            self->read_proxy_header();
+                          });
+}
 
 void HttpSession::do_read() {
   parser_.emplace();
@@ -122,7 +162,8 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
     return;
   }
   auto req = parser_->release();
-  if (slot_.from_proxy()) {
+  // Behind a TCP proxy (PROXY protocol) headers come from the client itself: never believed.
+  if (slot_.from_proxy() && !server_.config().proxy_protocol) {
     // Limits and routing proximity apply to the client, not to the proxy that carries it.
     if (auto client = forwarded_client(sv(req["X-Forwarded-For"]), server_)) {
       if (slot_.attribute_to(*client)) {

@@ -24,6 +24,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void run();
 
  private:
+  void read_proxy_header();
   void do_read();
   void on_read(beast::error_code ec, std::size_t);
   void upgrade(const http::request<http::string_body>& req);

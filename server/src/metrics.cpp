@@ -133,6 +133,7 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
   sample(o, "deploynet_closed_total", "reason=\"frame_too_big\"", frames_too_big.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"protocol_error\"", protocol_errors.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"idle\"", idle_closed.load(kRelaxed));
+  sample(o, "deploynet_closed_total", "reason=\"proxy_header\"", proxy_header_invalid.load(kRelaxed));
   one(o, "deploynet_swarm_cap_hits_total", "counter", "Announces refused: too many swarms on one connection.",
       swarm_cap_hits.load(kRelaxed));
 

@@ -63,6 +63,7 @@ struct Metrics {
   Counter protocol_errors{0};
   Counter idle_closed{0};
   Counter swarm_cap_hits{0};
+  Counter proxy_header_invalid{0};
 
   LatencyHistogram handle_latency;
 
