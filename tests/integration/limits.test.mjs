@@ -212,3 +212,138 @@ test('--max-offers: offers past the cap are dropped and counted; --max-scrape: a
     await s.stop()
   }
 })
+
+test('--max-numwant caps the peers one announce reaches, whatever numwant asks', async () => {
+  const s = await startServer(['--max-numwant', '2'])
+  try {
+    const ih = id20()
+    const receivers = []
+    for (let i = 0; i < 5; i++) {
+      const c = await Client.open(s.url)
+      c.send(announce(ih, id20()))
+      await c.next((m) => m.interval)
+      receivers.push(c)
+    }
+    const sender = await Client.open(s.url)
+    sender.send(announce(ih, id20(), { numwant: 50, offers: [offer(1), offer(2), offer(3), offer(4), offer(5)] }))
+    await sender.next((m) => m.interval)
+    for (const c of receivers) await c.flush()
+    assert.equal(receivers.reduce((n, c) => n + c.messages.filter((m) => m.offer).length, 0), 2)
+    for (const c of [...receivers, sender]) c.close()
+  } finally {
+    await s.stop()
+  }
+})
+
+test('--offer-ttl: an answer after the offer expired is dropped, one in time is relayed', async () => {
+  const s = await startServer(['--offer-ttl', '1'])
+  try {
+    const ih = id20()
+    const [pa, pb] = [id20(), id20()]
+    const a = await Client.open(s.url)
+    a.send(announce(ih, pa))
+    await a.next((m) => m.interval)
+    const b = await Client.open(s.url)
+    const late = offer(1)
+    b.send(announce(ih, pb, { offers: [late] }))
+    await a.next((m) => m.offer)
+    await new Promise((resolve) => setTimeout(resolve, 1300))
+    a.send(announce(ih, pa, { to_peer_id: pb, offer_id: late.offer_id, answer: { type: 'answer', sdp: 'late' } }))
+    await waitForMetric(s, 'deploynet_dropped_total{reason="answer_unmatched"}', (v) => v === 1)
+    const timely = offer(2)
+    b.send(announce(ih, pb, { offers: [timely] }))
+    await a.next((m) => m.offer && m.offer_id === timely.offer_id)
+    a.send(announce(ih, pa, { to_peer_id: pb, offer_id: timely.offer_id, answer: { type: 'answer', sdp: 'ok' } }))
+    assert.equal((await b.next((m) => m.answer)).answer.sdp, 'ok')
+    assert.equal(b.messages.filter((m) => m.answer).length, 0)
+    a.close(); b.close()
+  } finally {
+    await s.stop()
+  }
+})
+
+test('--max-send-queue: a client that stops reading is dropped after that many queued messages', async () => {
+  // The byte cap is out of the way; only the message count can trip.
+  const s = await startServer(['--rate', '100000', '--burst', '16', '--max-send-queue', '16',
+    '--max-send-queue-bytes', String(64 << 20)])
+  try {
+    const ih = id20()
+    const slow = await Client.open(s.url)
+    slow.send(announce(ih, id20()))
+    await slow.next()
+    slow.ws._socket.pause()
+    const fast = await Client.open(s.url)
+    const pf = id20()
+    const big = offer(0)
+    big.offer.sdp += 'a=x-pad:' + 'p'.repeat(8000) + '\r\n'
+    // The sender reads its replies as it goes (bursts of 8, under the cap): only the client
+    // that stopped reading may be dropped.
+    for (let round = 0; round < 4000; round++) {
+      fast.send(announce(ih, pf, { offers: [big] }))
+      if (round % 8 === 7) await fast.flush()
+      if (round % 64 === 63 && await metric(s, 'deploynet_closed_total{reason="slow_reader"}') > 0) break
+    }
+    assert.equal(await waitForMetric(s, 'deploynet_closed_total{reason="slow_reader"}', (v) => v === 1), 1)
+    await fast.flush() // still connected
+    fast.close()
+  } finally {
+    await s.stop()
+  }
+})
+
+test('--threads: connections on different I/O threads relay to each other', async () => {
+  const s = await startServer(['--threads', '3'])
+  try {
+    assert.match(s.log(), /threads=3/)
+    const ih = id20()
+    const peers = []
+    for (let i = 0; i < 6; i++) { // handed to the threads in turn
+      const c = await Client.open(s.url)
+      const id = id20()
+      c.send(announce(ih, id))
+      await c.next((m) => m.interval)
+      peers.push({ c, id })
+    }
+    const o = offer(1)
+    peers[0].c.send(announce(ih, peers[0].id, { offers: [{ ...o, to_peer_id: peers[4].id }] }))
+    const got = await peers[4].c.next((m) => m.offer)
+    peers[4].c.send(announce(ih, peers[4].id, { to_peer_id: peers[0].id, offer_id: got.offer_id, answer: { type: 'answer', sdp: 'x' } }))
+    assert.equal((await peers[0].c.next((m) => m.answer)).peer_id, peers[4].id)
+    for (const p of peers) p.c.close()
+  } finally {
+    await s.stop()
+  }
+})
+
+test('IPv6 visitors (through a trusted proxy): route answers put peers of the asker\'s /48 first', async () => {
+  const s = await startServer(['--trusted-proxy', '127.0.0.1'])
+  try {
+    const ih = id20()
+    const join = async (xff) => {
+      const c = await Client.open(s.url, { headers: { 'X-Forwarded-For': xff } })
+      const id = id20()
+      c.send(announce(ih, id))
+      await c.next((m) => m.interval)
+      return { c, id }
+    }
+    const asker = await join('2001:db8:aa:1::1')
+    const near = await join('2001:db8:aa:ffff::9') // same /48, another /64
+    const others = []
+    for (const a of ['2001:db8:ab::1', '2001:db8:ac::1', '2001:db9:aa::1', '203.0.113.5']) others.push(await join(a))
+    const ids = Array.from({ length: 12 }, (_, i) => i.toString(16).padStart(2, '0').repeat(32))
+    asker.c.send({ action: 'route', info_hash: ih, peer_id: asker.id, content_ids: ids, k: 8 })
+    const reply = await asker.c.next((m) => m.action === 'route')
+    for (const r of reply.routes) {
+      assert.equal(r.peers.length, 5)
+      assert.equal(r.peers[0], near.id, 'the peer of the same /48 comes first')
+    }
+    // Seen from a peer of another /48, the near peer is not first everywhere.
+    const far = others[0]
+    far.c.send({ action: 'route', info_hash: ih, peer_id: far.id, content_ids: ids, k: 8 })
+    const farReply = await far.c.next((m) => m.action === 'route')
+    assert.ok(farReply.routes.some((r) => r.peers[0] !== near.id))
+    for (const p of [asker, near, ...others]) p.c.close()
+  } finally {
+    await s.stop()
+  }
+})
