@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 TEST_DIR := build/test
 RELEASE_DIR := build/release
 
-.PHONY: all deps build build-test build-fuzz wasm client test test-unit test-fuzz test-integration demo bench fuzz clean
+.PHONY: all deps build build-test build-fuzz wasm client test test-unit test-fuzz test-integration demo bench fuzz coverage install install-files clean
 
 all: build
 
@@ -59,11 +59,46 @@ fuzz: build-fuzz
 
 test: test-unit test-fuzz test-integration
 
+# Line coverage of core/ and server/ under the unit and integration tests (gcov, gcovr): the
+# same tests as `make test` run against an instrumented build.
+COV_DIR := build/coverage
+coverage: deps client
+	@cmake -S . -B $(COV_DIR) -DCMAKE_BUILD_TYPE=Debug -DDEPLOYNET_COVERAGE=ON >/dev/null
+	@cmake --build $(COV_DIR) -j $(JOBS)
+	@find $(COV_DIR) -name '*.gcda' -delete
+	@cd $(COV_DIR) && ctest -j $(JOBS) >/dev/null
+	@DEPLOYNET_SIGNAL=$(CURDIR)/$(COV_DIR)/server/deploynet-signal \
+	  DEPLOYNET_CLI=$(CURDIR)/$(COV_DIR)/cli/deploynet \
+	  DEPLOYNET_LAB_LINK=$(CURDIR)/$(COV_DIR)/lab/deploynet-lab-link \
+	  node --test --test-concurrency=1 --test-timeout=300000 tests/integration/*.test.mjs \
+	    tests/client/*.test.mjs tests/browser/*.test.mjs tests/lab/*.test.mjs >$(COV_DIR)/tests.log 2>&1 || \
+	  { tail -30 $(COV_DIR)/tests.log; exit 1; }
+	@gcovr -r . --filter 'core/' --filter 'server/' --object-directory $(COV_DIR) -s \
+	  --html-details $(COV_DIR)/coverage.html | tail -3
+
 bench: build client
 	@scripts/bench.sh
 
 demo: build client
 	@scripts/demo.sh
+
+# deploynet-signal and deploynet in PREFIX/bin, the browser client in PREFIX/share/deploynet/client,
+# the systemd unit in PREFIX/lib/systemd/system, the nginx configuration in
+# PREFIX/share/deploynet/nginx. DESTDIR for staging.
+PREFIX ?= /usr/local
+INSTALL_FROM ?= $(RELEASE_DIR)
+install: build client
+	@$(MAKE) --no-print-directory install-files
+
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/deploynet/client \
+	  $(DESTDIR)$(PREFIX)/share/deploynet/nginx $(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 0755 $(INSTALL_FROM)/server/deploynet-signal $(INSTALL_FROM)/cli/deploynet $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 build/client/deploynet.js build/client/deploynet.mjs build/client/deploynet-sw.js \
+	  build/client/deploynet_ring.wasm $(DESTDIR)$(PREFIX)/share/deploynet/client/
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' deploy/deploynet-signal.service \
+	  >$(DESTDIR)$(PREFIX)/lib/systemd/system/deploynet-signal.service
+	install -m 0644 deploy/nginx-deploynet-signal.conf $(DESTDIR)$(PREFIX)/share/deploynet/nginx/
 
 clean:
 	rm -rf build

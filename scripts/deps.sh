@@ -12,12 +12,27 @@ DEBIAN_PACKAGES=(
   build-essential cmake pkg-config git curl ca-certificates
   libboost-dev libboost-program-options-dev rapidjson-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  procps util-linux
+  procps util-linux systemd
   emscripten chromium nginx libnginx-mod-stream fonts-dejavu-core
   iproute2 iptables coturn openssl
   clang libclang-rt-14-dev
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server gcovr
 )
+
+# Node.js 20 or newer runs the tests, the demo and the client build. Debian 12's own nodejs is
+# 18: say so before installing anything rather than after.
+if command -v node >/dev/null; then
+  node_major=$(node -p 'process.versions.node.split(".")[0]')
+else
+  node_major=$(apt-cache policy nodejs 2>/dev/null | sed -n 's/^ *Candidate: *\([0-9]*\).*/\1/p' | sed 's/^$/0/')
+  node_major=${node_major:-0}
+fi
+if [ "$node_major" -lt 20 ]; then
+  echo "deps: DeployNet needs Node.js 20 or newer (with npm); this machine has or would install" \
+    "Node.js ${node_major}. Install Node.js >= 20 first (Debian 13's nodejs, or a Node.js 20" \
+    "package for Debian 12), then run this again. Nothing was installed." >&2
+  exit 1
+fi
 
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -34,11 +49,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-if [ "$node_major" -lt 20 ]; then
-  echo "deps: Node.js 20 or newer is needed (found $(node --version))" >&2
-  exit 1
-fi
 
 # --ignore-scripts: no package may download binaries at install time (the interop test's
 # WebRTC comes from @roamhq/wrtc, whose binary ships inside its package).

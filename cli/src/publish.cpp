@@ -434,12 +434,16 @@ int publish_main(int argc, char** argv) {
 
 int verify_main(int argc, char** argv) {
   std::string dir, manifest_path, key;
+  std::vector<std::string> excludes;
   po::options_description opts(
       "deploynet verify DIR: check a directory against its manifest; lists every mismatch and\n"
       "exits 1 if there is any.\n\nOptions");
   opts.add_options()("help,h", "print this help")("dir", po::value(&dir), "the directory")(
       "manifest", po::value(&manifest_path), "manifest file (default DIR/deploynet.json)")(
-      "key", po::value(&key), "public key file: also check MANIFEST.sig against it");
+      "key", po::value(&key), "public key file: also check MANIFEST.sig against it")(
+      "exclude", po::value(&excludes)->composing(),
+      "glob to leave out, repeatable, as given to publish (files it matches are not reported as "
+      "missing from the manifest)");
   if (auto code = parse_dir_command("verify", argc, argv, opts, dir)) return *code;
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
@@ -472,7 +476,7 @@ int verify_main(int argc, char** argv) {
   if (auto* e = std::get_if<std::string>(&parsed)) return fail("verify", mpath.string() + ": " + *e, 1);
   const auto& m = std::get<Manifest>(parsed);
   std::set<fs::path> skip{mpath, fs::path(mpath.string() + ".sig")};
-  auto w = walk(root, {}, skip);
+  auto w = walk(root, excludes, skip);
   for (const auto& e : w.errors) problems.push_back(e);
   auto hashed = hash_all(w.files, m.piece_size, std::max(1u, std::thread::hardware_concurrency()));
   std::size_t i = 0, j = 0;

@@ -58,6 +58,11 @@ export interface DeployNetOptions {
    * page has loaded, so that the visitor's next pages come from its own cache (0: off).
    */
   prefetchBytes?: number;
+  /**
+   * Logs to the console every asset that went to the origin and why (no peer holds it, first
+   * byte timeout, stalled peers, origin faster…), with the peers connected at that moment.
+   */
+  debug?: boolean;
 }
 
 const DEFAULTS = {
@@ -79,6 +84,7 @@ const DEFAULTS = {
   memoryBytes: 64 * 1024 * 1024,
   ringWasm: '',
   prefetchBytes: 16 * 1024 * 1024,
+  debug: false,
 };
 
 export interface AssetStats {
@@ -830,6 +836,11 @@ export class DeployNet extends Emitter<Events> {
     }
     t.origin = true;
     t.originReason = why;
+    if (this.options.debug) {
+      const holders = this.peerList().filter((p) => p.have > 0).length;
+      console.info(`deploynet: ${t.file.path} from the origin: ${why} ` +
+        `(${this.peerList().length} peers connected, ${holders} announced content)`);
+    }
     for (const [id, r] of this.reqs) {
       // Peers that had their chance at the head make way; the tail stays theirs.
       if (r.t === t) {

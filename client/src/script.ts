@@ -39,6 +39,7 @@ function fromDataset(d: DOMStringMap): ScriptConfig {
     uploadLimit: num(d.uploadLimit),
     p2p: d.p2p === 'off' ? false : undefined,
     iceTransportPolicy: d.iceTransportPolicy === 'relay' ? 'relay' : undefined,
+    debug: d.debug !== undefined && d.debug !== 'false' ? true : undefined,
   };
   for (const k of Object.keys(c) as (keyof ScriptConfig)[]) if (c[k] === undefined) delete c[k];
   return c;

@@ -101,13 +101,19 @@ test('a peer serving corrupted pieces is banned and not one bad byte is used', a
   for (const v of [m, a, b]) await v.close()
 })
 
-test('signaling server down: everything loads over HTTP within the budget', async () => {
-  const v = await open('S3', { signal: ['ws://127.0.0.1:9/'], firstByteTimeout: 300 })
+test('signaling server down: everything loads over HTTP within the budget (debug says why)', async () => {
+  const v = await open('S3', { signal: ['ws://127.0.0.1:9/'], firstByteTimeout: 300, debug: true })
+  const logged = []
+  v.page.on('console', (m) => { if (m.text().startsWith('deploynet: ')) logged.push(m.text()) })
   const t0 = Date.now()
   const r = await fetchAll(v, PATHS)
   assert.deepEqual(r.hashes, site.contents)
   assert.equal(r.stats.bytesFromOrigin, TOTAL)
   assert.ok(Date.now() - t0 < 3000, `took ${Date.now() - t0} ms`)
+  // The debug option names every origin fallback with its reason.
+  await waitFor(() => logged.length >= PATHS.length, 2000, 'debug lines')
+  for (const p of PATHS) assert.ok(logged.some((l) => l.startsWith(`deploynet: ${p} from the origin: `)), p)
+  assert.ok(logged.every((l) => /\(0 peers connected, 0 announced content\)$/.test(l)), logged.join('\n'))
   await v.close()
 })
 

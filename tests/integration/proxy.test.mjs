@@ -11,6 +11,7 @@ import WebSocket from 'ws'
 import { startServer, metric, waitFor, withTimeout } from './harness.mjs'
 
 let signal, nginx, port, dir
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 
 async function freePort () {
   const srv = net.createServer()
@@ -39,21 +40,17 @@ http {
   access_log off;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port} ssl;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location / {
-      proxy_pass http://127.0.0.1:${signal.port};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $http_connection;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_read_timeout 300s;
-    }
-  }
+  include ${dir}/deploynet-signal.conf;
 }
 `)
+  // The configuration the README gives (deploy/), with this test's port, upstream and certificate.
+  const site = fs.readFileSync(path.join(root, 'deploy/nginx-deploynet-signal.conf'), 'utf8')
+    .replace('server 127.0.0.1:8000;', `server 127.0.0.1:${signal.port};`)
+    .replace('listen 443 ssl;', `listen 127.0.0.1:${port} ssl;`)
+    .replace('/etc/ssl/deploynet/fullchain.pem', path.join(dir, 'cert.pem'))
+    .replace('/etc/ssl/deploynet/privkey.pem', path.join(dir, 'key.pem'))
+  assert.ok(site.includes(`127.0.0.1:${signal.port}`) && site.includes(path.join(dir, 'key.pem')))
+  fs.writeFileSync(path.join(dir, 'deploynet-signal.conf'), site)
   nginx = spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
   await waitFor(() => new Promise((resolve) => {
     const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
@@ -117,4 +114,21 @@ test('X-Forwarded-For from anyone but a trusted proxy is ignored', async () => {
   } finally {
     await s.stop()
   }
+})
+
+test('the shipped nginx configuration serves /metrics to local monitoring only', async () => {
+  const { request } = await import('node:https')
+  const get = (localAddress) => new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/metrics', localAddress, rejectUnauthorized: false }, (res) => {
+      let body = ''
+      res.on('data', (d) => { body += d })
+      res.on('end', () => resolve({ status: res.statusCode, body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  const local = await get('127.0.0.1')
+  assert.equal(local.status, 200)
+  assert.match(local.body, /^deploynet_connections /m)
+  assert.equal((await get('127.0.0.2')).status, 403)
 })

@@ -83,6 +83,12 @@ test('--exclude leaves files out', () => {
   assert.ok(!paths.includes('/img/app.js.map'))
   assert.ok(!paths.includes('/css/app.css'))
   assert.ok(paths.includes('/index.html'))
+  // verify takes the same globs: the excluded files are not "not in manifest".
+  const plain = run('verify', dir)
+  assert.equal(plain.status, 1)
+  assert.match(plain.stdout, /not in manifest: \/img\/app\.js\.map/)
+  const same = run('verify', dir, '--exclude', '*.map', '--exclude', 'css/*')
+  assert.equal(same.status, 0, same.stdout)
 })
 
 test('verify passes on the tree and lists every mismatch of a tampered one', () => {
