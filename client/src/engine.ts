@@ -63,6 +63,12 @@ export interface DeployNetOptions {
    * byte timeout, stalled peers, origin faster…), with the peers connected at that moment.
    */
   debug?: boolean;
+  /**
+   * Sends this page view's byte counts (from peers, from the origin, from cache, uploaded) to
+   * the signaling server every 15 s and when the page is hidden, so that the site's savings
+   * show in the server's /metrics. Only for the swarm derived from the page's origin.
+   */
+  report?: boolean;
 }
 
 const DEFAULTS = {
@@ -85,6 +91,7 @@ const DEFAULTS = {
   ringWasm: '',
   prefetchBytes: 16 * 1024 * 1024,
   debug: false,
+  report: true,
 };
 
 export interface AssetStats {
@@ -244,6 +251,11 @@ export class DeployNet extends Emitter<Events> {
   private routesAsked = 0;
   private offeredTo = new Map<string, number>(); // peer id -> time of the last targeted offer
   private destroyed = false;
+  private joined = false;
+  private lastReport = 0;
+  private reported = '';
+  private onHide: (() => void) | null = null;
+  private onLeave = () => this.report();
   private counters = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, bytesAdopted: 0, bytesUploaded: 0,
     badPieces: 0, bans: 0, failures: 0 };
   private assets: AssetStats[] = [];
@@ -308,6 +320,7 @@ export class DeployNet extends Emitter<Events> {
       });
       s.on('announced', (a) => {
         this.swarmPeers = a.complete + a.incomplete;
+        this.joined = true;
         // Routes once joined, then at most every 30 s (membership changes slowly).
         if (performance.now() - this.routesAsked > 30_000 || this.routesAsked === 0) this.askRoutes();
       });
@@ -325,6 +338,12 @@ export class DeployNet extends Emitter<Events> {
       if (this.swarmPeers > 0) this.askRoutes();
       if (this.options.ringWasm) void this.loadRing(this.options.ringWasm);
       this.watchdog = setInterval(() => this.tick(), 250);
+      if (this.options.report && !this.options.swarm) {
+        // Hidden (tab switched, closed) or left (a navigation): the counts go out at once.
+        this.onHide = () => { if (document.visibilityState === 'hidden') this.report(); };
+        document.addEventListener('visibilitychange', this.onHide);
+        addEventListener('pagehide', this.onLeave);
+      }
       const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
       if (nav) this.meter.add(nav);
       this.adoptBrowserLoads();
@@ -793,6 +812,20 @@ export class DeployNet extends Emitter<Events> {
       this.lastPrefetch = now;
       this.prefetch();
     }
+    if (this.onHide && now - this.lastReport > 15_000) this.report();
+  }
+
+  /** This page view's byte counts to the signaling server, when they changed (see `report`). */
+  private report() {
+    this.lastReport = performance.now();
+    if (!this.signal?.connected || !this.joined) return;
+    const c = this.counters;
+    const counts = { fromPeers: c.bytesFromPeers, fromOrigin: c.bytesFromOrigin + c.bytesAdopted,
+      fromCache: c.bytesFromCache, uploaded: c.bytesUploaded };
+    const key = `${counts.fromPeers}/${counts.fromOrigin}/${counts.fromCache}/${counts.uploaded}`;
+    if (key === this.reported || key === '0/0/0/0') return;
+    this.reported = key;
+    this.signal.report(location.origin, counts);
   }
 
   /**
@@ -1021,6 +1054,11 @@ export class DeployNet extends Emitter<Events> {
     this.destroyed = true;
     if (this.watchdog) clearInterval(this.watchdog);
     if (this.iceTimer) clearTimeout(this.iceTimer);
+    if (this.onHide) {
+      this.report();
+      document.removeEventListener('visibilitychange', this.onHide);
+      removeEventListener('pagehide', this.onLeave);
+    }
     this.resourceObserver?.disconnect();
     this.signal?.destroy();
     this.ring?.destroy();

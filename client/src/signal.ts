@@ -160,6 +160,12 @@ export class SignalClient extends Emitter<Events> {
       to_peer_id: toPeerId, offer_id: offerId, answer });
   }
 
+  /** DeployNet extension: this page view's byte counts so far, for the site's savings figures. */
+  report(origin: string, c: { fromPeers: number; fromOrigin: number; fromCache: number; uploaded: number }) {
+    return this.send({ action: 'report', info_hash: this.infoHash, peer_id: this.peerId, origin,
+      from_peers: c.fromPeers, from_origin: c.fromOrigin, from_cache: c.fromCache, uploaded: c.uploaded });
+  }
+
   route(contentIds: string[], k: number) {
     return this.send({ action: 'route', info_hash: this.infoHash, peer_id: this.peerId, content_ids: contentIds, k });
   }

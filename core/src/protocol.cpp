@@ -1,5 +1,7 @@
 #include "deploynet/protocol.hpp"
 
+#include "deploynet/manifest.hpp"
+
 #include <rapidjson/document.h>
 #include <rapidjson/encodedstream.h>
 #include <rapidjson/error/en.h>
@@ -342,6 +344,35 @@ ParseResult parse_route(const Value& obj, const ParseLimits& limits) {
   return InMessage{std::move(req)};
 }
 
+ParseResult parse_report(const Value& obj) {
+  ParseError err{.reason = {}, .action = "report", .info_hash = std::nullopt};
+  auto ids = swarm_and_peer(obj, err);
+  if (!ids) return err;
+  ReportRequest req;
+  req.info_hash = ids->first;
+  req.peer_id = ids->second;
+  // Byte counts: non-negative integers below 2^53 (what a browser's number holds exactly).
+  constexpr std::uint64_t kMax = (std::uint64_t{1} << 53) - 1;
+  for (auto [name, field] : {std::pair{"from_peers", &req.from_peers}, std::pair{"from_origin", &req.from_origin},
+                             std::pair{"from_cache", &req.from_cache}, std::pair{"uploaded", &req.uploaded}}) {
+    auto it = obj.FindMember(name);
+    if (it == obj.MemberEnd()) continue;
+    if (!it->value.IsUint64() || it->value.GetUint64() > kMax) {
+      err.reason = std::string("invalid ") + name + " (a byte count)";
+      return err;
+    }
+    *field = it->value.GetUint64();
+  }
+  auto it = obj.FindMember("origin");
+  if (it == obj.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() > 256 ||
+      !valid_origin(sv(it->value))) {
+    err.reason = "invalid origin (the site whose swarm this is)";
+    return err;
+  }
+  req.origin = std::string(sv(it->value));
+  return InMessage{std::move(req)};
+}
+
 ParseResult parse_scrape(const Value& obj, const ParseLimits& limits) {
   ParseError err{.reason = "invalid info_hash", .action = "scrape", .info_hash = std::nullopt};
   ScrapeRequest req;
@@ -433,6 +464,7 @@ ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
   if (name == "announce") return parse_announce(doc, text, spans, limits);
   if (name == "scrape") return parse_scrape(doc, limits);
   if (name == "route") return parse_route(doc, limits);
+  if (name == "report") return parse_report(doc);
   std::string shown(name.substr(0, 32));
   for (auto& c : shown) {
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '?';

@@ -97,6 +97,7 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
   sample(o, "deploynet_messages_received_total", "type=\"announce\"", recv_announce.load(kRelaxed));
   sample(o, "deploynet_messages_received_total", "type=\"scrape\"", recv_scrape.load(kRelaxed));
   sample(o, "deploynet_messages_received_total", "type=\"route\"", recv_route.load(kRelaxed));
+  sample(o, "deploynet_messages_received_total", "type=\"report\"", recv_report.load(kRelaxed));
   sample(o, "deploynet_messages_received_total", "type=\"invalid\"", recv_invalid.load(kRelaxed));
 
   header(o, "deploynet_messages_sent_total", "counter", "Messages queued to clients, by type.");

@@ -39,6 +39,7 @@ struct Metrics {
   Counter recv_announce{0};
   Counter recv_scrape{0};
   Counter recv_route{0};
+  Counter recv_report{0};
   Counter route_ids{0};  // content ids answered in route replies
   Counter recv_invalid{0};
   Counter sent_reply{0};

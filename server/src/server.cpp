@@ -288,7 +288,9 @@ bool Server::origin_allowed(std::string_view origin) const {
 
 std::string Server::render_metrics() {
   auto c = tracker_.counts();
-  return metrics_.render(c.swarms, c.peers, c.remote_peers);
+  auto text = metrics_.render(c.swarms, c.peers, c.remote_peers);
+  sites_.render(text);
+  return text;
 }
 
 std::string Server::render_health() {

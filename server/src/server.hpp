@@ -17,6 +17,7 @@
 #include "config.hpp"
 #include "metrics.hpp"
 #include "sharded_tracker.hpp"
+#include "site_stats.hpp"
 
 namespace deploynet::server {
 
@@ -69,6 +70,7 @@ class Server {
   Metrics& metrics() { return metrics_; }
   ShardedTracker& tracker() { return tracker_; }
   Cluster* cluster() { return cluster_.get(); }
+  SiteStats& sites() { return sites_; }
   bool origin_allowed(std::string_view origin) const;
   bool trusted_proxy(const std::array<unsigned char, 16>& ip) const;
   std::uint64_t next_conn_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -87,6 +89,7 @@ class Server {
   Config config_;
   Metrics metrics_;
   ShardedTracker tracker_;
+  SiteStats sites_;
   std::vector<std::unique_ptr<Worker>> workers_;  // worker 0 accepts and handles signals
   std::unique_ptr<Cluster> cluster_;               // cluster mode only
   unsigned next_worker_ = 0;

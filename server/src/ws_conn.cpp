@@ -190,6 +190,9 @@ void WsConn::handle_message(std::string_view text) {
       m.sent_failure.fetch_add(1, kRelaxed);
     }
     for (auto& o : out) send_text(o.payload);
+  } else if (auto* report = std::get_if<ReportRequest>(&std::get<InMessage>(parsed))) {
+    m.recv_report.fetch_add(1, kRelaxed);
+    handle_report(*report);
   } else {
     m.recv_scrape.fetch_add(1, kRelaxed);
     auto reply = server_.tracker().scrape(std::get<ScrapeRequest>(std::get<InMessage>(parsed)),
@@ -255,6 +258,37 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
       worker_.deliver(std::move(to), std::move(o.payload));
     }
   }
+}
+
+// A member's byte counts for its page view so far: what grew since its last report is added to
+// its site's totals. Only a member of the swarm, only for the site that owns the swarm id.
+void WsConn::handle_report(const ReportRequest& req) {
+  bool member = std::find(joined_.begin(), joined_.end(), std::pair{req.info_hash, req.peer_id}) !=
+                joined_.end();
+  if (!member) {
+    reply_failure("report: announce in this swarm first", "report", &req.info_hash);
+    return;
+  }
+  if (!swarm_of_origin(req.info_hash, req.origin)) {
+    reply_failure("report: origin does not own this swarm", "report", &req.info_hash);
+    return;
+  }
+  auto it = std::find_if(reported_.begin(), reported_.end(),
+                         [&](const auto& r) { return r.info_hash == req.info_hash; });
+  if (it == reported_.end()) {
+    reported_.push_back(ReportRequest{req.info_hash, req.peer_id, 0, 0, 0, 0, {}});
+    it = reported_.end() - 1;
+  }
+  // Counts only grow within a page view; one report adds at most 16 GiB per source.
+  static constexpr std::uint64_t kMaxStep = std::uint64_t{16} << 30;
+  auto grow = [](std::uint64_t now, std::uint64_t& last) {
+    std::uint64_t d = now > last ? std::min(now - last, kMaxStep) : 0;
+    last = std::max(now, last);
+    return d;
+  };
+  SiteBytes delta{grow(req.from_peers, it->from_peers), grow(req.from_origin, it->from_origin),
+                  grow(req.from_cache, it->from_cache), grow(req.uploaded, it->uploaded), 0};
+  server_.sites().add(req.origin, delta);
 }
 
 void WsConn::reply_failure(std::string_view reason, std::string_view action,

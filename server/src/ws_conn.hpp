@@ -46,6 +46,7 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
   void consume(std::span<char> data);
   void handle_message(std::string_view text);
   void handle_announce(const AnnounceRequest& req);
+  void handle_report(const ReportRequest& req);
   void reply_failure(std::string_view reason, std::string_view action, const InfoHash* ih);
   bool take_token(std::int64_t now_ms);
   void queue_frame(ws::Opcode opcode, std::string_view payload);
@@ -64,6 +65,7 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
   std::uint32_t out_frames_ = 0;
 
   std::vector<std::pair<InfoHash, PeerId>> joined_;  // left when the connection ends
+  std::vector<ReportRequest> reported_;               // last byte counts, per swarm joined
 
   std::int64_t last_read_ms_ = 0;
   std::int64_t close_sent_ms_ = 0;

@@ -47,9 +47,11 @@ export async function startOrigin (siteDir) {
       const m = /^bytes=(\d+)-(\d*)$/.exec(entry.range)
       if (m) {
         const start = Number(m[1])
-        const end = m[2] ? Math.min(Number(m[2]), body.length - 1) : body.length - 1
+        const total = body.length
+        const end = m[2] ? Math.min(Number(m[2]), total - 1) : total - 1
+        if (start > end) { res.writeHead(416, { 'content-range': `bytes */${total}` }).end(); entry.status = 416; return }
         body = body.subarray(start, end + 1)
-        res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${body.length}` })
+        res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${total}` })
         entry.status = 206
       } else {
         res.writeHead(200, headers)

@@ -108,6 +108,21 @@ test('first views load over HTTP and are seeded; a later visitor\'s next page ne
       range.headers.get('x-deploynet'), head.status, head.headers.get('x-deploynet')]
   })
   assert.deepEqual(passthrough, [404, null, 206, 10, null, 200, null])
+
+  // The site's savings, as its visitors report them, in the signaling server's /metrics: B's
+  // home page (left by the navigation above) got the photos from A, and A uploaded them.
+  const siteMetric = async (name, source) => {
+    const text = await (await fetch(`${signal.http}/metrics`)).text()
+    const labels = `site="${origin.url}"` + (source ? `,source="${source}"` : '')
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
+    return line ? Number(line.split(' ')[1]) : 0
+  }
+  const photos = manifest.files.filter((f) => f.path === '/img/photo-7.png' || f.path === '/img/photo-8.png')
+  const photoBytes = photos.reduce((a, f) => a + f.size, 0)
+  await waitFor(async () => (await siteMetric('deploynet_site_bytes_total', 'peers')) >= photoBytes, 20_000, 'B\'s report')
+  assert.ok(await siteMetric('deploynet_site_bytes_total', 'origin') > 0)
+  await a.v.page.evaluate(async () => (await window.deploynet).destroy()) // A's counts go out as it stops
+  await waitFor(async () => (await siteMetric('deploynet_site_uploaded_bytes_total')) >= photoBytes, 10_000, 'A\'s report')
 })
 
 test('a redeploy takes effect: changed assets are new content, never the stale bytes', async () => {

@@ -197,3 +197,11 @@ test('cluster flags are checked', async () => {
   assert.equal(r.status, 2)
   assert.match(r.stderr, /only with --redis/)
 })
+
+test('promtool accepts a cluster node\'s /metrics', async () => {
+  const { spawnSync } = await import('node:child_process')
+  const text = await (await fetch(`${nodes[0].http}/metrics`)).text()
+  assert.match(text, /^deploynet_cluster_up 1$/m)
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
+  assert.equal(r.status, 0, r.stdout + r.stderr)
+})

@@ -67,7 +67,20 @@ struct RouteRequest {
   std::uint32_t k = 3;                                     // peers per content id
 };
 
-using InMessage = std::variant<AnnounceRequest, ScrapeRequest, RouteRequest>;
+// DeployNet extension (`"action":"report"`): a member's byte counts for this page view so far
+// (cumulative; the server adds what grew since the member's last report). What a site owner
+// sees of its savings in /metrics.
+struct ReportRequest {
+  InfoHash info_hash;
+  PeerId peer_id;
+  std::uint64_t from_peers = 0;
+  std::uint64_t from_origin = 0;
+  std::uint64_t from_cache = 0;
+  std::uint64_t uploaded = 0;
+  std::string origin;  // the site (scheme://host[:port]); the server checks it owns the swarm
+};
+
+using InMessage = std::variant<AnnounceRequest, ScrapeRequest, RouteRequest, ReportRequest>;
 
 // Why a frame was refused. `action` and `info_hash` are echoed in the reply when known, so
 // that a client that multiplexes swarms on one socket can route the failure.
