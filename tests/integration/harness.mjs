@@ -170,6 +170,6 @@ export async function startRedis (port) {
     })
     exited.then(code => reject(new Error(`redis-server exited with ${code}: ${log}`)))
   }), 10_000, 'redis-server start')
-  return { proc, async stop () { proc.kill('SIGTERM'); await exited } }
+  return { proc, port, async stop () { proc.kill('SIGTERM'); await exited } }
 }
 

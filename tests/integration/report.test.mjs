@@ -75,3 +75,41 @@ test('promtool accepts the whole /metrics output', async () => {
   const r = spawnSync('promtool', ['check', 'metrics'], { input: await metrics(), encoding: 'utf8' })
   assert.equal(r.status, 0, r.stdout + r.stderr)
 })
+
+test('the shipped Grafana dashboard only charts metrics the server exports', async () => {
+  const fs = await import('node:fs')
+  const path = await import('node:path')
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
+  const dash = JSON.parse(fs.readFileSync(path.join(root, 'deploy/grafana-deploynet.json'), 'utf8'))
+  // A cluster node exports everything (cluster series included); a report makes site series.
+  const { startRedis, freePort, waitFor } = await import('./harness.mjs')
+  const redis = await startRedis(await freePort())
+  const node = await startServer(['--redis', `redis://127.0.0.1:${redis.port}`, '--node-id', '1'])
+  try {
+    await waitFor(async () => /deploynet_cluster_up 1/.test(await (await fetch(`${node.http}/metrics`)).text()), 10_000, 'cluster up')
+    const site = 'https://dash.example'
+    const c = await Client.open(node.url)
+    const id = id20()
+    c.send(announce(swarmOf(site), id, { event: 'started' }))
+    await c.next((m) => m.interval)
+    c.send({ action: 'report', info_hash: swarmOf(site), peer_id: id, origin: site, from_peers: 1 })
+    await c.flush()
+    const text = await (await fetch(`${node.http}/metrics`)).text()
+    const exported = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(/[{ ]/)[0]))
+    let exprs = 0
+    for (const p of dash.panels) {
+      assert.ok(p.targets.length > 0, p.title)
+      for (const t of p.targets) {
+        exprs++
+        const names = t.expr.match(/deploynet_[a-z_]+/g)
+        assert.ok(names, t.expr)
+        for (const n of names) assert.ok(exported.has(n), `${p.title}: ${n} is not exported`)
+      }
+    }
+    assert.ok(exprs >= 10)
+    c.close()
+  } finally {
+    await node.stop()
+    await redis.stop()
+  }
+})
