@@ -6,11 +6,13 @@ int bench_main(int argc, char** argv);
 int publish_main(int argc, char** argv);
 int verify_main(int argc, char** argv);
 int keygen_main(int argc, char** argv);
+int init_main(int argc, char** argv);
 
 namespace {
 void usage(std::ostream& os) {
   os << "usage: deploynet <command> [options]\n\n"
         "commands:\n"
+        "  init     put DeployNet on a site's build: its files, the script tag, the manifest\n"
         "  publish  hash a site's build directory into its manifest (deploynet.json)\n"
         "  verify   check a directory against its manifest\n"
         "  keygen   make an Ed25519 key pair for signed manifests\n"
@@ -25,6 +27,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "bench")) return bench_main(argc - 1, argv + 1);
+  if (!std::strcmp(argv[1], "init")) return init_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "publish")) return publish_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "verify")) return verify_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "keygen")) return keygen_main(argc - 1, argv + 1);

@@ -325,6 +325,22 @@ int fail(const std::string& cmd, const std::string& msg, int code = 2) {
   return code;
 }
 
+// A site served under a path (`/docs/`): "/" + segments + "/"; the prefix (without the last
+// slash) to put before every manifest path. nullopt when malformed.
+std::optional<std::string> base_prefix(std::string base) {
+  if (base.empty()) base = "/";
+  if (base.front() != '/') return std::nullopt;
+  if (base.back() != '/') base += '/';
+  if (base == "/") return std::string();
+  std::string prefix = base.substr(0, base.size() - 1);
+  if (deploynet::check_path(prefix + "/x")) return std::nullopt;
+  return prefix;
+}
+
+void apply_base(std::vector<Entry>& files, const std::string& prefix) {
+  for (auto& f : files) f.url = prefix + f.url;
+}
+
 // Parses the flags of a command whose one positional argument is DIR (bound to `dir` by
 // `opts`). Returns an exit code when the command should stop here: --help, a bad flag, no DIR.
 std::optional<int> parse_dir_command(const std::string& cmd, int argc, char** argv,
@@ -349,7 +365,7 @@ std::optional<int> parse_dir_command(const std::string& cmd, int argc, char** ar
 }  // namespace
 
 int publish_main(int argc, char** argv) {
-  std::string dir, origin, out, sign, piece = "64KiB";
+  std::string dir, origin, out, sign, piece = "64KiB", base = "/";
   std::vector<std::string> excludes;
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
   po::options_description opts(
@@ -363,6 +379,7 @@ int publish_main(int argc, char** argv) {
     ("piece-size", po::value(&piece)->default_value(piece), "piece size: bytes, or with KiB/MiB (1 KiB to 16 MiB)")
     ("out", po::value(&out), "where to write the manifest (default DIR/deploynet.json)")
     ("exclude", po::value(&excludes)->composing(), "glob to leave out, repeatable ('*.map'; with a '/': matched against the whole path)")
+    ("base", po::value(&base)->default_value(base), "URL path the site is served under, e.g. /docs/ (manifest paths start with it)")
     ("sign", po::value(&sign), "secret key file from 'deploynet keygen': also write OUT.sig (Ed25519)")
     ("jobs", po::value(&jobs)->default_value(jobs), "files hashed in parallel");
   // clang-format on
@@ -382,6 +399,8 @@ int publish_main(int argc, char** argv) {
     return fail("publish", "--piece-size: between 1KiB and 16MiB");
   }
   if (jobs == 0 || jobs > 256) return fail("publish", "--jobs: 1 to 256");
+  auto prefix = base_prefix(base);
+  if (!prefix) return fail("publish", "--base: a URL path such as /docs/, got '" + base + "'");
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
   if (ec || !fs::is_directory(root)) return fail("publish", "not a directory: " + dir, 1);
@@ -389,6 +408,7 @@ int publish_main(int argc, char** argv) {
   std::set<fs::path> skip{out_path, fs::path(out_path.string() + ".sig")};
 
   auto w = walk(root, excludes, skip);
+  apply_base(w.files, *prefix);
   for (const auto& warn : w.warnings) std::cerr << "deploynet publish: warning: " << warn << "\n";
   auto hashed = hash_all(w.files, m.piece_size, jobs);
   for (std::size_t i = 0; i < hashed.size(); ++i) {
@@ -433,7 +453,7 @@ int publish_main(int argc, char** argv) {
 }
 
 int verify_main(int argc, char** argv) {
-  std::string dir, manifest_path, key;
+  std::string dir, manifest_path, key, base = "/";
   std::vector<std::string> excludes;
   po::options_description opts(
       "deploynet verify DIR: check a directory against its manifest; lists every mismatch and\n"
@@ -443,7 +463,8 @@ int verify_main(int argc, char** argv) {
       "key", po::value(&key), "public key file: also check MANIFEST.sig against it")(
       "exclude", po::value(&excludes)->composing(),
       "glob to leave out, repeatable, as given to publish (files it matches are not reported as "
-      "missing from the manifest)");
+      "missing from the manifest)")(
+      "base", po::value(&base)->default_value(base), "URL path the site is served under, as given to publish");
   if (auto code = parse_dir_command("verify", argc, argv, opts, dir)) return *code;
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
@@ -476,7 +497,10 @@ int verify_main(int argc, char** argv) {
   if (auto* e = std::get_if<std::string>(&parsed)) return fail("verify", mpath.string() + ": " + *e, 1);
   const auto& m = std::get<Manifest>(parsed);
   std::set<fs::path> skip{mpath, fs::path(mpath.string() + ".sig")};
+  auto prefix = base_prefix(base);
+  if (!prefix) return fail("verify", "--base: a URL path such as /docs/, got '" + base + "'");
   auto w = walk(root, excludes, skip);
+  apply_base(w.files, *prefix);
   for (const auto& e : w.errors) problems.push_back(e);
   auto hashed = hash_all(w.files, m.piece_size, std::max(1u, std::thread::hardware_concurrency()));
   std::size_t i = 0, j = 0;

@@ -30,7 +30,7 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   setInterval(hello, 5000);
   addEventListener('pagehide', () => container.controller?.postMessage({ type: 'deploynet-page-gone' }));
   try {
-    await container.register(`${swUrl}?manifest=${encodeURIComponent(manifest)}`, { scope: '/' });
+    await container.register(`${swUrl}?manifest=${encodeURIComponent(manifest)}`, { scope: new URL('./', new URL(swUrl, location.href)).pathname });
   } catch (err) {
     console.warn('deploynet: service worker registration failed', err);
     return false;

@@ -47,6 +47,11 @@ function fromDataset(d: DOMStringMap): ScriptConfig {
 
 const RELOADED = 'deploynet-first-visit';
 
+/** The worker controls the directory it is in (the site's base path). */
+function scopeOf(sw: string): string {
+  return new URL('./', new URL(sw, location.href)).pathname;
+}
+
 async function boot(cfg: ScriptConfig): Promise<DeployNet | null> {
   const manifest = cfg.manifest ?? '/deploynet.json';
   const sw = cfg.sw === undefined ? '/deploynet-sw.js' : cfg.sw;
@@ -56,7 +61,7 @@ async function boot(cfg: ScriptConfig): Promise<DeployNet | null> {
     sessionStorage.setItem(RELOADED, '1');
     window.stop();
     try {
-      await navigator.serviceWorker.register(`${sw}?manifest=${encodeURIComponent(manifest)}`, { scope: '/' });
+      await navigator.serviceWorker.register(`${sw}?manifest=${encodeURIComponent(manifest)}`, { scope: scopeOf(sw) });
       await Promise.race([
         new Promise((r) => navigator.serviceWorker.addEventListener('controllerchange', r, { once: true })),
         new Promise((r) => setTimeout(r, 5000)),

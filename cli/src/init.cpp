@@ -1,0 +1,236 @@
+// deploynet init DIR: one command to put DeployNet on a site's build.
+//
+//  1. copies DeployNet's browser files into DIR (under BASE): the script and the ring module
+//     under content-hashed names (cacheable for ever), the service worker under its fixed name
+//     (browsers re-check it on every navigation);
+//  2. puts one script tag into every HTML page, first in <head>, or replaces the one an earlier
+//     run put there (the tag carries `data-deploynet`);
+//  3. publishes the manifest (as `deploynet publish`).
+// Running it again on the same build changes nothing.
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "deploynet/manifest.hpp"
+
+int publish_main(int argc, char** argv);
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace po = boost::program_options;
+
+int fail(const std::string& msg, int code = 2) {
+  std::cerr << "deploynet init: " << msg << "\n";
+  return code;
+}
+
+std::optional<std::string> read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Writes only when the bytes differ (so a second run leaves every file as it was), through a
+// temporary file and a rename.
+bool write_if_changed(const fs::path& p, const std::string& bytes, bool& changed) {
+  changed = false;
+  if (auto old = read_all(p); old && *old == bytes) return true;
+  fs::path tmp = p;
+  tmp += ".deploynet-tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()))) return false;
+  }
+  std::error_code ec;
+  fs::rename(tmp, p, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    return false;
+  }
+  changed = true;
+  return true;
+}
+
+std::string sha256_hex8(const std::string& bytes) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
+  char out[9];
+  std::snprintf(out, sizeof out, "%02x%02x%02x%02x", d[0], d[1], d[2], d[3]);
+  return out;
+}
+
+// Where the client files are: --client-dir, else beside an installed binary
+// (PREFIX/share/deploynet/client) or in the build tree (build/client).
+std::optional<fs::path> find_client_dir(const std::string& given) {
+  auto ok = [](const fs::path& d) { return fs::exists(d / "deploynet.js") && fs::exists(d / "deploynet-sw.js"); };
+  if (!given.empty()) return ok(given) ? std::optional<fs::path>(given) : std::nullopt;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return std::nullopt;
+  for (const auto& d : {exe.parent_path() / "../share/deploynet/client", exe.parent_path() / "../../client"}) {
+    if (ok(d)) return fs::weakly_canonical(d);
+  }
+  return std::nullopt;
+}
+
+std::string attr_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"') o += "&quot;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '<') o += "&lt;";
+    else o += c;
+  }
+  return o;
+}
+
+}  // namespace
+
+int init_main(int argc, char** argv) {
+  std::string dir, origin, base = "/", client_dir, piece = "64KiB";
+  std::vector<std::string> signals, excludes;
+  po::options_description opts(
+      "deploynet init DIR --origin URL --signal WSS-URL: put DeployNet on a site's build:\n"
+      "copy its browser files into DIR, add its script tag to every HTML page (replacing the\n"
+      "one a previous run added) and publish the manifest. Run it after every build; running\n"
+      "it twice changes nothing.\n\nOptions");
+  // clang-format off
+  opts.add_options()
+    ("help,h", "print this help")
+    ("dir", po::value(&dir), "the build directory")
+    ("origin", po::value(&origin), "the site's origin, e.g. https://site.example (required)")
+    ("signal", po::value(&signals)->composing(), "signaling server URL (wss://...), repeatable: tried in order (required)")
+    ("base", po::value(&base)->default_value(base), "URL path the site is served under, e.g. /docs/")
+    ("exclude", po::value(&excludes)->composing(), "glob left out of the manifest, repeatable (as publish)")
+    ("piece-size", po::value(&piece)->default_value(piece), "piece size (as publish)")
+    ("client-dir", po::value(&client_dir), "where deploynet.js, deploynet-sw.js and deploynet_ring.wasm are (default: installed beside this program, or the build tree)");
+  // clang-format on
+  po::positional_options_description pos;
+  pos.add("dir", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  if (dir.empty()) return fail("DIR is required (see --help)");
+  if (signals.empty()) return fail("--signal: the signaling server's URL is required (wss://signal.example)");
+  for (const auto& s : signals) {
+    if (s.rfind("wss://", 0) != 0 && s.rfind("ws://", 0) != 0) {
+      return fail("--signal: expected a ws:// or wss:// URL, got '" + s + "'");
+    }
+    if (s.find_first_of("\"'<> ,") != std::string::npos) return fail("--signal: not a URL: '" + s + "'");
+  }
+  while (!origin.empty() && origin.back() == '/') origin.pop_back();
+  if (!deploynet::valid_origin(origin)) return fail("--origin: required, scheme://host[:port], e.g. https://site.example");
+  if (base.empty() || base.front() != '/') return fail("--base: a URL path such as /docs/");
+  if (base.back() != '/') base += '/';
+  if (base.find_first_of("\"'<> ?#") != std::string::npos) return fail("--base: not a URL path: '" + base + "'");
+  auto client = find_client_dir(client_dir);
+  if (!client) {
+    if (!client_dir.empty()) return fail("--client-dir: no deploynet.js and deploynet-sw.js in " + client_dir);
+    return fail("DeployNet's browser files not found; pass --client-dir (make client builds them into build/client)", 1);
+  }
+  std::error_code ec;
+  fs::path root = fs::canonical(dir, ec);
+  if (ec || !fs::is_directory(root)) return fail("not a directory: " + dir, 1);
+
+  // 1. The client files.
+  auto js = read_all(*client / "deploynet.js");
+  auto sw = read_all(*client / "deploynet-sw.js");
+  auto wasm = read_all(*client / "deploynet_ring.wasm");
+  if (!js || !sw || !wasm) return fail("cannot read DeployNet's files in " + client->string(), 1);
+  const std::string js_name = "deploynet." + sha256_hex8(*js) + ".js";
+  const std::string wasm_name = "deploynet_ring." + sha256_hex8(*wasm) + ".wasm";
+  int written = 0;
+  for (const auto& [name, bytes] : {std::pair{js_name, &*js}, std::pair{wasm_name, &*wasm},
+                                    std::pair{std::string("deploynet-sw.js"), &*sw}}) {
+    bool changed = false;
+    if (!write_if_changed(root / name, *bytes, changed)) return fail("cannot write " + (root / name).string(), 1);
+    written += changed;
+  }
+  // Earlier versions' hashed files go (a page still open keeps what it loaded).
+  static const std::regex old_file(R"(deploynet\.[0-9a-f]{8}\.js|deploynet_ring\.[0-9a-f]{8}\.wasm)");
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    auto name = e.path().filename().string();
+    if (name != js_name && name != wasm_name && std::regex_match(name, old_file) && e.is_regular_file()) {
+      fs::remove(e.path(), ec);
+      ++written;
+    }
+  }
+
+  // 2. The tag, in every page.
+  std::string sig_attr;
+  for (std::size_t i = 0; i < signals.size(); ++i) sig_attr += (i ? "," : "") + signals[i];
+  const std::string tag = "<script src=\"" + base + js_name + "\" data-deploynet data-signal=\"" +
+                          attr_escape(sig_attr) + "\" data-manifest=\"" + base + "deploynet.json\" data-sw=\"" +
+                          base + "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name +
+                          "\" async fetchpriority=\"high\"></script>";
+  static const std::regex previous(R"(<script\b[^>]*\bdata-deploynet\b[^>]*>\s*</script>)", std::regex::icase);
+  static const std::regex head_start(R"(<head(\s[^>]*)?>)", std::regex::icase);
+  int pages = 0, tagged = 0, skipped = 0;
+  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    const auto& p = it->path();
+    auto ext = p.extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+    if (!it->is_regular_file() || it->is_symlink() || (ext != ".html" && ext != ".htm")) continue;
+    auto html = read_all(p);
+    if (!html) return fail("cannot read " + p.string(), 1);
+    ++pages;
+    std::string out;
+    std::smatch m;
+    if (std::regex_search(*html, m, previous)) {
+      out = html->substr(0, m.position(0)) + tag + html->substr(m.position(0) + m.length(0));
+    } else if (std::regex_search(*html, m, head_start)) {
+      // First in <head>: the engine starts before the page's own requests.
+      auto at = static_cast<std::size_t>(m.position(0) + m.length(0));
+      out = html->substr(0, at) + "\n" + tag + html->substr(at);
+    } else {
+      std::cerr << "deploynet init: warning: " << fs::relative(p, root).string()
+                << " has no <head>: no tag added (it loads over HTTP only)\n";
+      ++skipped;
+      continue;
+    }
+    bool changed = false;
+    if (!write_if_changed(p, out, changed)) return fail("cannot write " + p.string(), 1);
+    tagged += changed;
+  }
+  std::cout << "deploynet init: " << pages << " page(s), " << tagged << " tag(s) added or updated"
+            << (skipped ? ", " + std::to_string(skipped) + " page(s) without <head> left alone" : "")
+            << "; " << written << " DeployNet file(s) written or removed (" << js_name << ", " << wasm_name
+            << ", deploynet-sw.js)\n";
+
+  // 3. The manifest, over everything (DeployNet's own files included).
+  std::vector<std::string> args{"publish", root.string(), "--origin", origin, "--base", base, "--piece-size", piece};
+  for (const auto& x : excludes) {
+    args.push_back("--exclude");
+    args.push_back(x);
+  }
+  std::vector<char*> av;
+  for (auto& a : args) av.push_back(a.data());
+  return publish_main(static_cast<int>(av.size()), av.data());
+}

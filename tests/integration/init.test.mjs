@@ -1,0 +1,123 @@
+// deploynet init on a real build directory: DeployNet's files under content-hashed names, the
+// tag in every page (once), the manifest; a second run changes nothing; a base path for a site
+// under /docs/; verify passes on the result.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
+const cli = process.env.DEPLOYNET_CLI || path.join(root, 'build/test/cli/deploynet')
+const clientDir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client')
+const run = (...args) => spawnSync(cli, args, { encoding: 'utf8' })
+
+function build () {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dn-init-'))
+  fs.mkdirSync(path.join(dir, 'blog'))
+  fs.writeFileSync(path.join(dir, 'index.html'), '<!doctype html>\n<html><head>\n<title>Home</title>\n</head><body>home</body></html>\n')
+  fs.writeFileSync(path.join(dir, 'blog/post.HTML'), '<html><HEAD lang="en"><meta charset="utf-8"></HEAD><body><header>h</header></body></html>')
+  fs.writeFileSync(path.join(dir, 'fragment.html'), '<p>no head here</p>')
+  fs.writeFileSync(path.join(dir, 'app.js'), 'console.log(1)\n')
+  return dir
+}
+
+// Every file's bytes, by relative path.
+function snapshot (dir) {
+  const out = {}
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else out[path.relative(dir, p)] = fs.readFileSync(p).toString('base64')
+    }
+  }
+  walk(dir)
+  return out
+}
+
+const initArgs = (dir, ...extra) => ['init', dir, '--origin', 'https://site.example', '--signal', 'wss://signal.example',
+  '--client-dir', clientDir, ...extra]
+
+test('init copies hashed files, tags every page once, publishes; again: nothing changes; verify passes', () => {
+  const dir = build()
+  try {
+    const r = run(...initArgs(dir))
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /3 page\(s\), 2 tag\(s\) added/)
+    assert.match(r.stderr, /fragment\.html has no <head>/)
+    const files = fs.readdirSync(dir)
+    const js = files.find((f) => /^deploynet\.[0-9a-f]{8}\.js$/.test(f))
+    const wasm = files.find((f) => /^deploynet_ring\.[0-9a-f]{8}\.wasm$/.test(f))
+    assert.ok(js && wasm && files.includes('deploynet-sw.js'), files.join(' '))
+    assert.deepEqual(fs.readFileSync(path.join(dir, js)), fs.readFileSync(path.join(clientDir, 'deploynet.js')))
+    const home = fs.readFileSync(path.join(dir, 'index.html'), 'utf8')
+    assert.equal(home.match(/data-deploynet/g).length, 1)
+    assert.match(home, /<head>\n<script src="\/deploynet\.[0-9a-f]{8}\.js" data-deploynet data-signal="wss:\/\/signal\.example" data-manifest="\/deploynet\.json" data-sw="\/deploynet-sw\.js" data-ring-wasm="\/deploynet_ring\.[0-9a-f]{8}\.wasm" async fetchpriority="high"><\/script>\n<title>/)
+    assert.match(fs.readFileSync(path.join(dir, 'blog/post.HTML'), 'utf8'), /<HEAD lang="en">\n<script src="\/deploynet\./)
+    assert.equal(fs.readFileSync(path.join(dir, 'fragment.html'), 'utf8'), '<p>no head here</p>')
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
+    const paths = manifest.files.map((f) => f.path)
+    for (const p of [`/${js}`, `/${wasm}`, '/deploynet-sw.js', '/index.html', '/blog/post.HTML']) assert.ok(paths.includes(p), p)
+
+    const before = snapshot(dir)
+    const again = run(...initArgs(dir))
+    assert.equal(again.status, 0, again.stderr)
+    assert.match(again.stdout, /0 tag\(s\) added or updated.*0 DeployNet file\(s\) written/)
+    assert.deepEqual(snapshot(dir), before)
+
+    const v = run('verify', dir)
+    assert.equal(v.status, 0, v.stdout)
+
+    // A new client version: its hashed file replaces the old one, the tags follow.
+    fs.renameSync(path.join(dir, js), path.join(dir, 'deploynet.00000000.js'))
+    fs.writeFileSync(path.join(dir, 'index.html'), home.replace(js, 'deploynet.00000000.js'))
+    assert.equal(run(...initArgs(dir)).status, 0)
+    assert.ok(!fs.existsSync(path.join(dir, 'deploynet.00000000.js')))
+    assert.ok(fs.existsSync(path.join(dir, js)))
+    assert.equal(fs.readFileSync(path.join(dir, 'index.html'), 'utf8'), home)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('init --base /docs/: every URL and manifest path under the base; verify --base agrees', () => {
+  const dir = build()
+  try {
+    assert.equal(run(...initArgs(dir, '--base', '/docs')).status, 0)
+    const home = fs.readFileSync(path.join(dir, 'index.html'), 'utf8')
+    for (const attr of ['src="/docs/deploynet.', 'data-manifest="/docs/deploynet.json"', 'data-sw="/docs/deploynet-sw.js"', 'data-ring-wasm="/docs/deploynet_ring.']) {
+      assert.ok(home.includes(attr), attr)
+    }
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
+    assert.ok(manifest.files.every((f) => f.path.startsWith('/docs/')), manifest.files.map((f) => f.path).join(' '))
+    assert.equal(run('verify', dir, '--base', '/docs/').status, 0)
+    const wrong = run('verify', dir)
+    assert.equal(wrong.status, 1)
+    assert.match(wrong.stdout, /missing: \/docs\/index\.html/)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('init refuses what it cannot do, naming the flag', () => {
+  const dir = build()
+  try {
+    let r = run('init', dir, '--origin', 'https://site.example')
+    assert.equal(r.status, 2)
+    assert.match(r.stderr, /--signal/)
+    r = run('init', dir, '--signal', 'wss://s.example', '--origin', 'nope')
+    assert.equal(r.status, 2)
+    assert.match(r.stderr, /--origin/)
+    r = run(...initArgs(dir, '--base', 'docs'))
+    assert.equal(r.status, 2)
+    assert.match(r.stderr, /--base/)
+    r = run('init', dir, '--origin', 'https://site.example', '--signal', 'wss://s.example', '--client-dir', dir)
+    assert.equal(r.status, 2)
+    assert.match(r.stderr, /--client-dir/)
+    assert.ok(!fs.existsSync(path.join(dir, 'deploynet.json')))
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
