@@ -1,6 +1,7 @@
 // Bundles the browser client with esbuild into build/client/:
 //   deploynet.mjs (ES module), deploynet.js (classic script, global `DeployNet`),
-//   deploynet-sw.js (service worker), deploynet_ring.wasm (copied), ring.mjs (tests, bench).
+//   deploynet-sw.js (service worker), deploynet_ring.wasm (copied), ring.mjs, scheduler.mjs and
+//   wire.mjs (tests, bench).
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,6 +31,7 @@ const entries = [
   // For the Node tests and benchmarks:
   { entryPoints: ['client/src/ring.ts'], format: 'esm', outfile: `${out}/ring.mjs`, platform: 'neutral' },
   { entryPoints: ['client/src/scheduler.ts'], format: 'esm', outfile: `${out}/scheduler.mjs`, platform: 'neutral' },
+  { entryPoints: ['client/src/wire.ts'], format: 'esm', outfile: `${out}/wire.mjs`, platform: 'neutral' },
 ];
 await Promise.all(entries.map((e) => esbuild.build({ ...common, absWorkingDir: root, ...e })));
 fs.copyFileSync(path.join(wasmDir, 'deploynet_ring.wasm'), path.join(out, 'deploynet_ring.wasm'));

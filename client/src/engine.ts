@@ -224,9 +224,13 @@ class TokenBucket {
 }
 
 export class DeployNet extends Emitter<Events> {
+  /** @internal */
   readonly options: typeof DEFAULTS & { signal: string[] };
+  /** This visitor's peer id in the swarm. */
   readonly peerId = randomId('-DN0001-');
+  /** @internal */
   index!: ManifestIndex;
+  /** The swarm joined (see `swarmIdFor`). */
   swarm = '';
   private store: ContentStore;
   private signal: SignalClient | null = null;
@@ -268,6 +272,7 @@ export class DeployNet extends Emitter<Events> {
   private heldReady: Promise<void> = Promise.resolve();
   private prefetched = 0;
   private lastPrefetch = 0;
+  /** @internal */
   readonly meter = new OriginMeter(location.origin);             // content ids taken from the HTTP cache
   private resourceObserver: PerformanceObserver | null = null;
   private iceTimer: ReturnType<typeof setTimeout> | null = null;
@@ -1039,6 +1044,7 @@ export class DeployNet extends Emitter<Events> {
 
   // ---- status ----
 
+  /** What this page view got from where, and what it served (see `Stats`). */
   stats(): Stats {
     return { peerId: this.peerId, swarm: this.swarm, signal: !!this.signal?.connected, peers: this.peers.size,
       firstPeerMs: this.firstPeerMs, ...this.counters, assets: [...this.assets] };
@@ -1049,6 +1055,7 @@ export class DeployNet extends Emitter<Events> {
     return [...this.peers.values()].map((p) => ({ id: p.id, rtt: p.rtt, have: p.have.size }));
   }
 
+  /** Leaves the swarm: reports its counts, closes every connection; transfers go to the origin. */
   destroy() {
     if (this.destroyed) return;
     this.destroyed = true;

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 const dir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client')
-const { encode, decode } = await import(path.join(dir, 'deploynet.mjs'))
+const { encode, decode } = await import(path.join(dir, 'wire.mjs'))
 const { planRequests, rankPeers, originRange } = await import(path.join(dir, 'scheduler.mjs'))
 
 const cid = () => randomBytes(32).toString('hex')
