@@ -58,7 +58,7 @@ metric_sum() {  # name ports...
 run_load() {  # name mode urls-and-pids...
   local name=$1 mode=$2
   shift 2
-  $LOAD_CPU "$BIN/cli/deploynet" bench "$@" --mode "$mode" --rate "$RATE" --conns $CONNS \
+  $LOAD_CPU "$BIN/bench/deploynet-load" "$@" --mode "$mode" --rate "$RATE" --conns $CONNS \
     --swarm-size $SWARM --offers $OFFERS --duration "$SECONDS_RUN" --tag "$name" >"$work/$name.out"
 }
 val() { grep "^$1=" "$2" | cut -d= -f2; }

@@ -70,7 +70,7 @@ idle_memory() {
   for i in 0 1 2 3; do
     local srcs="127.0.0.$((i * 5 + 2)),127.0.0.$((i * 5 + 3)),127.0.0.$((i * 5 + 4)),127.0.0.$((i * 5 + 5)),127.0.0.$((i * 5 + 6))"
     mkfifo "$work/hold$i"
-    "$BIN/cli/deploynet" bench --url "ws://127.0.0.1:$port" --mode idle --conns "$per" \
+    "$BIN/bench/deploynet-load" --url "ws://127.0.0.1:$port" --mode idle --conns "$per" \
       --sources "$srcs" --tag "idle$i" <"$work/hold$i" >"$work/idle$i.out" 2>&1 &
     holders+=($!)
     pids+=($!)
@@ -91,7 +91,7 @@ idle_memory() {
 
 run_load() {  # name mode [rate]
   local name=$1 mode=$2 rate=${3:-1000}
-  $LOAD_CPU "$BIN/cli/deploynet" bench --url "ws://127.0.0.1:$port" --server-pid "$server_pid" \
+  $LOAD_CPU "$BIN/bench/deploynet-load" --url "ws://127.0.0.1:$port" --server-pid "$server_pid" \
     --mode "$mode" --rate "$rate" --conns $CONNS --swarm-size $SWARM --offers $OFFERS \
     --duration "$SECONDS_RUN" --tag "$name" >"$work/$name.out"
 }

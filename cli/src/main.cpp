@@ -2,7 +2,6 @@
 #include <cstring>
 #include <iostream>
 
-int bench_main(int argc, char** argv);
 int publish_main(int argc, char** argv);
 int verify_main(int argc, char** argv);
 int keygen_main(int argc, char** argv);
@@ -15,8 +14,7 @@ void usage(std::ostream& os) {
         "  init     put DeployNet on a site's build: its files, the script tag, the manifest\n"
         "  publish  hash a site's build directory into its manifest (deploynet.json)\n"
         "  verify   check a directory against its manifest\n"
-        "  keygen   make an Ed25519 key pair for signed manifests\n"
-        "  bench    load a signaling server with real WebSocket clients and report figures\n\n"
+        "  keygen   make an Ed25519 key pair for signed manifests\n\n"
         "'deploynet <command> --help' describes each command.\n";
 }
 }  // namespace
@@ -26,7 +24,6 @@ int main(int argc, char** argv) {
     usage(argc < 2 ? std::cerr : std::cout);
     return argc < 2 ? 2 : 0;
   }
-  if (!std::strcmp(argv[1], "bench")) return bench_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "init")) return init_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "publish")) return publish_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "verify")) return verify_main(argc - 1, argv + 1);

@@ -1,4 +1,4 @@
-// deploynet bench: real WebSocket clients on loopback against a WebTorrent-protocol tracker.
+// deploynet-load (make bench's load tool): real WebSocket clients on loopback against a WebTorrent-protocol tracker.
 //
 // Every client joins a swarm, then announces with offers; the server sends each announcer a
 // reply and each offer to another peer. The tool counts what the clients receive, measures the
@@ -387,12 +387,12 @@ void Bench::report(double seconds, double cpu0, double cpu1) {
 
 }  // namespace
 
-int bench_main(int argc, char** argv) {
+int main(int argc, char** argv) {
   Options o;
   std::vector<std::string> urls;
   std::string sources;
   po::options_description opts(
-      "deploynet bench: load a WebTorrent-protocol tracker with real WebSocket clients on\n"
+      "deploynet-load: load a WebTorrent-protocol tracker with real WebSocket clients on\n"
       "loopback and report throughput, server CPU efficiency, discovery latency and memory.\n\n"
       "Options");
   // clang-format off
@@ -416,7 +416,7 @@ int bench_main(int argc, char** argv) {
     po::store(po::parse_command_line(argc, argv, opts), vm);
     po::notify(vm);
   } catch (const std::exception& e) {
-    std::cerr << "deploynet bench: " << e.what() << "\n";
+    std::cerr << "deploynet-load: " << e.what() << "\n";
     return 2;
   }
   if (vm.count("help")) {
@@ -427,13 +427,13 @@ int bench_main(int argc, char** argv) {
   for (const auto& url : urls) {
     auto colon = url.rfind(':');
     if (url.rfind("ws://", 0) != 0 || colon == std::string::npos || colon < 5) {
-      std::cerr << "deploynet bench: --url: expected ws://HOST:PORT\n";
+      std::cerr << "deploynet-load: --url: expected ws://HOST:PORT\n";
       return 2;
     }
     beast::error_code ec;
     auto addr = net::ip::make_address(url.substr(5, colon - 5), ec);
     if (ec || !addr.is_loopback()) {
-      std::cerr << "deploynet bench: --url: only loopback addresses are loaded\n";
+      std::cerr << "deploynet-load: --url: only loopback addresses are loaded\n";
       return 2;
     }
     o.servers.emplace_back(addr, static_cast<std::uint16_t>(std::atoi(url.c_str() + colon + 1)));
@@ -443,11 +443,11 @@ int bench_main(int argc, char** argv) {
     if (!s.empty()) o.sources.push_back(s);
   }
   if (o.mode != "saturate" && o.mode != "rate" && o.mode != "idle") {
-    std::cerr << "deploynet bench: --mode: saturate, rate or idle\n";
+    std::cerr << "deploynet-load: --mode: saturate, rate or idle\n";
     return 2;
   }
   if (o.conns == 0 || o.swarm_size < 2 || o.offers == 0 || o.rate <= 0 || o.duration_s <= 0) {
-    std::cerr << "deploynet bench: --conns, --offers, --rate, --duration must be positive and "
+    std::cerr << "deploynet-load: --conns, --offers, --rate, --duration must be positive and "
                  "--swarm-size at least 2\n";
     return 2;
   }
