@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc)
 TEST_DIR := build/test
 RELEASE_DIR := build/release
 
-.PHONY: all deps build build-test build-fuzz wasm client test test-unit test-fuzz test-integration demo bench fuzz coverage install install-files package clean
+.PHONY: all deps build build-test build-fuzz wasm client test test-unit test-fuzz test-integration demo bench fuzz coverage install install-files package lint clean
 
 all: build
 
@@ -58,6 +58,10 @@ fuzz: build-fuzz
 	@scripts/fuzz.sh $(FUZZ_RUNS)
 
 test: test-unit test-fuzz test-integration
+
+# clang-format, clang-tidy (bugprone, performance) and Biome (TypeScript lint and format).
+lint: deps
+	@scripts/lint.sh
 
 # The browser client as an npm package: build/deploynet-client-VERSION.tgz (and docs/client-api.md).
 package: client

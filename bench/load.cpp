@@ -1,4 +1,5 @@
-// deploynet-load (make bench's load tool): real WebSocket clients on loopback against a WebTorrent-protocol tracker.
+// deploynet-load (make bench's load tool): real WebSocket clients on loopback against a
+// WebTorrent-protocol tracker.
 //
 // Every client joins a swarm, then announces with offers; the server sends each announcer a
 // reply and each offer to another peer. The tool counts what the clients receive, measures the
@@ -295,7 +296,8 @@ void Bench::connect_all() {
     ih.resize(20, '.');
     auto c = std::make_shared<Conn>(ioc_, *this, ih, random_id(rng_));
     conns_.push_back(c);
-    c->start(opt_.servers[i % opt_.servers.size()], opt_.sources.empty() ? "" : opt_.sources[i % opt_.sources.size()]);
+    c->start(opt_.servers[i % opt_.servers.size()],
+             opt_.sources.empty() ? "" : opt_.sources[i % opt_.sources.size()]);
     // Pace connection setup so the listen backlog never overflows.
     if (i % 500 == 499) ioc_.run_for(std::chrono::milliseconds(20));
   }
@@ -380,7 +382,8 @@ void Bench::report(double seconds, double cpu0, double cpu1) {
   std::printf("messages_per_s=%.0f\n", static_cast<double>(received_) / seconds);
   std::printf("offers_per_s=%.0f\n", static_cast<double>(offers_) / seconds);
   std::printf("server_cpu_s=%.2f\n", cpu);
-  std::printf("messages_per_server_cpu_s=%.0f\n", cpu > 0 ? static_cast<double>(received_) / cpu : 0.0);
+  std::printf("messages_per_server_cpu_s=%.0f\n",
+              cpu > 0 ? static_cast<double>(received_) / cpu : 0.0);
   std::printf("latency_p50_ms=%.3f\nlatency_p99_ms=%.3f\nlatency_samples=%zu\n", pct(0.50),
               pct(0.99), latencies_us_.size());
 }

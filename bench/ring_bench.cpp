@@ -90,6 +90,8 @@ void BM_BinarySearchAnchor(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_RingRoute)->ArgsProduct({{1000, 100000, 1000000}, {1, 3}})->ArgNames({"peers", "k"});
-BENCHMARK(BM_RingRouteBatch)->ArgsProduct({{1000, 100000, 1000000}, {1, 3}})->ArgNames({"peers", "k"});
+BENCHMARK(BM_RingRouteBatch)
+    ->ArgsProduct({{1000, 100000, 1000000}, {1, 3}})
+    ->ArgNames({"peers", "k"});
 BENCHMARK(BM_BinarySearchAnchor)->Arg(1000)->Arg(100000)->Arg(1000000)->ArgName("peers");
 BENCHMARK_MAIN();

@@ -82,8 +82,8 @@ void loads(int n, int m, unsigned k) {
   for (const auto& peers : ring.assign(keys, k)) {
     for (const auto& p : peers) ++bounded[p];
   }
-  std::printf("  n=%-5d keys=%-6d k=%u  max/avg load: plain %.2f, bounded (c=1.25) %.2f\n", n, m,
-              k, summarize(plain), summarize(bounded));
+  std::printf("  n=%-5d keys=%-6d k=%u  max/avg load: plain %.2f, bounded (c=1.25) %.2f\n", n, m, k,
+              summarize(plain), summarize(bounded));
 }
 
 void regions() {
@@ -100,17 +100,20 @@ void regions() {
       ++total;
     }
   }
-  std::printf("  400 peers in 4 regions, k=3: %.1f%% of named peers in the asker's region "
-              "(25%% for a region-blind ring)\n", 100.0 * same / total);
+  std::printf(
+      "  400 peers in 4 regions, k=3: %.1f%% of named peers in the asker's region "
+      "(25%% for a region-blind ring)\n",
+      100.0 * same / total);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 5 && std::strcmp(argv[1], "lookups-per-second") == 0) {
-    std::printf("%.0f\n", bench::ring_lookups_per_second(static_cast<unsigned>(std::atoi(argv[2])),
-                                                         static_cast<unsigned>(std::atoi(argv[3])),
-                                                         static_cast<unsigned>(std::atoi(argv[4]))));
+    std::printf("%.0f\n",
+                bench::ring_lookups_per_second(static_cast<unsigned>(std::atoi(argv[2])),
+                                               static_cast<unsigned>(std::atoi(argv[3])),
+                                               static_cast<unsigned>(std::atoi(argv[4]))));
     return 0;
   }
   std::printf("Keys moved per join / leave (k=1, 16 vnodes, 20000 keys, mean of 5):\n");

@@ -19,12 +19,12 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <deque>
 #include <random>
 #include <sstream>
@@ -98,7 +98,8 @@ int open_tun(const std::string& ns, const std::string& name, int home_ns) {
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
   if (name.size() >= IFNAMSIZ) die("interface name too long: " + name);
   std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  if (ioctl(fd, TUNSETIFF, &ifr) != 0) die("TUNSETIFF " + ns + ":" + name + ": " + std::strerror(errno));
+  if (ioctl(fd, TUNSETIFF, &ifr) != 0)
+    die("TUNSETIFF " + ns + ":" + name + ": " + std::strerror(errno));
   if (setns(home_ns, CLONE_NEWNET) != 0) die(std::string("setns back: ") + std::strerror(errno));
   return fd;
 }
@@ -110,7 +111,9 @@ std::pair<std::string, std::string> split_end(const std::string& s) {
 }
 
 volatile sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+void on_signal(int) {
+  g_stop = 1;
+}
 
 }  // namespace
 
@@ -140,13 +143,20 @@ int main(int argc, char** argv) {
       char* end = nullptr;
       double v = std::strtod(kv.c_str() + eq + 1, &end);
       if (*end != '\0' || v < 0) die("bad value in " + kv);
-      if (key == "ab_mbit") ab = v;
-      else if (key == "ba_mbit") ba = v;
-      else if (key == "delay_ms") delay = v;
-      else if (key == "jitter_ms") jitter = v;
-      else if (key == "loss_pct") loss = v;
-      else if (key == "queue_ms") queue = v;
-      else die("unknown key " + key);
+      if (key == "ab_mbit")
+        ab = v;
+      else if (key == "ba_mbit")
+        ba = v;
+      else if (key == "delay_ms")
+        delay = v;
+      else if (key == "jitter_ms")
+        jitter = v;
+      else if (key == "loss_pct")
+        loss = v;
+      else if (key == "queue_ms")
+        queue = v;
+      else
+        die("unknown key " + key);
     }
     int fa = open_tun(ns_a, if_a, home_ns);
     int fb = open_tun(ns_b, if_b, home_ns);
@@ -208,10 +218,11 @@ int main(int argc, char** argv) {
     }
   }
   for (std::size_t i = 0; i < pipes.size(); i += 2) {
-    std::fprintf(stderr, "link %zu: sent %llu/%llu, lost %llu/%llu, queue drops %llu/%llu\n", i / 2,
-                 (unsigned long long)pipes[i].sent, (unsigned long long)pipes[i + 1].sent,
-                 (unsigned long long)pipes[i].dropped_loss, (unsigned long long)pipes[i + 1].dropped_loss,
-                 (unsigned long long)pipes[i].dropped_queue, (unsigned long long)pipes[i + 1].dropped_queue);
+    std::fprintf(
+        stderr, "link %zu: sent %llu/%llu, lost %llu/%llu, queue drops %llu/%llu\n", i / 2,
+        (unsigned long long)pipes[i].sent, (unsigned long long)pipes[i + 1].sent,
+        (unsigned long long)pipes[i].dropped_loss, (unsigned long long)pipes[i + 1].dropped_loss,
+        (unsigned long long)pipes[i].dropped_queue, (unsigned long long)pipes[i + 1].dropped_queue);
   }
   return 0;
 }

@@ -15,7 +15,7 @@ DEBIAN_PACKAGES=(
   procps util-linux systemd
   emscripten chromium nginx libnginx-mod-stream fonts-dejavu-core
   iproute2 iptables coturn openssl
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format clang-tidy
   libhiredis-dev redis-server gcovr prometheus
 )
 

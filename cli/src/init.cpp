@@ -79,12 +79,15 @@ std::string sha256_hex8(const std::string& bytes) {
 // Where the client files are: --client-dir, else beside an installed binary
 // (PREFIX/share/deploynet/client) or in the build tree (build/client).
 std::optional<fs::path> find_client_dir(const std::string& given) {
-  auto ok = [](const fs::path& d) { return fs::exists(d / "deploynet.js") && fs::exists(d / "deploynet-sw.js"); };
+  auto ok = [](const fs::path& d) {
+    return fs::exists(d / "deploynet.js") && fs::exists(d / "deploynet-sw.js");
+  };
   if (!given.empty()) return ok(given) ? std::optional<fs::path>(given) : std::nullopt;
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return std::nullopt;
-  for (const auto& d : {exe.parent_path() / "../share/deploynet/client", exe.parent_path() / "../../client"}) {
+  for (const auto& d :
+       {exe.parent_path() / "../share/deploynet/client", exe.parent_path() / "../../client"}) {
     if (ok(d)) return fs::weakly_canonical(d);
   }
   return std::nullopt;
@@ -93,10 +96,14 @@ std::optional<fs::path> find_client_dir(const std::string& given) {
 std::string attr_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '"') o += "&quot;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '<') o += "&lt;";
-    else o += c;
+    if (c == '"')
+      o += "&quot;";
+    else if (c == '&')
+      o += "&amp;";
+    else if (c == '<')
+      o += "&lt;";
+    else
+      o += c;
   }
   return o;
 }
@@ -136,22 +143,30 @@ int init_main(int argc, char** argv) {
     return 0;
   }
   if (dir.empty()) return fail("DIR is required (see --help)");
-  if (signals.empty()) return fail("--signal: the signaling server's URL is required (wss://signal.example)");
+  if (signals.empty())
+    return fail("--signal: the signaling server's URL is required (wss://signal.example)");
   for (const auto& s : signals) {
     if (s.rfind("wss://", 0) != 0 && s.rfind("ws://", 0) != 0) {
       return fail("--signal: expected a ws:// or wss:// URL, got '" + s + "'");
     }
-    if (s.find_first_of("\"'<> ,") != std::string::npos) return fail("--signal: not a URL: '" + s + "'");
+    if (s.find_first_of("\"'<> ,") != std::string::npos)
+      return fail("--signal: not a URL: '" + s + "'");
   }
   while (!origin.empty() && origin.back() == '/') origin.pop_back();
-  if (!deploynet::valid_origin(origin)) return fail("--origin: required, scheme://host[:port], e.g. https://site.example");
+  if (!deploynet::valid_origin(origin))
+    return fail("--origin: required, scheme://host[:port], e.g. https://site.example");
   if (base.empty() || base.front() != '/') return fail("--base: a URL path such as /docs/");
   if (base.back() != '/') base += '/';
-  if (base.find_first_of("\"'<> ?#") != std::string::npos) return fail("--base: not a URL path: '" + base + "'");
+  if (base.find_first_of("\"'<> ?#") != std::string::npos)
+    return fail("--base: not a URL path: '" + base + "'");
   auto client = find_client_dir(client_dir);
   if (!client) {
-    if (!client_dir.empty()) return fail("--client-dir: no deploynet.js and deploynet-sw.js in " + client_dir);
-    return fail("DeployNet's browser files not found; pass --client-dir (make client builds them into build/client)", 1);
+    if (!client_dir.empty())
+      return fail("--client-dir: no deploynet.js and deploynet-sw.js in " + client_dir);
+    return fail(
+        "DeployNet's browser files not found; pass --client-dir (make client builds them into "
+        "build/client)",
+        1);
   }
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
@@ -168,14 +183,17 @@ int init_main(int argc, char** argv) {
   for (const auto& [name, bytes] : {std::pair{js_name, &*js}, std::pair{wasm_name, &*wasm},
                                     std::pair{std::string("deploynet-sw.js"), &*sw}}) {
     bool changed = false;
-    if (!write_if_changed(root / name, *bytes, changed)) return fail("cannot write " + (root / name).string(), 1);
+    if (!write_if_changed(root / name, *bytes, changed))
+      return fail("cannot write " + (root / name).string(), 1);
     written += changed;
   }
   // Earlier versions' hashed files go (a page still open keeps what it loaded).
-  static const std::regex old_file(R"(deploynet\.[0-9a-f]{8}\.js|deploynet_ring\.[0-9a-f]{8}\.wasm)");
+  static const std::regex old_file(
+      R"(deploynet\.[0-9a-f]{8}\.js|deploynet_ring\.[0-9a-f]{8}\.wasm)");
   for (const auto& e : fs::directory_iterator(root, ec)) {
     auto name = e.path().filename().string();
-    if (name != js_name && name != wasm_name && std::regex_match(name, old_file) && e.is_regular_file()) {
+    if (name != js_name && name != wasm_name && std::regex_match(name, old_file) &&
+        e.is_regular_file()) {
       fs::remove(e.path(), ec);
       ++written;
     }
@@ -185,10 +203,12 @@ int init_main(int argc, char** argv) {
   std::string sig_attr;
   for (std::size_t i = 0; i < signals.size(); ++i) sig_attr += (i ? "," : "") + signals[i];
   const std::string tag = "<script src=\"" + base + js_name + "\" data-deploynet data-signal=\"" +
-                          attr_escape(sig_attr) + "\" data-manifest=\"" + base + "deploynet.json\" data-sw=\"" +
-                          base + "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name +
+                          attr_escape(sig_attr) + "\" data-manifest=\"" + base +
+                          "deploynet.json\" data-sw=\"" + base +
+                          "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name +
                           "\" async fetchpriority=\"high\"></script>";
-  static const std::regex previous(R"(<script\b[^>]*\bdata-deploynet\b[^>]*>\s*</script>)", std::regex::icase);
+  static const std::regex previous(R"(<script\b[^>]*\bdata-deploynet\b[^>]*>\s*</script>)",
+                                   std::regex::icase);
   static const std::regex head_start(R"(<head(\s[^>]*)?>)", std::regex::icase);
   int pages = 0, tagged = 0, skipped = 0;
   for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
@@ -220,17 +240,20 @@ int init_main(int argc, char** argv) {
     tagged += changed;
   }
   std::cout << "deploynet init: " << pages << " page(s), " << tagged << " tag(s) added or updated"
-            << (skipped ? ", " + std::to_string(skipped) + " page(s) without <head> left alone" : "")
-            << "; " << written << " DeployNet file(s) written or removed (" << js_name << ", " << wasm_name
-            << ", deploynet-sw.js)\n";
+            << (skipped ? ", " + std::to_string(skipped) + " page(s) without <head> left alone"
+                        : "")
+            << "; " << written << " DeployNet file(s) written or removed (" << js_name << ", "
+            << wasm_name << ", deploynet-sw.js)\n";
 
   // 3. The manifest, over everything (DeployNet's own files included).
-  std::vector<std::string> args{"publish", root.string(), "--origin", origin, "--base", base, "--piece-size", piece};
+  std::vector<std::string> args{"publish", root.string(), "--origin",     origin,
+                                "--base",  base,          "--piece-size", piece};
   for (const auto& x : excludes) {
     args.push_back("--exclude");
     args.push_back(x);
   }
   std::vector<char*> av;
+  av.reserve(args.size());
   for (auto& a : args) av.push_back(a.data());
   return publish_main(static_cast<int>(av.size()), av.data());
 }

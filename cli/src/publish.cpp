@@ -17,8 +17,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -45,12 +45,13 @@ struct Walk {
 };
 
 bool under(const fs::path& root, const fs::path& p) {
-  auto r = root.native();
-  auto s = p.native();
+  const auto& r = root.native();
+  const auto& s = p.native();
   return s == r || (s.size() > r.size() && s.compare(0, r.size(), r) == 0 && s[r.size()] == '/');
 }
 
-bool excluded(const std::vector<std::string>& globs, const std::string& rel, const std::string& name) {
+bool excluded(const std::vector<std::string>& globs, const std::string& rel,
+              const std::string& name) {
   for (const auto& g : globs) {
     bool whole = g.find('/') != std::string::npos;
     if (fnmatch(g.c_str(), whole ? rel.c_str() : name.c_str(), whole ? FNM_PATHNAME : 0) == 0) {
@@ -80,14 +81,17 @@ void walk_dir(const fs::path& root, const fs::path& dir, const std::string& pref
     entries.push_back(*it);
   }
   if (ec) {
-    out.errors.push_back("cannot read directory " + (prefix.empty() ? "/" : prefix) + ": " + ec.message());
+    out.errors.push_back("cannot read directory " + (prefix.empty() ? "/" : prefix) + ": " +
+                         ec.message());
     return;
   }
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.path().filename() < b.path().filename(); });
   for (const auto& e : entries) {
     std::string name = e.path().filename().string();
-    std::string url = prefix + "/" + name;
+    std::string url = prefix;
+    url += '/';
+    url += name;
     std::string rel = url.substr(1);
     if (excluded(globs, rel, name)) continue;
     if (auto why = deploynet::check_path(url)) {
@@ -141,7 +145,8 @@ Walk walk(const fs::path& root, const std::vector<std::string>& globs,
   }
   if (auto id = file_id(root)) visited.insert(*id);
   walk_dir(root, root, "", globs, skip, visited, w);
-  std::sort(w.files.begin(), w.files.end(), [](const Entry& a, const Entry& b) { return a.url < b.url; });
+  std::sort(w.files.begin(), w.files.end(),
+            [](const Entry& a, const Entry& b) { return a.url < b.url; });
   return w;
 }
 
@@ -203,7 +208,8 @@ Hashed hash_file(const fs::path& path, std::uint32_t piece_size, std::vector<cha
     if (!multi) continue;
     std::size_t off = 0;
     while (off < static_cast<std::size_t>(n)) {
-      std::size_t take = std::min<std::uint64_t>(piece_size - in_piece, static_cast<std::size_t>(n) - off);
+      std::size_t take =
+          std::min<std::uint64_t>(piece_size - in_piece, static_cast<std::size_t>(n) - off);
       piece.update(buf.data() + off, take);
       off += take;
       in_piece += take;
@@ -218,7 +224,8 @@ Hashed hash_file(const fs::path& path, std::uint32_t piece_size, std::vector<cha
   struct stat after {};
   bool changed = fstat(fd, &after) != 0 || after.st_size != st.st_size ||
                  h.size != static_cast<std::uint64_t>(st.st_size) ||
-                 after.st_mtim.tv_sec != st.st_mtim.tv_sec || after.st_mtim.tv_nsec != st.st_mtim.tv_nsec;
+                 after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+                 after.st_mtim.tv_nsec != st.st_mtim.tv_nsec;
   ::close(fd);
   if (changed) {
     h.error = "changed while it was hashed (publish again once the build is finished)";
@@ -237,7 +244,8 @@ Hashed hash_file(const fs::path& path, std::uint32_t piece_size, std::vector<cha
   return h;
 }
 
-std::vector<Hashed> hash_all(const std::vector<Entry>& files, std::uint32_t piece_size, unsigned jobs) {
+std::vector<Hashed> hash_all(const std::vector<Entry>& files, std::uint32_t piece_size,
+                             unsigned jobs) {
   std::vector<Hashed> out(files.size());
   std::atomic<std::size_t> next{0};
   auto work = [&] {
@@ -260,8 +268,10 @@ std::string sha256_hex_prefix(const std::string& data, std::size_t bytes) {
 }
 
 // Writes `data` to `path` through a temporary file in the same directory and a rename.
-bool write_atomically(const fs::path& path, const std::string& data, mode_t mode, std::string& err) {
-  std::string tmpl = (path.parent_path() / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
+bool write_atomically(const fs::path& path, const std::string& data, mode_t mode,
+                      std::string& err) {
+  std::string tmpl =
+      (path.parent_path() / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
   int fd = mkstemp(tmpl.data());
   if (fd < 0) {
     err = "cannot create a file beside " + path.string() + ": " + std::strerror(errno);
@@ -307,16 +317,20 @@ bool unb64(std::string s, unsigned char* out, std::size_t n) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   std::size_t len = 0;
   return sodium_base642bin(out, n, s.data(), s.size(), nullptr, &len, nullptr,
-                           sodium_base64_VARIANT_ORIGINAL) == 0 && len == n;
+                           sodium_base64_VARIANT_ORIGINAL) == 0 &&
+         len == n;
 }
 
 std::uint32_t parse_size(const std::string& s) {
   std::size_t used = 0;
   unsigned long long v = std::stoull(s, &used);
   std::string unit = s.substr(used);
-  if (unit == "KiB" || unit == "k" || unit == "K") v *= 1024;
-  else if (unit == "MiB" || unit == "M") v *= 1024 * 1024;
-  else if (!unit.empty()) throw std::invalid_argument("unknown unit " + unit);
+  if (unit == "KiB" || unit == "k" || unit == "K")
+    v *= 1024;
+  else if (unit == "MiB" || unit == "M")
+    v *= 1024 * 1024;
+  else if (!unit.empty())
+    throw std::invalid_argument("unknown unit " + unit);
   return static_cast<std::uint32_t>(std::min<unsigned long long>(v, 1ull << 31));
 }
 
@@ -386,7 +400,9 @@ int publish_main(int argc, char** argv) {
   if (auto code = parse_dir_command("publish", argc, argv, opts, dir)) return *code;
   while (!origin.empty() && origin.back() == '/') origin.pop_back();
   if (!deploynet::valid_origin(origin)) {
-    return fail("publish", "--origin: the site's origin is required, scheme://host[:port], e.g. https://site.example");
+    return fail(
+        "publish",
+        "--origin: the site's origin is required, scheme://host[:port], e.g. https://site.example");
   }
   Manifest m;
   m.origin = origin;
@@ -412,7 +428,8 @@ int publish_main(int argc, char** argv) {
   for (const auto& warn : w.warnings) std::cerr << "deploynet publish: warning: " << warn << "\n";
   auto hashed = hash_all(w.files, m.piece_size, jobs);
   for (std::size_t i = 0; i < hashed.size(); ++i) {
-    if (!hashed[i].error.empty()) w.errors.push_back("cannot read " + w.files[i].url + ": " + hashed[i].error);
+    if (!hashed[i].error.empty())
+      w.errors.push_back("cannot read " + w.files[i].url + ": " + hashed[i].error);
   }
   if (!w.errors.empty()) {
     for (const auto& e : w.errors) std::cerr << "deploynet publish: error: " << e << "\n";
@@ -433,22 +450,26 @@ int publish_main(int argc, char** argv) {
   if (!sign.empty()) {
     bool ok = false;
     auto seed_text = read_file(sign, ok);
-    unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+    unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES],
+        sk[crypto_sign_SECRETKEYBYTES];
     if (!ok || sodium_init() < 0 || !unb64(seed_text, seed, sizeof seed)) {
       ::unlink(out_path.c_str());
       return fail("publish", "--sign: not a key file from 'deploynet keygen': " + sign, 1);
     }
     crypto_sign_seed_keypair(pk, sk, seed);
     unsigned char sig[crypto_sign_BYTES];
-    crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(text.data()), text.size(), sk);
+    crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(text.data()),
+                         text.size(), sk);
     sodium_memzero(sk, sizeof sk);
     sodium_memzero(seed, sizeof seed);
     std::string sig_json = "{\"alg\":\"Ed25519\",\"public_key\":\"" + b64(pk, sizeof pk) +
                            "\",\"signature\":\"" + b64(sig, sizeof sig) + "\"}\n";
-    if (!write_atomically(out_path.string() + ".sig", sig_json, 0644, err)) return fail("publish", err, 1);
+    if (!write_atomically(out_path.string() + ".sig", sig_json, 0644, err))
+      return fail("publish", err, 1);
   }
   std::cout << "deploynet publish: " << m.files.size() << " files, " << total << " bytes, deploy "
-            << m.deploy_id << " -> " << out_path.string() << (sign.empty() ? "" : " (signed)") << "\n";
+            << m.deploy_id << " -> " << out_path.string() << (sign.empty() ? "" : " (signed)")
+            << "\n";
   return 0;
 }
 
@@ -463,13 +484,14 @@ int verify_main(int argc, char** argv) {
       "key", po::value(&key), "public key file: also check MANIFEST.sig against it")(
       "exclude", po::value(&excludes)->composing(),
       "glob to leave out, repeatable, as given to publish (files it matches are not reported as "
-      "missing from the manifest)")(
-      "base", po::value(&base)->default_value(base), "URL path the site is served under, as given to publish");
+      "missing from the manifest)")("base", po::value(&base)->default_value(base),
+                                    "URL path the site is served under, as given to publish");
   if (auto code = parse_dir_command("verify", argc, argv, opts, dir)) return *code;
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
   if (ec || !fs::is_directory(root)) return fail("verify", "not a directory: " + dir, 1);
-  fs::path mpath = manifest_path.empty() ? root / "deploynet.json" : fs::weakly_canonical(manifest_path, ec);
+  fs::path mpath =
+      manifest_path.empty() ? root / "deploynet.json" : fs::weakly_canonical(manifest_path, ec);
   bool ok = false;
   auto text = read_file(mpath, ok);
   if (!ok) return fail("verify", "cannot read " + mpath.string(), 1);
@@ -485,16 +507,19 @@ int verify_main(int argc, char** argv) {
       at += name.size() + 4;
       return sig_text.substr(at, sig_text.find('"', at) - at);
     };
-    if (!kok || sodium_init() < 0 || !unb64(key_text, pk, sizeof pk)) return fail("verify", "--key: not a public key file", 1);
+    if (!kok || sodium_init() < 0 || !unb64(key_text, pk, sizeof pk))
+      return fail("verify", "--key: not a public key file", 1);
     if (!sok || !unb64(field("signature"), sig, sizeof sig) ||
-        crypto_sign_verify_detached(sig, reinterpret_cast<const unsigned char*>(text.data()), text.size(), pk) != 0) {
+        crypto_sign_verify_detached(sig, reinterpret_cast<const unsigned char*>(text.data()),
+                                    text.size(), pk) != 0) {
       // Nothing in a manifest that fails its signature is worth comparing.
       std::cout << "signature: " << mpath.string() << ".sig does not match the manifest and key\n";
       return 1;
     }
   }
   auto parsed = deploynet::parse_manifest(text);
-  if (auto* e = std::get_if<std::string>(&parsed)) return fail("verify", mpath.string() + ": " + *e, 1);
+  if (auto* e = std::get_if<std::string>(&parsed))
+    return fail("verify", mpath.string() + ": " + *e, 1);
   const auto& m = std::get<Manifest>(parsed);
   std::set<fs::path> skip{mpath, fs::path(mpath.string() + ".sig")};
   auto prefix = base_prefix(base);
@@ -515,10 +540,14 @@ int verify_main(int argc, char** argv) {
       if (!h.error.empty()) {
         problems.push_back("unreadable: " + f.path + ": " + h.error);
       } else if (h.size != f.size || h.sha != f.sha256) {
-        std::string what = "changed: " + f.path + " (size " + std::to_string(f.size) + " -> " + std::to_string(h.size);
+        std::string what = "changed: " + f.path + " (size " + std::to_string(f.size) + " -> " +
+                           std::to_string(h.size);
         std::size_t bad = 0;
-        for (std::size_t k = 0; k < std::min(f.pieces.size(), h.pieces.size()); ++k) bad += f.pieces[k] != h.pieces[k];
-        if (h.size == f.size) what += ", " + std::to_string(bad) + " of " + std::to_string(f.pieces.size()) + " pieces differ";
+        for (std::size_t k = 0; k < std::min(f.pieces.size(), h.pieces.size()); ++k)
+          bad += f.pieces[k] != h.pieces[k];
+        if (h.size == f.size)
+          what += ", " + std::to_string(bad) + " of " + std::to_string(f.pieces.size()) +
+                  " pieces differ";
         problems.push_back(what + ")");
       } else if (h.pieces != f.pieces) {
         problems.push_back("piece hashes wrong in manifest: " + f.path);
@@ -547,7 +576,8 @@ int keygen_main(int argc, char** argv) {
     return fail("keygen", keyfile.string() + " or its .pub exists already; not overwritten", 1);
   }
   if (sodium_init() < 0) return fail("keygen", "libsodium failed to start", 1);
-  unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+  unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES],
+      sk[crypto_sign_SECRETKEYBYTES];
   randombytes_buf(seed, sizeof seed);
   crypto_sign_seed_keypair(pk, sk, seed);
   std::string err;
@@ -556,7 +586,7 @@ int keygen_main(int argc, char** argv) {
   sodium_memzero(seed, sizeof seed);
   sodium_memzero(sk, sizeof sk);
   if (!ok) return fail("keygen", err, 1);
-  std::cout << "deploynet keygen: wrote " << keyfile.string() << " (secret) and " << keyfile.string()
-            << ".pub\n";
+  std::cout << "deploynet keygen: wrote " << keyfile.string() << " (secret) and "
+            << keyfile.string() << ".pub\n";
   return 0;
 }

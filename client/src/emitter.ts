@@ -1,4 +1,5 @@
 // A small typed event emitter.
+// biome-ignore lint/suspicious/noExplicitAny: one registry for handlers of every event's own arguments
 type Handler = (...args: any[]) => void;
 
 export class Emitter<Events extends Record<string, unknown[]>> {
@@ -6,9 +7,12 @@ export class Emitter<Events extends Record<string, unknown[]>> {
 
   on<K extends keyof Events>(event: K, fn: (...args: Events[K]) => void): () => void {
     let set = this.handlers.get(event);
-    if (!set) this.handlers.set(event, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.handlers.set(event, set);
+    }
     set.add(fn as Handler);
-    return () => set!.delete(fn as Handler);
+    return () => set.delete(fn as Handler);
   }
 
   protected emit<K extends keyof Events>(event: K, ...args: Events[K]): void {

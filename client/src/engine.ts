@@ -141,7 +141,7 @@ interface Transfer {
   file: ManifestFile;
   buf: Uint8Array;
   state: Uint8Array; // 0 todo, 1 requested, 2 verified
-  got: Uint32Array;  // bytes of each requested piece received so far
+  got: Uint32Array; // bytes of each requested piece received so far
   excluded: Set<string>;
   used: Set<string>;
   fromPeers: number;
@@ -179,14 +179,14 @@ const HELLO_WAIT_MS = 1000;
 const ANSWERED_WAIT_MS = 1000;
 // Assets taken from the browser's HTTP cache per page (a manifest lists a site's assets).
 const MAX_ADOPTED = 4096;
-const MAX_BANNED = 1024;       // peers banned in this page's session
-const MAX_OFFERED_TO = 1024;   // peers offered to in the last minute
+const MAX_BANNED = 1024; // peers banned in this page's session
+const MAX_OFFERED_TO = 1024; // peers offered to in the last minute
 
 interface Req {
   t: Transfer;
   piece: number;
   peer: Peer;
-  buf: Uint8Array;  // the piece as it arrives; copied into the transfer only once verified
+  buf: Uint8Array; // the piece as it arrives; copied into the transfer only once verified
   progress: number; // time of the last chunk (or of the request)
 }
 
@@ -207,18 +207,20 @@ export async function swarmIdFor(origin: string): Promise<string> {
 class TokenBucket {
   private tokens: number;
   private last = performance.now();
-  constructor(private rate: number) { this.tokens = rate; }
+  constructor(private rate: number) {
+    this.tokens = rate;
+  }
   async take(n: number) {
     if (this.rate <= 0) return;
     for (;;) {
       const now = performance.now();
-      this.tokens = Math.min(this.rate, this.tokens + (now - this.last) / 1000 * this.rate);
+      this.tokens = Math.min(this.rate, this.tokens + ((now - this.last) / 1000) * this.rate);
       this.last = now;
       if (this.tokens >= n || this.tokens >= this.rate) {
         this.tokens -= n;
         return;
       }
-      await new Promise((r) => setTimeout(r, Math.ceil((n - this.tokens) / this.rate * 1000)));
+      await new Promise((r) => setTimeout(r, Math.ceil(((n - this.tokens) / this.rate) * 1000)));
     }
   }
 }
@@ -234,11 +236,11 @@ export class DeployNet extends Emitter<Events> {
   swarm = '';
   private store: ContentStore;
   private signal: SignalClient | null = null;
-  private peers = new Map<string, Peer>();        // open channels, by remote peer id
+  private peers = new Map<string, Peer>(); // open channels, by remote peer id
   private connecting = new Set<Peer>();
   private pendingOffers = new Map<string, Peer>(); // by offer id
   private banned = new Set<string>();
-  private routes = new Map<string, string[]>();    // content id -> responsible peers
+  private routes = new Map<string, string[]>(); // content id -> responsible peers
   private swarmPeers = 0;
   private transfers = new Map<string, Promise<Uint8Array>>();
   private active = new Set<Transfer>();
@@ -260,20 +262,28 @@ export class DeployNet extends Emitter<Events> {
   private reported = '';
   private onHide: (() => void) | null = null;
   private onLeave = () => this.report();
-  private counters = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, bytesAdopted: 0, bytesUploaded: 0,
-    badPieces: 0, bans: 0, failures: 0 };
+  private counters = {
+    bytesFromPeers: 0,
+    bytesFromOrigin: 0,
+    bytesFromCache: 0,
+    bytesAdopted: 0,
+    bytesUploaded: 0,
+    badPieces: 0,
+    bans: 0,
+    failures: 0,
+  };
   private assets: AssetStats[] = [];
   private ring: Ring | null = null;
   private manifestReady: Promise<void> = Promise.resolve();
   private serverIce: IceInfo | null = null;
   private firstPeerMs: number | null = null;
   private adopted = new Set<string>();
-  private held = new Set<string>();                // content ids in the store
+  private held = new Set<string>(); // content ids in the store
   private heldReady: Promise<void> = Promise.resolve();
   private prefetched = 0;
   private lastPrefetch = 0;
   /** @internal */
-  readonly meter = new OriginMeter(location.origin);             // content ids taken from the HTTP cache
+  readonly meter = new OriginMeter(location.origin); // content ids taken from the HTTP cache
   private resourceObserver: PerformanceObserver | null = null;
   private iceTimer: ReturnType<typeof setTimeout> | null = null;
 
@@ -285,7 +295,8 @@ export class DeployNet extends Emitter<Events> {
 
   private constructor(options: DeployNetOptions) {
     super();
-    const signal = options.signal === undefined ? [] : Array.isArray(options.signal) ? options.signal : [options.signal];
+    const signal =
+      options.signal === undefined ? [] : Array.isArray(options.signal) ? options.signal : [options.signal];
     this.options = { ...DEFAULTS, ...options, signal } as typeof DEFAULTS & { signal: string[] };
     this.store = new ContentStore(this.options.memoryBytes);
     this.bucket = new TokenBucket(this.options.uploadLimit);
@@ -293,8 +304,12 @@ export class DeployNet extends Emitter<Events> {
 
   /** Whether this page can take part in the swarm at all. */
   get p2pAvailable(): boolean {
-    return this.options.p2p && this.options.signal.length > 0 &&
-      typeof RTCPeerConnection === 'function' && typeof crypto?.subtle?.digest === 'function';
+    return (
+      this.options.p2p &&
+      this.options.signal.length > 0 &&
+      typeof RTCPeerConnection === 'function' &&
+      typeof crypto?.subtle?.digest === 'function'
+    );
   }
 
   private async init() {
@@ -303,17 +318,22 @@ export class DeployNet extends Emitter<Events> {
     this.manifestReady = this.loadManifest();
     this.manifestReady.catch(() => {});
     if (this.p2pAvailable) {
-      this.swarm = this.options.swarm || await swarmIdFor(location.origin);
+      this.swarm = this.options.swarm || (await swarmIdFor(location.origin));
       const s = new SignalClient(this.options.signal, this.swarm, this.peerId);
       this.signal = s;
       // The first offers need the ICE servers: the page's own, or the ones our server sends
       // right after the socket opens (a foreign tracker never does: then after `iceWait`).
       s.on('open', () => {
         this.serverIce = null;
-        if (this.options.iceServers) { void this.announce('started'); return; }
+        if (this.options.iceServers) {
+          void this.announce('started');
+          return;
+        }
         if (this.iceTimer) clearTimeout(this.iceTimer);
-        this.iceTimer = setTimeout(() => { this.iceTimer = null; void this.announce('started'); },
-          this.options.iceWait);
+        this.iceTimer = setTimeout(() => {
+          this.iceTimer = null;
+          void this.announce('started');
+        }, this.options.iceWait);
       });
       s.on('ice', (ice) => {
         this.serverIce = ice;
@@ -330,8 +350,12 @@ export class DeployNet extends Emitter<Events> {
         if (performance.now() - this.routesAsked > 30_000 || this.routesAsked === 0) this.askRoutes();
       });
       s.on('route', (routes, n) => this.onRoutes(routes, n));
-      s.on('offer', (o) => { void this.onOffer(o.peerId, o.offerId, o.offer); });
-      s.on('answer', (a) => { void this.onAnswer(a.peerId, a.offerId, a.answer); });
+      s.on('offer', (o) => {
+        void this.onOffer(o.peerId, o.offerId, o.offer);
+      });
+      s.on('answer', (a) => {
+        void this.onAnswer(a.peerId, a.offerId, a.answer);
+      });
       s.on('warning', (w) => this.emit('warning', w));
       try {
         await this.manifestReady;
@@ -345,7 +369,9 @@ export class DeployNet extends Emitter<Events> {
       this.watchdog = setInterval(() => this.tick(), 250);
       if (this.options.report && !this.options.swarm) {
         // Hidden (tab switched, closed) or left (a navigation): the counts go out at once.
-        this.onHide = () => { if (document.visibilityState === 'hidden') this.report(); };
+        this.onHide = () => {
+          if (document.visibilityState === 'hidden') this.report();
+        };
         document.addEventListener('visibilitychange', this.onHide);
         addEventListener('pagehide', this.onLeave);
       }
@@ -361,7 +387,10 @@ export class DeployNet extends Emitter<Events> {
   private async loadRing(url: string) {
     try {
       const ring = new Ring(await loadRingModule(new URL(url, location.href)));
-      if (this.destroyed) { ring.destroy(); return; }
+      if (this.destroyed) {
+        ring.destroy();
+        return;
+      }
       for (const id of this.peers.keys()) ring.add(id);
       this.ring = ring;
     } catch (err) {
@@ -374,8 +403,12 @@ export class DeployNet extends Emitter<Events> {
     if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
     this.index = new ManifestIndex(parseManifest(await res.json()));
     // Content of older deploys is never served again.
-    this.heldReady = this.store.evictExcept(new Set(this.index.byId.keys()))
-      .then(() => this.store.ids()).then((ids) => { for (const id of ids) this.held.add(id); })
+    this.heldReady = this.store
+      .evictExcept(new Set(this.index.byId.keys()))
+      .then(() => this.store.ids())
+      .then((ids) => {
+        for (const id of ids) this.held.add(id);
+      })
       .catch(() => {});
   }
 
@@ -394,12 +427,18 @@ export class DeployNet extends Emitter<Events> {
         }
       });
       this.resourceObserver.observe({ type: 'resource', buffered: true });
-    } catch { /* no Resource Timing: nothing adopted */ }
+    } catch {
+      /* no Resource Timing: nothing adopted */
+    }
   }
 
   private async adopt(href: string) {
     let url: URL;
-    try { url = new URL(href); } catch { return; }
+    try {
+      url = new URL(href);
+    } catch {
+      return;
+    }
     if (url.origin !== location.origin || this.destroyed) return;
     const file = this.index.lookup(url.pathname);
     if (!file || file.size === 0 || this.adopted.has(file.sha256) || this.transfers.has(file.sha256)) return;
@@ -408,15 +447,21 @@ export class DeployNet extends Emitter<Events> {
     await this.heldReady;
     if (this.held.has(file.sha256)) return;
     try {
-      const res = await fetch(url.pathname, { cache: 'only-if-cached', mode: 'same-origin', headers: { [MARKER]: 'origin' } });
+      const res = await fetch(url.pathname, {
+        cache: 'only-if-cached',
+        mode: 'same-origin',
+        headers: { [MARKER]: 'origin' },
+      });
       if (!res.ok) return;
       const bytes = new Uint8Array(await res.arrayBuffer());
-      if (bytes.length !== file.size || await sha256Hex(bytes) !== file.sha256) return;
+      if (bytes.length !== file.size || (await sha256Hex(bytes)) !== file.sha256) return;
       await this.store.put(file.sha256, bytes);
       this.held.add(file.sha256);
       this.counters.bytesAdopted += bytes.length;
       for (const p of this.peers.values()) p.send({ type: 'have', contentId: file.sha256 });
-    } catch { /* not in the HTTP cache */ }
+    } catch {
+      /* not in the HTTP cache */
+    }
   }
 
   // ---- swarm membership ----
@@ -434,9 +479,14 @@ export class DeployNet extends Emitter<Events> {
       const offerId = randomId('');
       this.pendingOffers.set(offerId, peer);
       this.connecting.add(peer);
-      peer.on('close', () => { this.pendingOffers.delete(offerId); this.connecting.delete(peer); });
+      peer.on('close', () => {
+        this.pendingOffers.delete(offerId);
+        this.connecting.delete(peer);
+      });
       // Unanswered offers expire (the server forgets them after its offer TTL too).
-      setTimeout(() => { if (!peer.id) peer.destroy('offer not answered'); }, 50_000);
+      setTimeout(() => {
+        if (!peer.id) peer.destroy('offer not answered');
+      }, 50_000);
       return to ? { offer_id: offerId, offer, to_peer_id: to } : { offer_id: offerId, offer };
     } catch (err) {
       this.emit('warning', `ERR_WEBRTC: ${String(err)}`);
@@ -456,10 +506,18 @@ export class DeployNet extends Emitter<Events> {
       const room = Math.max(0, this.room());
       const want = targets.filter((id) => !this.peers.has(id) && !this.banned.has(id)).slice(0, room);
       const random = event === 'started' || want.length === 0 ? Math.min(this.options.offers, room - want.length) : 0;
-      const offers = (await Promise.all([...want.map((id) => this.makeOffer(id)),
-        ...Array.from({ length: Math.max(0, random) }, () => this.makeOffer())])).filter((o): o is OutOffer => !!o);
-      this.signal?.announce({ event, numwant: offers.length, offers,
-        ...(this.options.region ? { region: this.options.region } : {}) });
+      const offers = (
+        await Promise.all([
+          ...want.map((id) => this.makeOffer(id)),
+          ...Array.from({ length: Math.max(0, random) }, () => this.makeOffer()),
+        ])
+      ).filter((o): o is OutOffer => !!o);
+      this.signal?.announce({
+        event,
+        numwant: offers.length,
+        offers,
+        ...(this.options.region ? { region: this.options.region } : {}),
+      });
       this.lastAnnounce = performance.now();
     } finally {
       this.announcing = false;
@@ -505,11 +563,14 @@ export class DeployNet extends Emitter<Events> {
     const peer = this.pendingOffers.get(offerId);
     if (!peer) return;
     this.pendingOffers.delete(offerId);
-    if (this.banned.has(from)) { peer.destroy('banned'); return; }
+    if (this.banned.has(from)) {
+      peer.destroy('banned');
+      return;
+    }
     try {
       await peer.accept(from, answer);
       this.track(peer);
-    } catch (err) {
+    } catch (_err) {
       peer.destroy('bad answer');
     }
   }
@@ -522,7 +583,10 @@ export class DeployNet extends Emitter<Events> {
       if (existing && !existing.closed) {
         // Both sides offered each other: both keep the connection the lower id initiated.
         const init = (p: Peer) => (p.initiator ? this.peerId : p.id);
-        if (init(existing) <= init(peer)) { peer.destroy('duplicate'); return; }
+        if (init(existing) <= init(peer)) {
+          peer.destroy('duplicate');
+          return;
+        }
         existing.destroy('duplicate');
       }
       this.peers.set(peer.id, peer);
@@ -531,7 +595,8 @@ export class DeployNet extends Emitter<Events> {
       void this.sendHello(peer);
       this.emit('peer', peer.id);
     };
-    if (peer.open) onOpen(); else peer.on('open', onOpen);
+    if (peer.open) onOpen();
+    else peer.on('open', onOpen);
     peer.on('message', (m) => this.onMessage(peer, m));
     peer.on('close', (reason) => {
       this.connecting.delete(peer);
@@ -554,8 +619,12 @@ export class DeployNet extends Emitter<Events> {
     await this.manifestReady;
     const manifestIds = new Set(this.index.byId.keys());
     const have = (await this.store.ids()).filter((id) => manifestIds.has(id));
-    peer.send({ type: 'hello', version: PROTOCOL_VERSION, deployId: this.index.manifest.deploy_id,
-      have: have.slice(0, MAX_HELLO_IDS) });
+    peer.send({
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      deployId: this.index.manifest.deploy_id,
+      have: have.slice(0, MAX_HELLO_IDS),
+    });
     for (const id of have.slice(MAX_HELLO_IDS)) peer.send({ type: 'have', contentId: id });
   }
 
@@ -573,7 +642,10 @@ export class DeployNet extends Emitter<Events> {
   private onMessage(peer: Peer, m: WireMessage) {
     switch (m.type) {
       case 'hello':
-        if (m.version !== PROTOCOL_VERSION) { peer.destroy(`protocol version ${m.version}`); return; }
+        if (m.version !== PROTOCOL_VERSION) {
+          peer.destroy(`protocol version ${m.version}`);
+          return;
+        }
         peer.helloSeen = true;
         // Only content of this deploy is remembered: a peer's set never outgrows the manifest.
         for (const id of m.have) if (this.index.byId.has(id)) peer.have.add(id);
@@ -584,13 +656,17 @@ export class DeployNet extends Emitter<Events> {
         peer.have.add(m.contentId);
         for (const t of this.active) if (t.file.sha256 === m.contentId) this.schedule(t);
         return;
-      case 'request': void this.serve(peer, m.reqId, m.contentId, m.piece); return;
+      case 'request':
+        void this.serve(peer, m.reqId, m.contentId, m.piece);
+        return;
       case 'cancel': {
         const up = this.serving.get(`${peer.id}:${m.reqId}`);
         if (up) up.cancelled = true;
         return;
       }
-      case 'piece': void this.onPiece(peer, m.reqId, m.piece, m.offset, m.data); return;
+      case 'piece':
+        void this.onPiece(peer, m.reqId, m.piece, m.offset, m.data);
+        return;
       case 'reject': {
         const r = this.reqs.get(m.reqId);
         if (!r || r.peer !== peer) return;
@@ -619,7 +695,9 @@ export class DeployNet extends Emitter<Events> {
     const file = this.index.lookup(path);
     if (!file) return originFetch(path);
     const bytes = file.size === 0 ? new Uint8Array(0) : await this.fetchFile(file, opts.urgent ?? true);
-    return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-type': file.type, 'content-length': String(bytes.length) } });
+    return new Response(bytes as Uint8Array<ArrayBuffer>, {
+      headers: { 'content-type': file.type, 'content-length': String(bytes.length) },
+    });
   }
 
   private fetchFile(file: ManifestFile, urgent: boolean, peersOnly = false): Promise<Uint8Array> {
@@ -645,23 +723,51 @@ export class DeployNet extends Emitter<Events> {
     const cached = await this.store.get(file.sha256);
     if (cached) {
       this.counters.bytesFromCache += cached.length;
-      this.record({ path: file.path, contentId: file.sha256, size: file.size, fromPeers: 0, fromOrigin: 0,
-        fromCache: cached.length, peers: 0, ms: performance.now() - started });
+      this.record({
+        path: file.path,
+        contentId: file.sha256,
+        size: file.size,
+        fromPeers: 0,
+        fromOrigin: 0,
+        fromCache: cached.length,
+        peers: 0,
+        ms: performance.now() - started,
+      });
       return cached;
     }
     const n = file.pieces.length;
     const t: Transfer = {
-      file, buf: new Uint8Array(file.size), state: new Uint8Array(n), got: new Uint32Array(n),
-      excluded: new Set(), used: new Set(), fromPeers: 0, fromOrigin: 0, started, firstByte: false,
-      origin: false, originAt: 0, originAbort: null, done: false, resolve: () => {}, reject: () => {},
-      timer: null, urgent, peersOnly,
+      file,
+      buf: new Uint8Array(file.size),
+      state: new Uint8Array(n),
+      got: new Uint32Array(n),
+      excluded: new Set(),
+      used: new Set(),
+      fromPeers: 0,
+      fromOrigin: 0,
+      started,
+      firstByte: false,
+      origin: false,
+      originAt: 0,
+      originAbort: null,
+      done: false,
+      resolve: () => {},
+      reject: () => {},
+      timer: null,
+      urgent,
+      peersOnly,
     };
-    const result = new Promise<Uint8Array>((resolve, reject) => { t.resolve = resolve; t.reject = reject; });
+    const result = new Promise<Uint8Array>((resolve, reject) => {
+      t.resolve = resolve;
+      t.reject = reject;
+    });
     this.active.add(t);
     if (this.hopeless(t)) {
       void this.fromOrigin(t, urgent ? 'needed now, no connected peer has it' : 'no peer has it');
     } else {
-      t.timer = setTimeout(() => { if (!t.firstByte) void this.fromOrigin(t, 'first byte timeout'); }, this.options.firstByteTimeout);
+      t.timer = setTimeout(() => {
+        if (!t.firstByte) void this.fromOrigin(t, 'first byte timeout');
+      }, this.options.firstByteTimeout);
       this.schedule(t);
     }
     try {
@@ -675,8 +781,9 @@ export class DeployNet extends Emitter<Events> {
   /** Peers to ask for a transfer, best first (scheduler.ts: rankPeers). */
   private candidates(t: Transfer): Peer[] {
     const cid = t.file.sha256;
-    const open = [...this.peers.values()]
-      .filter((p) => p.open && p.have.has(cid) && !this.banned.has(p.id) && !t.excluded.has(p.id));
+    const open = [...this.peers.values()].filter(
+      (p) => p.open && p.have.has(cid) && !this.banned.has(p.id) && !t.excluded.has(p.id),
+    );
     if (open.length === 0) return open;
     const order = this.ring ? this.ring.route(cid, this.peers.size) : [];
     return rankPeers(open, this.routes.get(cid) ?? [], order);
@@ -695,7 +802,8 @@ export class DeployNet extends Emitter<Events> {
       // Midway, with nobody left to ask (and no peer just connected about to say what it
       // holds): the origin finishes the job.
       const requested = t.state.some((s) => s === 1);
-      if (!t.origin && t.firstByte && !requested && !this.helloPending()) void this.fromOrigin(t, 'no peer has the rest');
+      if (!t.origin && t.firstByte && !requested && !this.helloPending())
+        void this.fromOrigin(t, 'no peer has the rest');
       return;
     }
     // Beside a streaming origin, peers take what it will reach last: the pieces from the end,
@@ -732,7 +840,10 @@ export class DeployNet extends Emitter<Events> {
     }
     if (!t.firstByte) {
       t.firstByte = true;
-      if (t.timer) { clearTimeout(t.timer); t.timer = null; }
+      if (t.timer) {
+        clearTimeout(t.timer);
+        t.timer = null;
+      }
     }
     r.buf.set(data, offset);
     t.got[piece] += data.length;
@@ -825,8 +936,12 @@ export class DeployNet extends Emitter<Events> {
     this.lastReport = performance.now();
     if (!this.signal?.connected || !this.joined) return;
     const c = this.counters;
-    const counts = { fromPeers: c.bytesFromPeers, fromOrigin: c.bytesFromOrigin + c.bytesAdopted,
-      fromCache: c.bytesFromCache, uploaded: c.bytesUploaded };
+    const counts = {
+      fromPeers: c.bytesFromPeers,
+      fromOrigin: c.bytesFromOrigin + c.bytesAdopted,
+      fromCache: c.bytesFromCache,
+      uploaded: c.bytesUploaded,
+    };
     const key = `${counts.fromPeers}/${counts.fromOrigin}/${counts.fromCache}/${counts.uploaded}`;
     if (key === this.reported || key === '0/0/0/0') return;
     this.reported = key;
@@ -839,19 +954,32 @@ export class DeployNet extends Emitter<Events> {
    * request for them (the service worker serves them from the cache).
    */
   private prefetch() {
-    if (this.prefetched >= this.options.prefetchBytes || typeof document === 'undefined' ||
-        document.readyState !== 'complete' || this.peers.size === 0) return;
+    if (
+      this.prefetched >= this.options.prefetchBytes ||
+      typeof document === 'undefined' ||
+      document.readyState !== 'complete' ||
+      this.peers.size === 0
+    )
+      return;
     let running = 0;
     for (const t of this.active) if (t.peersOnly) running++;
     for (const file of this.index.manifest.files) {
       if (running >= 2) return;
-      if (file.size === 0 || this.held.has(file.sha256) || this.transfers.has(file.sha256) ||
-          this.adopted.has(file.sha256) || this.prefetched + file.size > this.options.prefetchBytes) continue;
+      if (
+        file.size === 0 ||
+        this.held.has(file.sha256) ||
+        this.transfers.has(file.sha256) ||
+        this.adopted.has(file.sha256) ||
+        this.prefetched + file.size > this.options.prefetchBytes
+      )
+        continue;
       const holders = [...this.peers.values()].some((p) => p.have.has(file.sha256) && !this.banned.has(p.id));
       if (!holders) continue;
       this.prefetched += file.size;
       running++;
-      void this.fetchFile(file, false, true).catch(() => { this.prefetched -= file.size; });
+      void this.fetchFile(file, false, true).catch(() => {
+        this.prefetched -= file.size;
+      });
     }
   }
 
@@ -867,7 +995,10 @@ export class DeployNet extends Emitter<Events> {
       // A prefetch the peers cannot serve is dropped: the origin is for what the page needs.
       t.done = true;
       for (const [id, r] of this.reqs) {
-        if (r.t === t) { this.reqs.delete(id); r.peer.send({ type: 'cancel', reqId: id }); }
+        if (r.t === t) {
+          this.reqs.delete(id);
+          r.peer.send({ type: 'cancel', reqId: id });
+        }
       }
       t.reject(new Error(`ERR_PREFETCH: ${t.file.path}: ${why}`));
       return;
@@ -876,8 +1007,10 @@ export class DeployNet extends Emitter<Events> {
     t.originReason = why;
     if (this.options.debug) {
       const holders = this.peerList().filter((p) => p.have > 0).length;
-      console.info(`deploynet: ${t.file.path} from the origin: ${why} ` +
-        `(${this.peerList().length} peers connected, ${holders} announced content)`);
+      console.info(
+        `deploynet: ${t.file.path} from the origin: ${why} ` +
+          `(${this.peerList().length} peers connected, ${holders} announced content)`,
+      );
     }
     for (const [id, r] of this.reqs) {
       // Peers that had their chance at the head make way; the tail stays theirs.
@@ -918,14 +1051,17 @@ export class DeployNet extends Emitter<Events> {
         this.counters.bytesFromOrigin += value.length;
         if (!t.firstByte) {
           t.firstByte = true;
-          if (t.timer) { clearTimeout(t.timer); t.timer = null; }
+          if (t.timer) {
+            clearTimeout(t.timer);
+            t.timer = null;
+          }
         }
         // Pieces the stream completed: verified here, taken from peers that were on them.
         const after = pos === t.file.size ? t.state.length : Math.floor(pos / ps);
         for (let i = before; i < after; i++) {
           if (t.state[i] === VERIFIED) continue;
           const piece = t.buf.subarray(i * ps, i * ps + this.index.pieceLength(t.file, i));
-          if (await sha256Hex(piece) !== t.file.pieces[i]) throw new OriginMismatch();
+          if ((await sha256Hex(piece)) !== t.file.pieces[i]) throw new OriginMismatch();
           this.takeFromPeers(t, i);
           t.state[i] = VERIFIED;
         }
@@ -938,7 +1074,8 @@ export class DeployNet extends Emitter<Events> {
       if (!t.state.every((s) => s === VERIFIED)) throw new Error(`origin sent ${pos - start} of ${total} bytes`);
       this.emit('warning', `origin used for ${t.file.path}: ${why}`);
       await this.finish(t);
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
       if (t.done) return;
       if (err instanceof OriginMismatch) {
         // The origin is the authority: its bytes are returned, but never stored or served.
@@ -986,9 +1123,18 @@ export class DeployNet extends Emitter<Events> {
     }
     await this.store.put(t.file.sha256, t.buf);
     for (const p of this.peers.values()) p.send({ type: 'have', contentId: t.file.sha256 });
-    this.record({ path: t.file.path, contentId: t.file.sha256, size: t.file.size, fromPeers: t.fromPeers,
-      fromOrigin: t.fromOrigin, fromCache: 0, peers: t.used.size, ms: performance.now() - t.started,
-      ...(t.originReason ? { originReason: t.originReason } : {}), ...(t.peersOnly ? { prefetch: true } : {}) });
+    this.record({
+      path: t.file.path,
+      contentId: t.file.sha256,
+      size: t.file.size,
+      fromPeers: t.fromPeers,
+      fromOrigin: t.fromOrigin,
+      fromCache: 0,
+      peers: t.used.size,
+      ms: performance.now() - t.started,
+      ...(t.originReason ? { originReason: t.originReason } : {}),
+      ...(t.peersOnly ? { prefetch: true } : {}),
+    });
     t.resolve(t.buf);
   }
 
@@ -1046,8 +1192,15 @@ export class DeployNet extends Emitter<Events> {
 
   /** What this page view got from where, and what it served (see `Stats`). */
   stats(): Stats {
-    return { peerId: this.peerId, swarm: this.swarm, signal: !!this.signal?.connected, peers: this.peers.size,
-      firstPeerMs: this.firstPeerMs, ...this.counters, assets: [...this.assets] };
+    return {
+      peerId: this.peerId,
+      swarm: this.swarm,
+      signal: !!this.signal?.connected,
+      peers: this.peers.size,
+      firstPeerMs: this.firstPeerMs,
+      ...this.counters,
+      assets: [...this.assets],
+    };
   }
 
   /** Peers connected now, with what the engine knows of them. */

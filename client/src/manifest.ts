@@ -54,7 +54,7 @@ export class ManifestIndex {
   }
   /** The file for a URL path; '/dir/' also matches '/dir/index.html'. */
   lookup(path: string): ManifestFile | undefined {
-    return this.byPath.get(path) ?? (path.endsWith('/') ? this.byPath.get(path + 'index.html') : undefined);
+    return this.byPath.get(path) ?? (path.endsWith('/') ? this.byPath.get(`${path}index.html`) : undefined);
   }
   pieceLength(f: ManifestFile, piece: number): number {
     const ps = this.manifest.piece_size;

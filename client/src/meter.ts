@@ -2,7 +2,7 @@
 // DeployNet's origin fetches among them): time to first byte and throughput, as moving
 // averages. The delivery policy compares it with what peers would take.
 
-const ALPHA = 0.3;             // weight of a new sample
+const ALPHA = 0.3; // weight of a new sample
 const MIN_RATE_BYTES = 16_384; // smaller bodies say little about throughput
 
 export interface TimingLike {
@@ -25,7 +25,7 @@ export class OriginMeter {
 
   add(e: TimingLike) {
     // Only what really came over the network from this origin (not caches, not the worker).
-    if (!e.name.startsWith(this.origin + '/') || e.transferSize <= 0 || e.requestStart <= 0) return;
+    if (!e.name.startsWith(`${this.origin}/`) || e.transferSize <= 0 || e.requestStart <= 0) return;
     const ttfb = e.responseStart - e.requestStart;
     if (ttfb >= 0) this.ttfb = Number.isNaN(this.ttfb) ? ttfb : (1 - ALPHA) * this.ttfb + ALPHA * ttfb;
     const ms = e.responseEnd - e.responseStart;

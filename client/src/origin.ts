@@ -2,7 +2,15 @@
 // worker lets them through instead of routing them back to the P2P engine.
 export const MARKER = 'x-deploynet';
 
-export function originFetch(url: string | URL, init: { headers?: Record<string, string>; cache?: RequestCache; signal?: AbortSignal; priority?: 'high' | 'low' | 'auto' } = {}): Promise<Response> {
+export function originFetch(
+  url: string | URL,
+  init: {
+    headers?: Record<string, string>;
+    cache?: RequestCache;
+    signal?: AbortSignal;
+    priority?: 'high' | 'low' | 'auto';
+  } = {},
+): Promise<Response> {
   return fetch(url, { ...init, headers: { ...init.headers, [MARKER]: 'origin' } });
 }
 

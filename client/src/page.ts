@@ -20,17 +20,21 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   // the parser itself waits for assets the worker asks this page for.
   container.startMessages();
   const engine = await dn;
-  const hello = () => container.controller?.postMessage({
-    type: 'deploynet-page', deployId: engine.index.manifest.deploy_id,
-    paths: engine.index.manifest.files.filter((f) => f.size > 0).map((f) => f.path),
-  });
+  const hello = () =>
+    container.controller?.postMessage({
+      type: 'deploynet-page',
+      deployId: engine.index.manifest.deploy_id,
+      paths: engine.index.manifest.files.filter((f) => f.size > 0).map((f) => f.path),
+    });
   container.addEventListener('controllerchange', hello);
   hello();
   // A worker may be stopped and restarted by the browser at any time, losing what it knew.
   setInterval(hello, 5000);
   addEventListener('pagehide', () => container.controller?.postMessage({ type: 'deploynet-page-gone' }));
   try {
-    await container.register(`${swUrl}?manifest=${encodeURIComponent(manifest)}`, { scope: new URL('./', new URL(swUrl, location.href)).pathname });
+    await container.register(`${swUrl}?manifest=${encodeURIComponent(manifest)}`, {
+      scope: new URL('./', new URL(swUrl, location.href)).pathname,
+    });
   } catch (err) {
     console.warn('deploynet: service worker registration failed', err);
     return false;

@@ -5,13 +5,13 @@
 import { Emitter } from './emitter';
 import { decode, encode, WireError, type WireMessage } from './wire';
 
-const HIGH_WATER = 1024 * 1024;   // stop queueing chunks above this much buffered
-const LOW_WATER = 256 * 1024;     // resume below this (bufferedAmountLowThreshold)
+const HIGH_WATER = 1024 * 1024; // stop queueing chunks above this much buffered
+const LOW_WATER = 256 * 1024; // resume below this (bufferedAmountLowThreshold)
 const PING_MS = 5000;
-const DEAD_MS = 20_000;           // silence (no pong, nothing) before the peer is dropped
-const CONNECT_MS = 15_000;        // offer/answer to open channel
+const DEAD_MS = 20_000; // silence (no pong, nothing) before the peer is dropped
+const CONNECT_MS = 15_000; // offer/answer to open channel
 const ICE_GATHER_MS = 2000;
-const ICE_GRACE_MS = 60;           // after the first useful candidate, for its siblings
+const ICE_GRACE_MS = 60; // after the first useful candidate, for its siblings
 
 type Events = { open: []; message: [WireMessage]; close: [reason: string] };
 
@@ -25,9 +25,15 @@ async function gathered(pc: RTCPeerConnection, config: RTCConfiguration) {
   const servers = (config.iceServers ?? []).length > 0;
   await new Promise<void>((resolve) => {
     let grace: ReturnType<typeof setTimeout> | null = null;
-    const done = () => { clearTimeout(t); if (grace) clearTimeout(grace); resolve(); };
+    const done = () => {
+      clearTimeout(t);
+      if (grace) clearTimeout(grace);
+      resolve();
+    };
     const t = setTimeout(done, ICE_GATHER_MS);
-    pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') done(); });
+    pc.addEventListener('icegatheringstatechange', () => {
+      if (pc.iceGatheringState === 'complete') done();
+    });
     pc.addEventListener('icecandidate', (e) => {
       const type = e.candidate?.type;
       const enough = relayOnly ? type === 'relay' : servers ? type === 'srflx' || type === 'relay' : type === 'host';
@@ -56,12 +62,21 @@ export class Peer extends Emitter<Events> {
   private timers: ReturnType<typeof setInterval>[] = [];
   private drainWaiters: (() => void)[] = [];
 
-  private constructor(readonly pc: RTCPeerConnection, id: string, readonly initiator: boolean) {
+  private constructor(
+    readonly pc: RTCPeerConnection,
+    id: string,
+    readonly initiator: boolean,
+  ) {
     super();
     this.id = id;
-    this.timers.push(setTimeout(() => { if (!this.open) this.destroy('connect timeout'); }, CONNECT_MS));
+    this.timers.push(
+      setTimeout(() => {
+        if (!this.open) this.destroy('connect timeout');
+      }, CONNECT_MS),
+    );
     pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'failed' || pc.connectionState === 'closed') this.destroy(`connection ${pc.connectionState}`);
+      if (pc.connectionState === 'failed' || pc.connectionState === 'closed')
+        this.destroy(`connection ${pc.connectionState}`);
     };
   }
 
@@ -76,8 +91,11 @@ export class Peer extends Emitter<Events> {
   }
 
   /** Answers a remote offer; the answer goes back through the signaling server. */
-  static async answer(config: RTCConfiguration, remoteId: string, offer: RTCSessionDescriptionInit):
-      Promise<{ peer: Peer; answer: RTCSessionDescriptionInit }> {
+  static async answer(
+    config: RTCConfiguration,
+    remoteId: string,
+    offer: RTCSessionDescriptionInit,
+  ): Promise<{ peer: Peer; answer: RTCSessionDescriptionInit }> {
     const pc = new RTCPeerConnection(config);
     const peer = new Peer(pc, remoteId, false);
     pc.ondatachannel = (ev) => peer.attach(ev.channel);
@@ -164,8 +182,16 @@ export class Peer extends Emitter<Events> {
     for (const t of this.timers) clearInterval(t); // one id space for timeouts and intervals
     for (const fn of this.drainWaiters) fn();
     this.drainWaiters = [];
-    try { this.dc?.close(); } catch { /* already closed */ }
-    try { this.pc.close(); } catch { /* already closed */ }
+    try {
+      this.dc?.close();
+    } catch {
+      /* already closed */
+    }
+    try {
+      this.pc.close();
+    } catch {
+      /* already closed */
+    }
     this.emit('close', reason);
   }
 }

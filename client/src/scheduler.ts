@@ -11,8 +11,13 @@ export const VERIFIED = 2;
  * Returns at most `limit` [piece, candidate index] pairs; `inflight` is updated in place.
  * `fromEnd`: last pieces first (beside the origin, which streams from the start).
  */
-export function planRequests(state: Uint8Array, inflight: number[], maxInflight: number, limit = Infinity,
-                             fromEnd = false): [number, number][] {
+export function planRequests(
+  state: Uint8Array,
+  inflight: number[],
+  maxInflight: number,
+  limit = Infinity,
+  fromEnd = false,
+): [number, number][] {
   const out: [number, number][] = [];
   for (let k = 0; k < state.length && out.length < limit; k++) {
     const piece = fromEnd ? state.length - 1 - k : k;

@@ -28,7 +28,12 @@ declare global {
 function fromDataset(d: DOMStringMap): ScriptConfig {
   const num = (v?: string) => (v === undefined || v === '' ? undefined : Number(v));
   const c: ScriptConfig = {
-    signal: d.signal ? d.signal.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+    signal: d.signal
+      ? d.signal
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : undefined,
     manifest: d.manifest,
     sw: d.sw,
     region: d.region,
@@ -56,8 +61,7 @@ async function boot(cfg: ScriptConfig): Promise<DeployNet | null> {
   const manifest = cfg.manifest ?? '/deploynet.json';
   const sw = cfg.sw === undefined ? '/deploynet-sw.js' : cfg.sw;
   const swOk = !!sw && 'serviceWorker' in navigator;
-  if (swOk && cfg.firstVisit === 'reload' && !navigator.serviceWorker.controller &&
-      !sessionStorage.getItem(RELOADED)) {
+  if (swOk && cfg.firstVisit === 'reload' && !navigator.serviceWorker.controller && !sessionStorage.getItem(RELOADED)) {
     sessionStorage.setItem(RELOADED, '1');
     window.stop();
     try {

@@ -4,9 +4,21 @@
 
 import { Emitter } from './emitter';
 
-export interface SignalOffer { peerId: string; offerId: string; offer: RTCSessionDescriptionInit }
-export interface SignalAnswer { peerId: string; offerId: string; answer: RTCSessionDescriptionInit }
-export interface OutOffer { offer_id: string; offer: RTCSessionDescriptionInit; to_peer_id?: string }
+export interface SignalOffer {
+  peerId: string;
+  offerId: string;
+  offer: RTCSessionDescriptionInit;
+}
+export interface SignalAnswer {
+  peerId: string;
+  offerId: string;
+  answer: RTCSessionDescriptionInit;
+}
+export interface OutOffer {
+  offer_id: string;
+  offer: RTCSessionDescriptionInit;
+  to_peer_id?: string;
+}
 
 type Events = {
   open: [url: string];
@@ -20,7 +32,10 @@ type Events = {
   ice: [IceInfo];
 };
 
-export interface IceInfo { iceServers: RTCIceServer[]; policy: RTCIceTransportPolicy }
+export interface IceInfo {
+  iceServers: RTCIceServer[];
+  policy: RTCIceTransportPolicy;
+}
 
 /** The signaling URL with `deploynet` in its query: asks the server for the extension frame. */
 export function extensionUrl(url: string): string {
@@ -33,6 +48,7 @@ export function extensionUrl(url: string): string {
   }
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a parsed server message, checked field by field
 function iceInfo(m: Record<string, any>): IceInfo | null {
   if (!Array.isArray(m.ice_servers)) return null;
   const iceServers: RTCIceServer[] = [];
@@ -62,8 +78,12 @@ export class SignalClient extends Emitter<Events> {
   /** Set once a connection attempt has failed or a connection was lost. */
   troubled = false;
 
-  constructor(private urls: string[], readonly infoHash: string, readonly peerId: string,
-              private opts: SignalOptions = {}) {
+  constructor(
+    private urls: string[],
+    readonly infoHash: string,
+    readonly peerId: string,
+    private opts: SignalOptions = {},
+  ) {
     super();
     if (urls.length === 0) throw new Error('ERR_SIGNAL_URLS: no signaling URL');
     this.connect();
@@ -104,7 +124,7 @@ export class SignalClient extends Emitter<Events> {
     const min = this.opts.minBackoffMs ?? 500;
     const max = this.opts.maxBackoffMs ?? 30_000;
     const base = Math.min(max, min * 2 ** Math.min(this.attempt, 16));
-    const delay = base / 2 + Math.random() * base / 2; // jitter: spread reconnect storms
+    const delay = base / 2 + (Math.random() * base) / 2; // jitter: spread reconnect storms
     this.attempt++;
     this.timer = setTimeout(() => {
       this.timer = null;
@@ -114,6 +134,7 @@ export class SignalClient extends Emitter<Events> {
 
   private onMessage(data: unknown) {
     if (typeof data !== 'string') return;
+    // biome-ignore lint/suspicious/noExplicitAny: a parsed server message, checked field by field
     let m: Record<string, any>;
     try {
       m = JSON.parse(data);
@@ -151,19 +172,40 @@ export class SignalClient extends Emitter<Events> {
   }
 
   announce(extra: { event?: string; offers?: OutOffer[]; numwant?: number; region?: string; left?: number }) {
-    return this.send({ action: 'announce', info_hash: this.infoHash, peer_id: this.peerId,
-      uploaded: 0, downloaded: 0, left: extra.left ?? 1, ...extra });
+    return this.send({
+      action: 'announce',
+      info_hash: this.infoHash,
+      peer_id: this.peerId,
+      uploaded: 0,
+      downloaded: 0,
+      left: extra.left ?? 1,
+      ...extra,
+    });
   }
 
   answer(toPeerId: string, offerId: string, answer: RTCSessionDescriptionInit) {
-    return this.send({ action: 'announce', info_hash: this.infoHash, peer_id: this.peerId,
-      to_peer_id: toPeerId, offer_id: offerId, answer });
+    return this.send({
+      action: 'announce',
+      info_hash: this.infoHash,
+      peer_id: this.peerId,
+      to_peer_id: toPeerId,
+      offer_id: offerId,
+      answer,
+    });
   }
 
   /** DeployNet extension: this page view's byte counts so far, for the site's savings figures. */
   report(origin: string, c: { fromPeers: number; fromOrigin: number; fromCache: number; uploaded: number }) {
-    return this.send({ action: 'report', info_hash: this.infoHash, peer_id: this.peerId, origin,
-      from_peers: c.fromPeers, from_origin: c.fromOrigin, from_cache: c.fromCache, uploaded: c.uploaded });
+    return this.send({
+      action: 'report',
+      info_hash: this.infoHash,
+      peer_id: this.peerId,
+      origin,
+      from_peers: c.fromPeers,
+      from_origin: c.fromOrigin,
+      from_cache: c.fromCache,
+      uploaded: c.uploaded,
+    });
   }
 
   route(contentIds: string[], k: number) {

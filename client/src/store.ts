@@ -25,9 +25,7 @@ export class ContentStore {
   private cache: Promise<Cache | null>;
 
   constructor(private maxMemoryBytes = 64 * 1024 * 1024) {
-    this.cache = typeof caches === 'undefined'
-      ? Promise.resolve(null)
-      : caches.open(CACHE).catch(() => null);
+    this.cache = typeof caches === 'undefined' ? Promise.resolve(null) : caches.open(CACHE).catch(() => null);
   }
 
   private url(id: string) {
@@ -49,7 +47,11 @@ export class ContentStore {
     this.remember(id, bytes);
     const cache = await this.cache;
     if (cache) {
-      await cache.put(this.url(id), new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(bytes.length) } }))
+      await cache
+        .put(
+          this.url(id),
+          new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'content-length': String(bytes.length) } }),
+        )
         .catch(() => {}); // quota: keep serving from memory
     }
   }

@@ -12,17 +12,23 @@ import { cachedContent } from './store';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const MANIFEST = new URL(sw.location.href).searchParams.get('manifest') || '/deploynet.json';
-const PAGE_ANSWER_MS = 60_000;  // the engine itself falls back to the origin long before this
-const MANIFEST_WAIT_MS = 300;   // a navigation's answer held for the manifest check, at most
+const PAGE_ANSWER_MS = 60_000; // the engine itself falls back to the origin long before this
+const MANIFEST_WAIT_MS = 300; // a navigation's answer held for the manifest check, at most
 
-interface PageInfo { deployId: string; paths: Set<string> }
+interface PageInfo {
+  deployId: string;
+  paths: Set<string>;
+}
 const pages = new Map<string, PageInfo>(); // by client id
-interface SwFile { sha256: string; type: string }
+interface SwFile {
+  sha256: string;
+  type: string;
+}
 let manifest: { deployId: string; paths: Set<string>; files: Map<string, SwFile> } | null = null;
 let loading: Promise<void> | null = null;
 
-let failedAt = -Infinity;           // when the last check found no usable manifest
-const RETRY_MS = 30_000;            // between checks after a failure (navigations check anyway)
+let failedAt = -Infinity; // when the last check found no usable manifest
+const RETRY_MS = 30_000; // between checks after a failure (navigations check anyway)
 
 // The manifest, checked against the origin (a conditional request). An HTTP error or a
 // malformed manifest drops the one held (this deploy's content is unknown: everything passes
@@ -36,7 +42,8 @@ function loadManifest(): Promise<void> {
       if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
       const files = new Map<string, SwFile>();
       for (const f of m.files) {
-        if (typeof f?.path === 'string' && typeof f.sha256 === 'string') files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
+        if (typeof f?.path === 'string' && typeof f.sha256 === 'string')
+          files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
       }
       manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files };
     } catch (err) {
@@ -65,7 +72,12 @@ sw.addEventListener('message', (e) => {
   }
 });
 
-interface Reply { ok: boolean; type?: string; bytes?: ArrayBuffer; error?: string }
+interface Reply {
+  ok: boolean;
+  type?: string;
+  bytes?: ArrayBuffer;
+  error?: string;
+}
 
 // What the page needs before it can render (scripts, styles, fonts, and whatever is not a
 // media element's) never waits on peer handshakes: the engine sends it to the origin unless a
@@ -77,7 +89,10 @@ function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
   return new Promise((resolve) => {
     const ch = new MessageChannel();
     const t = setTimeout(() => resolve({ ok: false, error: 'page did not answer' }), PAGE_ANSWER_MS);
-    ch.port1.onmessage = (ev) => { clearTimeout(t); resolve(ev.data as Reply); };
+    ch.port1.onmessage = (ev) => {
+      clearTimeout(t);
+      resolve(ev.data as Reply);
+    };
     client.postMessage({ type: 'deploynet-fetch', path, urgent }, [ch.port2]);
   });
 }
@@ -93,7 +108,10 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   const cached = await cachedContent(file.sha256);
   if (cached?.body) {
     // Streamed from the cache as it is stored, never copied through this worker's memory.
-    const headers: Record<string, string> = { 'content-type': file.type || 'application/octet-stream', [MARKER]: 'cache' };
+    const headers: Record<string, string> = {
+      'content-type': file.type || 'application/octet-stream',
+      [MARKER]: 'cache',
+    };
     const length = cached.headers.get('content-length');
     if (length) headers['content-length'] = length;
     return new Response(cached.body, { status: 200, headers });
@@ -108,8 +126,11 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   if (!reply.ok || !reply.bytes) return passthrough();
   return new Response(reply.bytes, {
     status: 200,
-    headers: { 'content-type': reply.type || 'application/octet-stream', 'content-length': String(reply.bytes.byteLength),
-      [MARKER]: 'p2p-engine' },
+    headers: {
+      'content-type': reply.type || 'application/octet-stream',
+      'content-length': String(reply.bytes.byteLength),
+      [MARKER]: 'p2p-engine',
+    },
   });
 }
 
@@ -122,14 +143,15 @@ sw.addEventListener('fetch', (e) => {
     // (At most MANIFEST_WAIT_MS after the page itself: past that, its assets wait instead.)
     if (new URL(req.url).origin !== sw.location.origin || req.method !== 'GET') return;
     const check = loadManifest();
-    e.respondWith(fetch(req).then(async (res) => {
-      await Promise.race([check, new Promise((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]);
-      return res;
-    }));
+    e.respondWith(
+      fetch(req).then(async (res) => {
+        await Promise.race([check, new Promise((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]);
+        return res;
+      }),
+    );
     return;
   }
-  if (req.method !== 'GET' || req.headers.has('range') ||
-      isOriginFetch(req) || !e.clientId) return;
+  if (req.method !== 'GET' || req.headers.has('range') || isOriginFetch(req) || !e.clientId) return;
   const url = new URL(req.url);
   if (url.origin !== sw.location.origin || url.pathname === MANIFEST) return;
   // Known not to be in the manifest: untouched, without even a respondWith.

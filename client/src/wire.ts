@@ -76,7 +76,9 @@ export function encode(m: WireMessage): Uint8Array {
       out[1] = m.version;
       out.set(hexToBytes(m.deployId, 16), 2);
       v.setUint16(18, m.have.length);
-      m.have.forEach((id, i) => out.set(hexToBytes(id, 32), 20 + 32 * i));
+      m.have.forEach((id, i) => {
+        out.set(hexToBytes(id, 32), 20 + 32 * i);
+      });
       return out;
     }
     case 'have':
@@ -143,11 +145,22 @@ export function decode(input: ArrayBuffer | Uint8Array): WireMessage {
       return { type: 'have', contentId: bytesToHex(b.subarray(1, 33)) };
     case 3:
       need(b, 41, true);
-      return { type: 'request', reqId: v.getUint32(1), contentId: bytesToHex(b.subarray(5, 37)), piece: v.getUint32(37) };
+      return {
+        type: 'request',
+        reqId: v.getUint32(1),
+        contentId: bytesToHex(b.subarray(5, 37)),
+        piece: v.getUint32(37),
+      };
     case 4: {
       need(b, 14, false);
       if (b.length > 13 + MAX_CHUNK) throw new WireError('ERR_WIRE_LENGTH', 'chunk too large');
-      return { type: 'piece', reqId: v.getUint32(1), piece: v.getUint32(5), offset: v.getUint32(9), data: b.subarray(13) };
+      return {
+        type: 'piece',
+        reqId: v.getUint32(1),
+        piece: v.getUint32(5),
+        offset: v.getUint32(9),
+        data: b.subarray(13),
+      };
     }
     case 5:
     case 7:

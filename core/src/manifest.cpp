@@ -24,7 +24,8 @@ bool clean_text(std::string_view s) {
 }
 
 bool lower_hex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 }  // namespace
@@ -35,9 +36,12 @@ std::uint64_t piece_count(std::uint64_t size, std::uint32_t piece_size) {
 
 bool valid_origin(std::string_view o) {
   std::string_view rest;
-  if (o.substr(0, 8) == "https://") rest = o.substr(8);
-  else if (o.substr(0, 7) == "http://") rest = o.substr(7);
-  else return false;
+  if (o.substr(0, 8) == "https://")
+    rest = o.substr(8);
+  else if (o.substr(0, 7) == "http://")
+    rest = o.substr(7);
+  else
+    return false;
   if (rest.empty() || rest.size() > 255) return false;
   return std::all_of(rest.begin(), rest.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
@@ -133,7 +137,7 @@ std::string serialize_manifest(const Manifest& m) {
 std::variant<Manifest, std::string> parse_manifest(std::string_view json) {
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(json.data(),
-                                                                                     json.size());
+                                                                                    json.size());
   if (doc.HasParseError()) return std::string("not valid JSON");
   if (!doc.IsObject()) return std::string("not a JSON object");
   auto member = [&](const rapidjson::Value& o, const char* k) -> const rapidjson::Value* {
@@ -181,14 +185,16 @@ std::variant<Manifest, std::string> parse_manifest(std::string_view json) {
     if (!size || !size->IsUint64()) return "bad size for " + mf.path;
     mf.size = size->GetUint64();
     auto* type = member(f, "type");
-    if (!type || !type->IsString() || type->GetStringLength() == 0 || type->GetStringLength() > 255 ||
+    if (!type || !type->IsString() || type->GetStringLength() == 0 ||
+        type->GetStringLength() > 255 ||
         !clean_text({type->GetString(), type->GetStringLength()})) {
       return "bad type for " + mf.path;
     }
     mf.type.assign(type->GetString(), type->GetStringLength());
     auto* pieces = member(f, "pieces");
     if (!pieces || !pieces->IsArray()) return "missing pieces for " + mf.path;
-    if (pieces->Size() != piece_count(mf.size, m.piece_size)) return "wrong piece count for " + mf.path;
+    if (pieces->Size() != piece_count(mf.size, m.piece_size))
+      return "wrong piece count for " + mf.path;
     for (auto& p : pieces->GetArray()) {
       auto pd = p.IsString() ? sha256_from_hex(p.GetString()) : std::nullopt;
       if (!pd) return "bad piece hash for " + mf.path;
@@ -204,19 +210,39 @@ std::variant<Manifest, std::string> parse_manifest(std::string_view json) {
 
 std::string mime_type_for(std::string_view path) {
   static const std::unordered_map<std::string, std::string> kTypes = {
-      {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-      {"css", "text/css; charset=utf-8"}, {"js", "text/javascript; charset=utf-8"},
-      {"mjs", "text/javascript; charset=utf-8"}, {"json", "application/json"},
-      {"map", "application/json"}, {"webmanifest", "application/manifest+json"},
-      {"txt", "text/plain; charset=utf-8"}, {"xml", "application/xml"},
-      {"svg", "image/svg+xml"}, {"png", "image/png"}, {"jpg", "image/jpeg"},
-      {"jpeg", "image/jpeg"}, {"gif", "image/gif"}, {"webp", "image/webp"},
-      {"avif", "image/avif"}, {"ico", "image/x-icon"}, {"bmp", "image/bmp"},
-      {"woff", "font/woff"}, {"woff2", "font/woff2"}, {"ttf", "font/ttf"}, {"otf", "font/otf"},
-      {"eot", "application/vnd.ms-fontobject"}, {"wasm", "application/wasm"},
-      {"mp4", "video/mp4"}, {"webm", "video/webm"}, {"mp3", "audio/mpeg"},
-      {"ogg", "audio/ogg"}, {"wav", "audio/wav"}, {"pdf", "application/pdf"},
-      {"zip", "application/zip"}, {"csv", "text/csv; charset=utf-8"},
+      {"html", "text/html; charset=utf-8"},
+      {"htm", "text/html; charset=utf-8"},
+      {"css", "text/css; charset=utf-8"},
+      {"js", "text/javascript; charset=utf-8"},
+      {"mjs", "text/javascript; charset=utf-8"},
+      {"json", "application/json"},
+      {"map", "application/json"},
+      {"webmanifest", "application/manifest+json"},
+      {"txt", "text/plain; charset=utf-8"},
+      {"xml", "application/xml"},
+      {"svg", "image/svg+xml"},
+      {"png", "image/png"},
+      {"jpg", "image/jpeg"},
+      {"jpeg", "image/jpeg"},
+      {"gif", "image/gif"},
+      {"webp", "image/webp"},
+      {"avif", "image/avif"},
+      {"ico", "image/x-icon"},
+      {"bmp", "image/bmp"},
+      {"woff", "font/woff"},
+      {"woff2", "font/woff2"},
+      {"ttf", "font/ttf"},
+      {"otf", "font/otf"},
+      {"eot", "application/vnd.ms-fontobject"},
+      {"wasm", "application/wasm"},
+      {"mp4", "video/mp4"},
+      {"webm", "video/webm"},
+      {"mp3", "audio/mpeg"},
+      {"ogg", "audio/ogg"},
+      {"wav", "audio/wav"},
+      {"pdf", "application/pdf"},
+      {"zip", "application/zip"},
+      {"csv", "text/csv; charset=utf-8"},
       {"md", "text/markdown; charset=utf-8"},
   };
   auto slash = path.rfind('/');

@@ -30,10 +30,12 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Iterative parsing keeps the call stack flat whatever the nesting depth of hostile input;
 // encoding validation guarantees that what we forward is valid UTF-8 JSON.
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
-                                 rapidjson::kParseValidateEncodingFlag;
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
-std::string_view sv(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+std::string_view sv(const Value& v) {
+  return {v.GetString(), v.GetStringLength()};
+}
 
 template <class Id>
 std::optional<Id> member_id(const Value& obj, const char* name) {
@@ -51,8 +53,6 @@ bool valid_region(std::string_view r) {
   }
   return true;
 }
-
-
 
 // Relayed offers and answers are forwarded as the exact bytes the sender wrote, never
 // re-serialized from the DOM: the input was validated as UTF-8, so the bytes are valid UTF-8
@@ -86,7 +86,9 @@ class SpanRecorder {
   bool RawNumber(const char* s, rapidjson::SizeType n, bool c) {
     return value() && h_.RawNumber(s, n, c);
   }
-  bool String(const char* s, rapidjson::SizeType n, bool c) { return value() && h_.String(s, n, c); }
+  bool String(const char* s, rapidjson::SizeType n, bool c) {
+    return value() && h_.String(s, n, c);
+  }
   bool StartObject() { return open(true) && h_.StartObject(); }
   bool StartArray() { return open(false) && h_.StartArray(); }
   bool EndObject(rapidjson::SizeType n) { return close() && h_.EndObject(n); }
@@ -169,7 +171,9 @@ class SpanRecorder {
 
 // The reference client sends a session description object ({type, sdp}); anything else is
 // not something a browser could use, so it is refused rather than relayed.
-bool is_session_description(const Value& v) { return v.IsObject(); }
+bool is_session_description(const Value& v) {
+  return v.IsObject();
+}
 
 std::optional<AnnounceEvent> parse_event(const Value& obj) {
   auto it = obj.FindMember("event");
@@ -316,7 +320,8 @@ ParseResult parse_route(const Value& obj, const ParseLimits& limits) {
   req.info_hash = ids->first;
   req.peer_id = ids->second;
   if (auto it = obj.FindMember("k"); it != obj.MemberEnd()) {
-    if (!it->value.IsUint() || it->value.GetUint() < 1 || it->value.GetUint() > limits.max_route_k) {
+    if (!it->value.IsUint() || it->value.GetUint() < 1 ||
+        it->value.GetUint() > limits.max_route_k) {
       err.reason = "invalid k (1.." + std::to_string(limits.max_route_k) + ")";
       return err;
     }
@@ -353,8 +358,9 @@ ParseResult parse_report(const Value& obj) {
   req.peer_id = ids->second;
   // Byte counts: non-negative integers below 2^53 (what a browser's number holds exactly).
   constexpr std::uint64_t kMax = (std::uint64_t{1} << 53) - 1;
-  for (auto [name, field] : {std::pair{"from_peers", &req.from_peers}, std::pair{"from_origin", &req.from_origin},
-                             std::pair{"from_cache", &req.from_cache}, std::pair{"uploaded", &req.uploaded}}) {
+  for (auto [name, field] :
+       {std::pair{"from_peers", &req.from_peers}, std::pair{"from_origin", &req.from_origin},
+        std::pair{"from_cache", &req.from_cache}, std::pair{"uploaded", &req.uploaded}}) {
     auto it = obj.FindMember(name);
     if (it == obj.MemberEnd()) continue;
     if (!it->value.IsUint64() || it->value.GetUint64() > kMax) {
@@ -411,7 +417,9 @@ void write_str(Writer& w, const char* key, std::string_view value) {
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
 
-std::string finish(rapidjson::StringBuffer& buf) { return {buf.GetString(), buf.GetSize()}; }
+std::string finish(rapidjson::StringBuffer& buf) {
+  return {buf.GetString(), buf.GetSize()};
+}
 
 std::string serialize_relay(const char* kind, const InfoHash& info_hash, const PeerId& from,
                             const OfferId& offer_id, std::string_view json) {
@@ -449,11 +457,13 @@ ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
   doc.Populate(parse);
   if (too_deep) {
     return ParseError{"invalid JSON: nested deeper than " + std::to_string(ParseLimits::kMaxDepth),
-                      {}, std::nullopt};
+                      {},
+                      std::nullopt};
   }
   if (parsed.IsError()) {
     return ParseError{std::string("invalid JSON: ") + rapidjson::GetParseError_En(parsed.Code()),
-                      {}, std::nullopt};
+                      {},
+                      std::nullopt};
   }
   if (!doc.IsObject()) return ParseError{"invalid request: not a JSON object", {}, std::nullopt};
   auto action = doc.FindMember("action");
@@ -474,11 +484,16 @@ ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
 
 const char* to_string(AnnounceEvent event) {
   switch (event) {
-    case AnnounceEvent::kUpdate: return "update";
-    case AnnounceEvent::kStarted: return "started";
-    case AnnounceEvent::kStopped: return "stopped";
-    case AnnounceEvent::kCompleted: return "completed";
-    case AnnounceEvent::kPaused: return "paused";
+    case AnnounceEvent::kUpdate:
+      return "update";
+    case AnnounceEvent::kStarted:
+      return "started";
+    case AnnounceEvent::kStopped:
+      return "stopped";
+    case AnnounceEvent::kCompleted:
+      return "completed";
+    case AnnounceEvent::kPaused:
+      return "paused";
   }
   return "update";
 }
@@ -505,8 +520,8 @@ std::string serialize_offer(const InfoHash& info_hash, const PeerId& from, const
   return serialize_relay("offer", info_hash, from, offer_id, offer_json);
 }
 
-std::string serialize_answer(const InfoHash& info_hash, const PeerId& from,
-                             const OfferId& offer_id, std::string_view answer_json) {
+std::string serialize_answer(const InfoHash& info_hash, const PeerId& from, const OfferId& offer_id,
+                             std::string_view answer_json) {
   return serialize_relay("answer", info_hash, from, offer_id, answer_json);
 }
 

@@ -16,7 +16,9 @@ constexpr std::size_t kV1Max = 107;
 
 using Status = ProxyHeader::Status;
 
-ProxyHeader invalid() { return {Status::kInvalid, 0, std::nullopt}; }
+ProxyHeader invalid() {
+  return {Status::kInvalid, 0, std::nullopt};
+}
 
 std::array<unsigned char, 16> v4_mapped(const unsigned char* four) {
   std::array<unsigned char, 16> ip{};

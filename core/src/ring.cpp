@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <map>
 #include <cassert>
+#include <map>
 #include <numeric>
 
 namespace deploynet {

@@ -111,9 +111,14 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
     if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
     ++outcome.offers_relayed;
     if (to.node != 0) {  // its node remembers the offer when it delivers it
-      out.push_back({{}, OutKind::kOffer,
+      out.push_back({{},
+                     OutKind::kOffer,
                      serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer),
-                     to.node, req.info_hash, to.id, req.peer_id, offer.offer_id});
+                     to.node,
+                     req.info_hash,
+                     to.id,
+                     req.peer_id,
+                     offer.offer_id});
       return;
     }
     pending.push_back({offer.offer_id, req.peer_id, now_ms + config_.offer_ttl_ms});
@@ -142,7 +147,8 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
   }
 
   auto others = static_cast<std::uint32_t>(swarm.peers.size() - 1 - targeted.size());
-  std::uint32_t want = std::min<std::uint32_t>(static_cast<std::uint32_t>(untargeted.size()), budget);
+  std::uint32_t want =
+      std::min<std::uint32_t>(static_cast<std::uint32_t>(untargeted.size()), budget);
   want = std::min(want, others);
   if (want == 0) return;
 
@@ -178,9 +184,9 @@ bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Ou
     member = pit != sit->second.index.end() && sit->second.peers[pit->second].conn_id == conn.id;
   }
   if (!member) {
-    out.push_back({conn.link, OutKind::kReply,
-                   serialize_failure("route: announce in this swarm first", "route",
-                                     &req.info_hash)});
+    out.push_back(
+        {conn.link, OutKind::kReply,
+         serialize_failure("route: announce in this swarm first", "route", &req.info_hash)});
     return false;
   }
   Swarm& swarm = sit->second;
@@ -273,7 +279,8 @@ void Tracker::scrape(const ScrapeRequest& req, std::vector<ScrapeEntry>& out) co
 
 Tracker::Swarm& Tracker::swarm_for(const InfoHash& ih) {
   auto it = swarms_.find(ih);
-  if (it == swarms_.end()) it = swarms_.try_emplace(ih, Swarm{{}, {}, 0, 0, Ring(config_.ring)}).first;
+  if (it == swarms_.end())
+    it = swarms_.try_emplace(ih, Swarm{{}, {}, 0, 0, Ring(config_.ring)}).first;
   return it->second;
 }
 
@@ -377,10 +384,9 @@ std::size_t Tracker::drop_node(std::uint32_t node) {
   return dropped;
 }
 
-bool Tracker::deliver_remote_offer(const InfoHash& info_hash, const PeerId& from,
-                                   const PeerId& to, const OfferId& offer_id,
-                                   std::string payload, std::int64_t now_ms,
-                                   std::vector<Outgoing>& out) {
+bool Tracker::deliver_remote_offer(const InfoHash& info_hash, const PeerId& from, const PeerId& to,
+                                   const OfferId& offer_id, std::string payload,
+                                   std::int64_t now_ms, std::vector<Outgoing>& out) {
   auto sit = swarms_.find(info_hash);
   if (sit == swarms_.end()) return false;
   auto pit = sit->second.index.find(to);

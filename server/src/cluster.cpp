@@ -25,9 +25,15 @@ constexpr std::size_t kMaxQueued = 65'536;
 constexpr std::size_t kMaxUnsent = 64u << 20;
 constexpr auto kConnectTimeout = std::chrono::seconds(3);
 
-std::string node_channel(std::uint32_t node) { return "deploynet:node:" + std::to_string(node); }
-std::string peers_key(std::uint32_t node) { return "deploynet:peers:" + std::to_string(node); }
-std::string alive_key(std::uint32_t node) { return "deploynet:alive:" + std::to_string(node); }
+std::string node_channel(std::uint32_t node) {
+  return "deploynet:node:" + std::to_string(node);
+}
+std::string peers_key(std::uint32_t node) {
+  return "deploynet:peers:" + std::to_string(node);
+}
+std::string alive_key(std::uint32_t node) {
+  return "deploynet:alive:" + std::to_string(node);
+}
 
 void put_u32(std::string& s, std::uint32_t v) {
   for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -139,7 +145,7 @@ struct Cluster::Conn {
       e->ac = nullptr;
       boost::system::error_code ignored;
       e->sd.cancel(ignored);
-      e->sd.release();  // hiredis closes the fd
+      e->sd.release();                 // hiredis closes the fd
       auto keep = std::move(e->self);  // the last reference may be a pending wait's
     }
   };
@@ -159,7 +165,9 @@ Cluster::Cluster(ClusterConfig config, ShardedTracker& tracker, Metrics& metrics
       heartbeat_timer_(ioc_),
       reconnect_timer_(ioc_) {}
 
-Cluster::~Cluster() { stop(); }
+Cluster::~Cluster() {
+  stop();
+}
 
 void Cluster::start() {
   net::post(ioc_, [this] { connect(); });
@@ -227,7 +235,8 @@ void Cluster::connect() {
       auto* conn = static_cast<Conn*>(c->data);
       if (status != REDIS_OK) {
         // Once per outage at warn level; the retries (every few seconds) at debug.
-        LogLine(conn->owner->failed_connects_++ < 2 ? LogLevel::kWarn : LogLevel::kDebug, "redis connect failed")
+        LogLine(conn->owner->failed_connects_++ < 2 ? LogLevel::kWarn : LogLevel::kDebug,
+                "redis connect failed")
             .kv("conn", conn->name)
             .kv("error", c->errstr);
         conn->ac = nullptr;  // hiredis frees it after this callback
@@ -307,7 +316,7 @@ void Cluster::resync() {
       args.push_back(member_field(mine[j]));
       args.push_back(member_value(mine[j]));
     }
-    command(std::move(args));
+    command(args);
   }
   command({"EXPIRE", peers_key(node), ttl});
   std::string reset = "R";
@@ -322,7 +331,8 @@ void Cluster::resync() {
     for (std::size_t i = 0; i < r->elements; ++i) {
       std::uint32_t other = 0;
       try {
-        other = static_cast<std::uint32_t>(std::stoul(std::string(r->element[i]->str, r->element[i]->len)));
+        other = static_cast<std::uint32_t>(
+            std::stoul(std::string(r->element[i]->str, r->element[i]->len)));
       } catch (...) {
         continue;
       }
@@ -335,7 +345,8 @@ void Cluster::resync() {
           const redisReply* f = h->element[j];
           const redisReply* v = h->element[j + 1];
           if (f->len != kFieldLen || v->len < kValueMin) continue;
-          Proximity where{std::string(v->str + kValueMin, v->len - kValueMin), get_be(v->str + 1, 8)};
+          Proximity where{std::string(v->str + kValueMin, v->len - kValueMin),
+                          get_be(v->str + 1, 8)};
           tracker_.remote_join(other, get_id<InfoHash>(f->str), get_id<PeerId>(f->str + 20),
                                v->str[0] != 0, where);
           ++loaded;
@@ -372,10 +383,9 @@ void Cluster::heartbeat() {
       return;
     }
     const auto ttl = std::to_string(config_.node_ttl.count());
-    command({"SET", alive_key(config_.node_id), "1", "EX", ttl},
-            [this, gen](redisReply* r) {
-              if (r && gen == generation_) heartbeats_unanswered_ = 0;
-            });
+    command({"SET", alive_key(config_.node_id), "1", "EX", ttl}, [this, gen](redisReply* r) {
+      if (r && gen == generation_) heartbeats_unanswered_ = 0;
+    });
     command({"EXPIRE", peers_key(config_.node_id), ttl});
     // Which mirrored nodes went silent?
     for (auto other : known_nodes_) {
@@ -541,11 +551,12 @@ void Cluster::on_message(const char* data, std::size_t len) {
     auto offer = get_id<OfferId>(data + 61);
     std::string payload(data + kHead, len - kHead);
     std::vector<Outgoing> out;
-    bool ok = kind == 'O' ? tracker_.deliver_remote_offer(ih, from, to, offer, std::move(payload),
-                                                           std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                               std::chrono::steady_clock::now().time_since_epoch())
-                                                               .count(),
-                                                           out)
+    bool ok = kind == 'O' ? tracker_.deliver_remote_offer(
+                                ih, from, to, offer, std::move(payload),
+                                std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count(),
+                                out)
                           : tracker_.deliver_remote_answer(ih, to, std::move(payload), out);
     metrics_.cluster_relays_in.fetch_add(1, kRelaxed);
     if (!ok) {
@@ -592,7 +603,7 @@ void Cluster::on_message(const char* data, std::size_t len) {
   }
 }
 
-void Cluster::command(std::vector<std::string> args, std::function<void(redisReply*)> done) {
+void Cluster::command(const std::vector<std::string>& args, std::function<void(redisReply*)> done) {
   if (!cmd_ || !cmd_->ac) {
     if (done) done(nullptr);
     return;

@@ -47,7 +47,7 @@ class ShardedTracker;
 struct ClusterConfig {
   std::string redis_host;
   std::uint16_t redis_port = 6379;
-  std::uint32_t node_id = 0;  // 1 .. 2^31; unique within the cluster
+  std::uint32_t node_id = 0;          // 1 .. 2^31; unique within the cluster
   std::chrono::seconds node_ttl{15};  // a node silent this long is dropped by the others
 };
 
@@ -84,7 +84,7 @@ class Cluster {
   void heartbeat();
   void flush();
   void on_message(const char* data, std::size_t len);
-  void command(std::vector<std::string> args, std::function<void(redisReply*)> done = {});
+  void command(const std::vector<std::string>& args, std::function<void(redisReply*)> done = {});
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
 
   ClusterConfig config_;
@@ -102,7 +102,7 @@ class Cluster {
   bool stopping_ = false;
   bool subscribed_ = false;
   std::uint32_t failed_connects_ = 0;
-  std::uint64_t generation_ = 0;       // connection attempts; stale replies are ignored
+  std::uint64_t generation_ = 0;  // connection attempts; stale replies are ignored
   std::uint32_t heartbeats_unanswered_ = 0;
   std::set<std::uint32_t> known_nodes_;  // nodes whose peers are mirrored here
   std::chrono::milliseconds backoff_{250};

@@ -5,6 +5,7 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -62,7 +63,8 @@ std::optional<Cidr> parse_cidr(const std::string& text) {
     }
   }
   Cidr c;
-  auto v6 = v4 ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
+  auto v6 = v4 ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, addr.to_v4())
+               : addr.to_v6();
   c.addr = v6.to_bytes();
   c.bits = v4 ? bits + 96 : bits;
   return c;
@@ -179,7 +181,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
       if (setrlimit(RLIMIT_NOFILE, &raised) == 0) nofile = raised;
     }
     constexpr rlim_t kHeadroom = 64;
-    rlim_t budget = nofile.rlim_cur > 2 * kHeadroom ? nofile.rlim_cur - kHeadroom : nofile.rlim_cur / 2;
+    rlim_t budget =
+        nofile.rlim_cur > 2 * kHeadroom ? nofile.rlim_cur - kHeadroom : nofile.rlim_cur / 2;
     if (!vm.count("max-connections")) {
       c.max_connections = static_cast<std::uint32_t>(std::min<rlim_t>(c.max_connections, budget));
     } else if (c.max_connections > budget) {
@@ -216,13 +219,15 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     if (!cidr) return bad("--trusted-proxy: expected an address or CIDR, got '" + p + "'");
     c.trusted_proxies.push_back(*cidr);
   }
-  if (c.proxy_protocol && c.trusted_proxies.empty()) return bad("--proxy-protocol: needs --trusted-proxy (whose headers to believe)");
+  if (c.proxy_protocol && c.trusted_proxies.empty())
+    return bad("--proxy-protocol: needs --trusted-proxy (whose headers to believe)");
   split(turn, c.ice.turn_urls);
   for (const auto& u : c.ice.stun_urls) {
     if (!valid_ice_url(u, false)) return bad("--stun: expected stun:host[:port], got '" + u + "'");
   }
   for (const auto& u : c.ice.turn_urls) {
-    if (!valid_ice_url(u, true)) return bad("--turn: expected turn:host[:port][?transport=..], got '" + u + "'");
+    if (!valid_ice_url(u, true))
+      return bad("--turn: expected turn:host[:port][?transport=..], got '" + u + "'");
   }
   if (!turn_secret_file.empty()) {
     std::ifstream in(turn_secret_file);
@@ -242,8 +247,10 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   if (c.ice.relay_only && c.ice.turn_urls.empty()) return bad("--relay-only: needs --turn");
   if (!redis_url.empty()) {
     ClusterConfig cc;
-    if (!parse_redis_url(redis_url, cc)) return bad("--redis: expected redis://host[:port], got '" + redis_url + "'");
-    if (node_id < 1 || node_id > 2147483647u) return bad("--node-id: cluster mode needs a node number from 1 to 2147483647");
+    if (!parse_redis_url(redis_url, cc))
+      return bad("--redis: expected redis://host[:port], got '" + redis_url + "'");
+    if (node_id < 1 || node_id > 2147483647u)
+      return bad("--node-id: cluster mode needs a node number from 1 to 2147483647");
     if (node_ttl_s < 3 || node_ttl_s > 3600) return bad("--node-ttl: 3 to 3600 seconds");
     cc.node_id = node_id;
     cc.node_ttl = std::chrono::seconds(node_ttl_s);
@@ -252,7 +259,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   } else if (vm.count("node-id")) {
     return bad("--node-id: only with --redis (cluster mode)");
   }
-  c.tracker.ring.load_permille = static_cast<std::uint32_t>(load_factor * 1000 + 0.5);
+  c.tracker.ring.load_permille = static_cast<std::uint32_t>(std::lround(load_factor * 1000));
   c.handshake_timeout = std::chrono::seconds(handshake_s);
   c.idle_timeout = std::chrono::seconds(idle_s);
   c.tracker.offer_ttl_ms = static_cast<std::int64_t>(offer_ttl_s) * 1000;

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "cluster.hpp"
 #include "deploynet/protocol.hpp"
 #include "deploynet/tracker.hpp"
-#include "cluster.hpp"
 #include "ice.hpp"
 
 namespace deploynet::server {
@@ -29,16 +29,16 @@ struct Config {
   unsigned threads = 0;  // 0: one per core
 
   // Limits on what one client may send.
-  std::size_t max_frame_bytes = 64 * 1024;   // larger frame: close 1009 (aquatic uses 64 KiB)
-  ParseLimits parse;                         // offers per announce, info hashes per scrape
-  std::uint32_t max_swarms_per_conn = 64;    // swarms one socket may join
-  double rate_per_s = 20;                    // token bucket refill, messages per second
-  double rate_burst = 40;                    // token bucket size
-  std::uint32_t max_conns_per_ip = 256;      // concurrent connections from one address
-  std::uint32_t max_connections = 100'000;   // concurrent connections in all; by default
-                                             // lowered to the open-files limit less headroom
-  double conn_rate_per_ip = 20;              // new connections per second from one address
-  double conn_burst_per_ip = 40;             // ... and at once
+  std::size_t max_frame_bytes = 64 * 1024;  // larger frame: close 1009 (aquatic uses 64 KiB)
+  ParseLimits parse;                        // offers per announce, info hashes per scrape
+  std::uint32_t max_swarms_per_conn = 64;   // swarms one socket may join
+  double rate_per_s = 20;                   // token bucket refill, messages per second
+  double rate_burst = 40;                   // token bucket size
+  std::uint32_t max_conns_per_ip = 256;     // concurrent connections from one address
+  std::uint32_t max_connections = 100'000;  // concurrent connections in all; by default
+                                            // lowered to the open-files limit less headroom
+  double conn_rate_per_ip = 20;             // new connections per second from one address
+  double conn_burst_per_ip = 40;            // ... and at once
 
   // Timeouts and queues.
   std::chrono::seconds handshake_timeout{10};  // TCP accept to WebSocket open

@@ -37,7 +37,9 @@ bool header_has_token(std::string_view value, std::string_view token) {
   return false;
 }
 
-std::string_view sv(boost::string_view s) { return {s.data(), s.size()}; }
+std::string_view sv(boost::string_view s) {
+  return {s.data(), s.size()};
+}
 
 // Whether the query of a request target has the parameter `name` (`?a&name=1`, `?name`).
 bool query_has(std::string_view target, std::string_view name) {
@@ -56,7 +58,8 @@ bool query_has(std::string_view target, std::string_view name) {
 
 // The client behind a chain of trusted proxies: X-Forwarded-For read from the right (each proxy
 // appends the address it received from), skipping trusted proxies, up to the first other one.
-std::optional<std::array<unsigned char, 16>> forwarded_client(std::string_view xff, const Server& server) {
+std::optional<std::array<unsigned char, 16>> forwarded_client(std::string_view xff,
+                                                              const Server& server) {
   while (!xff.empty()) {
     auto comma = xff.rfind(',');
     auto item = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
@@ -66,7 +69,8 @@ std::optional<std::array<unsigned char, 16>> forwarded_client(std::string_view x
     boost::system::error_code ec;
     auto addr = net::ip::make_address(std::string(item), ec);
     if (ec) return std::nullopt;  // not an address: believe nothing further left
-    auto v6 = addr.is_v4() ? net::ip::make_address_v6(net::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
+    auto v6 =
+        addr.is_v4() ? net::ip::make_address_v6(net::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
     std::array<unsigned char, 16> ip{};
     auto bytes = v6.to_bytes();
     std::copy(bytes.begin(), bytes.end(), ip.begin());
@@ -125,7 +129,8 @@ void HttpSession::read_proxy_header() {
   }
   if (header.status == Status::kInvalid || buffer_.size() >= kMaxProxyHeader) {
     server_.metrics().proxy_header_invalid.fetch_add(1, std::memory_order_relaxed);
-    LogLine(LogLevel::kInfo, "connection from a trusted proxy without a valid PROXY header, closed");
+    LogLine(LogLevel::kInfo, "connection from a trusted proxy closed")
+        .kv("reason", "no valid PROXY header");
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();
@@ -195,8 +200,9 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
 
 void HttpSession::upgrade(const http::request<http::string_body>& req) {
   auto key = sv(req[http::field::sec_websocket_key]);
-  if (req.method() != http::verb::get || !header_has_token(sv(req[http::field::connection]), "upgrade") ||
-      key.empty() || key.size() > 64) {
+  if (req.method() != http::verb::get ||
+      !header_has_token(sv(req[http::field::connection]), "upgrade") || key.empty() ||
+      key.size() > 64) {
     reply(http::status::bad_request, "bad WebSocket upgrade request\n", "text/plain", false);
     return;
   }
@@ -236,7 +242,7 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
     hello = ice_message(server_.config().ice, unix_now_s());
   }
   auto conn = std::make_shared<WsConn>(std::move(own), worker_, server_, std::move(slot_));
-  conn->start(std::move(response), std::move(early_bytes), std::move(hello));
+  conn->start(std::move(response), std::move(early_bytes), hello);
 }
 
 void HttpSession::reply(http::status status, std::string body, const char* content_type,
@@ -250,9 +256,9 @@ void HttpSession::reply(http::status status, std::string body, const char* conte
   response_->body() = std::move(body);
   response_->prepare_payload();
   stream_.expires_after(server_.config().handshake_timeout);
-  http::async_write(stream_, *response_,
-                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(),
-                                              !keep_alive));
+  http::async_write(
+      stream_, *response_,
+      beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), !keep_alive));
 }
 
 void HttpSession::on_write(bool close, beast::error_code ec, std::size_t) {

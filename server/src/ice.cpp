@@ -19,7 +19,8 @@ std::string turn_password(std::string_view secret, std::string_view username) {
 
 bool valid_ice_url(std::string_view url, bool turn) {
   auto starts = [&](std::string_view p) { return url.substr(0, p.size()) == p; };
-  bool scheme = turn ? (starts("turn:") || starts("turns:")) : (starts("stun:") || starts("stuns:"));
+  bool scheme =
+      turn ? (starts("turn:") || starts("turns:")) : (starts("stun:") || starts("stuns:"));
   if (!scheme || url.size() > 256) return false;
   for (char c : url) {
     if (c <= ' ' || c > '~' || c == '"' || c == '\\') return false;

@@ -85,13 +85,17 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
   one(o, "deploynet_http_requests_total", "counter", "Plain HTTP requests served.",
       http_requests.load(kRelaxed));
 
-  header(o, "deploynet_connections_rejected_total", "counter",
-         "Connections refused, by reason.");
-  sample(o, "deploynet_connections_rejected_total", "reason=\"ip_cap\"", rejected_ip_cap.load(kRelaxed));
-  sample(o, "deploynet_connections_rejected_total", "reason=\"total_cap\"", rejected_total_cap.load(kRelaxed));
-  sample(o, "deploynet_connections_rejected_total", "reason=\"ip_rate\"", rejected_ip_rate.load(kRelaxed));
-  sample(o, "deploynet_connections_rejected_total", "reason=\"origin\"", rejected_origin.load(kRelaxed));
-  sample(o, "deploynet_connections_rejected_total", "reason=\"accept_error\"", accept_errors.load(kRelaxed));
+  header(o, "deploynet_connections_rejected_total", "counter", "Connections refused, by reason.");
+  sample(o, "deploynet_connections_rejected_total", "reason=\"ip_cap\"",
+         rejected_ip_cap.load(kRelaxed));
+  sample(o, "deploynet_connections_rejected_total", "reason=\"total_cap\"",
+         rejected_total_cap.load(kRelaxed));
+  sample(o, "deploynet_connections_rejected_total", "reason=\"ip_rate\"",
+         rejected_ip_rate.load(kRelaxed));
+  sample(o, "deploynet_connections_rejected_total", "reason=\"origin\"",
+         rejected_origin.load(kRelaxed));
+  sample(o, "deploynet_connections_rejected_total", "reason=\"accept_error\"",
+         accept_errors.load(kRelaxed));
 
   header(o, "deploynet_messages_received_total", "counter", "Client messages, by type.");
   sample(o, "deploynet_messages_received_total", "type=\"announce\"", recv_announce.load(kRelaxed));
@@ -114,37 +118,44 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
   one(o, "deploynet_offers_targeted_total", "counter",
       "Offers relayed to the peer they named (DeployNet's to_peer_id).",
       offers_targeted.load(kRelaxed));
-  one(o, "deploynet_route_content_ids_total", "counter",
-      "Content ids answered in route replies.", route_ids.load(kRelaxed));
+  one(o, "deploynet_route_content_ids_total", "counter", "Content ids answered in route replies.",
+      route_ids.load(kRelaxed));
   one(o, "deploynet_answers_relayed_total", "counter", "Answers relayed to the offering peer.",
       answers_relayed.load(kRelaxed));
 
   header(o, "deploynet_dropped_total", "counter", "Messages not delivered, by reason.");
-  sample(o, "deploynet_dropped_total", "reason=\"answer_unmatched\"", answers_dropped.load(kRelaxed));
-  sample(o, "deploynet_dropped_total", "reason=\"offers_over_cap\"", offers_over_cap.load(kRelaxed));
-  sample(o, "deploynet_dropped_total", "reason=\"offer_target_absent\"", offers_unroutable.load(kRelaxed));
+  sample(o, "deploynet_dropped_total", "reason=\"answer_unmatched\"",
+         answers_dropped.load(kRelaxed));
+  sample(o, "deploynet_dropped_total", "reason=\"offers_over_cap\"",
+         offers_over_cap.load(kRelaxed));
+  sample(o, "deploynet_dropped_total", "reason=\"offer_target_absent\"",
+         offers_unroutable.load(kRelaxed));
   sample(o, "deploynet_dropped_total", "reason=\"peer_gone\"", dropped_peer_gone.load(kRelaxed));
-  sample(o, "deploynet_dropped_total", "reason=\"send_queue_full\"", dropped_send_queue.load(kRelaxed));
+  sample(o, "deploynet_dropped_total", "reason=\"send_queue_full\"",
+         dropped_send_queue.load(kRelaxed));
 
-  one(o, "deploynet_rate_limited_total", "counter", "Messages refused by the per-connection rate limit.",
-      rate_limited.load(kRelaxed));
+  one(o, "deploynet_rate_limited_total", "counter",
+      "Messages refused by the per-connection rate limit.", rate_limited.load(kRelaxed));
   header(o, "deploynet_closed_total", "counter", "Connections closed by the server, by reason.");
   sample(o, "deploynet_closed_total", "reason=\"slow_reader\"", slow_readers_closed.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"rate_limit\"", rate_limit_closed.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"frame_too_big\"", frames_too_big.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"protocol_error\"", protocol_errors.load(kRelaxed));
   sample(o, "deploynet_closed_total", "reason=\"idle\"", idle_closed.load(kRelaxed));
-  sample(o, "deploynet_closed_total", "reason=\"proxy_header\"", proxy_header_invalid.load(kRelaxed));
-  one(o, "deploynet_swarm_cap_hits_total", "counter", "Announces refused: too many swarms on one connection.",
-      swarm_cap_hits.load(kRelaxed));
+  sample(o, "deploynet_closed_total", "reason=\"proxy_header\"",
+         proxy_header_invalid.load(kRelaxed));
+  one(o, "deploynet_swarm_cap_hits_total", "counter",
+      "Announces refused: too many swarms on one connection.", swarm_cap_hits.load(kRelaxed));
 
   handle_latency.render(o, "deploynet_handle_seconds",
                         "Time from a message read to all its replies and relays queued.");
 
   if (cluster_node.load(kRelaxed) != 0) {
     one(o, "deploynet_cluster_up", "gauge",
-        "1 while Redis is reachable; 0: local mode (this node's peers only).", cluster_up.load(kRelaxed));
-    one(o, "deploynet_cluster_remote_peers", "gauge", "Peers of other nodes mirrored here.", remote_peers);
+        "1 while Redis is reachable; 0: local mode (this node's peers only).",
+        cluster_up.load(kRelaxed));
+    one(o, "deploynet_cluster_remote_peers", "gauge", "Peers of other nodes mirrored here.",
+        remote_peers);
     one(o, "deploynet_cluster_relays_sent_total", "counter",
         "Offers and answers sent to peers on other nodes.", cluster_relays_out.load(kRelaxed));
     one(o, "deploynet_cluster_relays_received_total", "counter",
@@ -155,7 +166,8 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
     one(o, "deploynet_cluster_member_events_sent_total", "counter",
         "Joins and leaves of this node's peers published.", cluster_members_out.load(kRelaxed));
     one(o, "deploynet_cluster_member_events_received_total", "counter",
-        "Joins, leaves and reloads of other nodes' peers applied.", cluster_members_in.load(kRelaxed));
+        "Joins, leaves and reloads of other nodes' peers applied.",
+        cluster_members_in.load(kRelaxed));
     one(o, "deploynet_cluster_bytes_sent_total", "counter", "Bytes published to other nodes.",
         cluster_bytes_out.load(kRelaxed));
     one(o, "deploynet_cluster_bytes_received_total", "counter", "Bytes received from other nodes.",

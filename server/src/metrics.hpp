@@ -15,8 +15,8 @@ using Counter = std::atomic<std::uint64_t>;
 // A fixed-bucket latency histogram in microseconds, exported in seconds.
 class LatencyHistogram {
  public:
-  static constexpr std::array<std::uint32_t, 12> kBoundsUs = {5,    10,   25,   50,   100,  250,
-                                                              500,  1000, 2500, 5000, 10000, 50000};
+  static constexpr std::array<std::uint32_t, 12> kBoundsUs = {5,   10,   25,   50,   100,   250,
+                                                              500, 1000, 2500, 5000, 10000, 50000};
   void observe_us(std::uint64_t us);
   void render(std::string& out, const char* name, const char* help) const;
 

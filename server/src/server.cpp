@@ -4,8 +4,8 @@
 
 #include <boost/asio/post.hpp>
 
-#include "log.hpp"
 #include "http_session.hpp"
+#include "log.hpp"
 #include "worker.hpp"
 #include "ws_conn.hpp"
 
@@ -62,22 +62,26 @@ Server::Server(Config config)
   set_log_level(config_.log_level);
   if (config_.cluster) {
     metrics_.cluster_node.store(config_.cluster->node_id);
-    cluster_ = std::make_unique<Cluster>(*config_.cluster, tracker_, metrics_, [this](std::vector<Outgoing>& out) {
-      // Offers and answers from other nodes, for peers connected here.
-      for (auto& o : out) {
-        auto link = o.to.lock();
-        if (!link) {
-          metrics_.dropped_peer_gone.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        (o.kind == OutKind::kOffer ? metrics_.sent_offer : metrics_.sent_answer)
-            .fetch_add(1, std::memory_order_relaxed);
-        auto conn = std::static_pointer_cast<WsConn>(std::move(link));
-        auto& ioc = conn->worker().ioc();
-        net::post(ioc, [conn = std::move(conn), payload = std::move(o.payload)] { conn->send_text(payload); });
-      }
-    });
-    tracker_.set_member_sink([c = cluster_.get()](std::vector<MemberEvent>&& events) { c->publish(std::move(events)); });
+    cluster_ = std::make_unique<Cluster>(
+        *config_.cluster, tracker_, metrics_, [this](std::vector<Outgoing>& out) {
+          // Offers and answers from other nodes, for peers connected here.
+          for (auto& o : out) {
+            auto link = o.to.lock();
+            if (!link) {
+              metrics_.dropped_peer_gone.fetch_add(1, std::memory_order_relaxed);
+              continue;
+            }
+            (o.kind == OutKind::kOffer ? metrics_.sent_offer : metrics_.sent_answer)
+                .fetch_add(1, std::memory_order_relaxed);
+            auto conn = std::static_pointer_cast<WsConn>(std::move(link));
+            auto& ioc = conn->worker().ioc();
+            net::post(ioc, [conn = std::move(conn), payload = std::move(o.payload)] {
+              conn->send_text(payload);
+            });
+          }
+        });
+    tracker_.set_member_sink(
+        [c = cluster_.get()](std::vector<MemberEvent>&& events) { c->publish(std::move(events)); });
   }
 }
 
@@ -147,10 +151,10 @@ void Server::do_accept() {
   // Connections go to the workers in turn; each stays on its worker for life.
   Worker& worker = *workers_[next_worker_];
   next_worker_ = (next_worker_ + 1) % workers_.size();
-  acceptor_.async_accept(worker.ioc(), [this, &worker](const boost::system::error_code& ec,
-                                                       tcp::socket socket) {
-    on_accept(ec, std::move(socket), worker);
-  });
+  acceptor_.async_accept(worker.ioc(),
+                         [this, &worker](const boost::system::error_code& ec, tcp::socket socket) {
+                           on_accept(ec, std::move(socket), worker);
+                         });
 }
 
 void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, Worker& worker) {
@@ -172,7 +176,8 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
     return;
   }
   auto addr = remote.address();
-  auto v6 = addr.is_v4() ? net::ip::make_address_v6(net::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
+  auto v6 =
+      addr.is_v4() ? net::ip::make_address_v6(net::ip::v4_mapped, addr.to_v4()) : addr.to_v6();
   auto ip = v6.to_bytes();
   std::string key(reinterpret_cast<const char*>(ip.data()), ip.size());
   const char* refusal = nullptr;
@@ -186,13 +191,10 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
     if (open_slots_ >= config_.max_connections) {
       metrics_.rejected_total_cap.fetch_add(1, std::memory_order_relaxed);
       refusal = kRefuseFull;
-    } else if (proxy) {
-      ++n;
-      ++open_slots_;
-    } else if (n >= config_.max_conns_per_ip) {
+    } else if (!proxy && n >= config_.max_conns_per_ip) {
       metrics_.rejected_ip_cap.fetch_add(1, std::memory_order_relaxed);
       refusal = kRefuseBusy;
-    } else if (!take_conn_token(key)) {
+    } else if (!proxy && !take_conn_token(key)) {
       metrics_.rejected_ip_rate.fetch_add(1, std::memory_order_relaxed);
       refusal = kRefuseBusy;
     } else {
@@ -254,7 +256,8 @@ bool Server::take_conn_token(const std::string& key) {
   if (conn_rate_.size() >= kMaxRateEntries && !conn_rate_.contains(key)) {
     std::erase_if(conn_rate_, [&](const auto& e) {
       return std::chrono::duration<double>(now - e.second.last).count() * config_.conn_rate_per_ip +
-                 e.second.tokens >= config_.conn_burst_per_ip;
+                 e.second.tokens >=
+             config_.conn_burst_per_ip;
     });
     if (conn_rate_.size() >= kMaxRateEntries) conn_rate_.clear();
   }
@@ -299,8 +302,8 @@ std::string Server::render_health() {
          std::to_string(metrics_.connections_open.load(std::memory_order_relaxed)) +
          ",\"swarms\":" + std::to_string(c.swarms) + ",\"peers\":" + std::to_string(c.peers) +
          (cluster_ ? ",\"cluster\":{\"node\":" + std::to_string(cluster_->node_id()) +
-                         ",\"redis\":\"" + (cluster_->up() ? "up" : "down") +
-                         "\",\"mode\":\"" + (cluster_->up() ? "cluster" : "local") +
+                         ",\"redis\":\"" + (cluster_->up() ? "up" : "down") + "\",\"mode\":\"" +
+                         (cluster_->up() ? "cluster" : "local") +
                          "\",\"remote_peers\":" + std::to_string(c.remote_peers) + "}"
                    : std::string()) +
          "}\n";

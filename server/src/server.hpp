@@ -91,7 +91,7 @@ class Server {
   ShardedTracker tracker_;
   SiteStats sites_;
   std::vector<std::unique_ptr<Worker>> workers_;  // worker 0 accepts and handles signals
-  std::unique_ptr<Cluster> cluster_;               // cluster mode only
+  std::unique_ptr<Cluster> cluster_;              // cluster mode only
   unsigned next_worker_ = 0;
   tcp::acceptor acceptor_;
   net::signal_set signals_;
@@ -101,7 +101,8 @@ class Server {
 
   bool take_conn_token(const std::string& key);  // under slots_mu_
   // Moves a connection's count from `from` to `to` if `to` is within its limits.
-  const char* move_slot(const std::array<unsigned char, 16>& from, const std::array<unsigned char, 16>& to);
+  const char* move_slot(const std::array<unsigned char, 16>& from,
+                        const std::array<unsigned char, 16>& to);
 
   std::mutex slots_mu_;
   std::unordered_map<std::string, std::uint32_t> per_ip_;

@@ -26,7 +26,9 @@ class ShardedTracker {
 
   // Cluster mode (see Tracker): the mirror of other nodes' peers, and this node's own changes
   // handed to `sink` under the swarm's lock, so that they leave in the order they happened.
-  void set_member_sink(std::function<void(std::vector<MemberEvent>&&)> sink) { sink_ = std::move(sink); }
+  void set_member_sink(std::function<void(std::vector<MemberEvent>&&)> sink) {
+    sink_ = std::move(sink);
+  }
   void remote_join(std::uint32_t node, const InfoHash& ih, const PeerId& peer, bool seeder,
                    const Proximity& where);
   void remote_leave(std::uint32_t node, const InfoHash& ih, const PeerId& peer);

@@ -37,9 +37,12 @@ WsConn::WsConn(Socket socket, Worker& worker, Server& server, ConnSlot&& slot)
       reader_(server.config().max_frame_bytes),
       tokens_(static_cast<float>(server.config().rate_burst)) {}
 
-WsConn::~WsConn() { teardown(); }
+WsConn::~WsConn() {
+  teardown();
+}
 
-void WsConn::start(std::string handshake_response, std::string early_bytes, std::string hello) {
+void WsConn::start(std::string handshake_response, std::string early_bytes,
+                   std::string_view hello) {
   auto& m = server_.metrics();
   m.connections_open.fetch_add(1, kRelaxed);
   m.connections_total.fetch_add(1, kRelaxed);
@@ -59,10 +62,9 @@ void WsConn::start(std::string handshake_response, std::string early_bytes, std:
 }
 
 void WsConn::arm_read() {
-  socket_.async_wait(tcp::socket::wait_read,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->on_readable(ec);
-                     });
+  socket_.async_wait(
+      tcp::socket::wait_read,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
 }
 
 void WsConn::on_readable(const boost::system::error_code& ec) {
@@ -135,7 +137,9 @@ void WsConn::consume(std::span<char> data) {
           LogLine(LogLevel::kDebug, "frame too big, closing 1009").kv("conn", id_);
         } else {
           server_.metrics().protocol_errors.fetch_add(1, kRelaxed);
-          LogLine(LogLevel::kDebug, "WebSocket protocol error").kv("conn", id_).kv("error", ev.error);
+          LogLine(LogLevel::kDebug, "WebSocket protocol error")
+              .kv("conn", id_)
+              .kv("error", ev.error);
         }
         close(static_cast<ws::CloseCode>(ev.close_code), ev.error);
         return;
@@ -200,8 +204,8 @@ void WsConn::handle_message(std::string_view text) {
     m.sent_reply.fetch_add(1, kRelaxed);
     send_text(reply);
   }
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::steady_clock::now() - start)
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
                 .count();
   m.handle_latency.observe_us(static_cast<std::uint64_t>(us));
 }
@@ -219,8 +223,8 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   if (req.offers_dropped) m.offers_over_cap.fetch_add(req.offers_dropped, kRelaxed);
 
   std::vector<Outgoing> out;
-  auto outcome =
-      server_.tracker().announce(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, req, last_read_ms_, out);
+  auto outcome = server_.tracker().announce(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, req,
+                                            last_read_ms_, out);
   if (outcome.joined) joined_.emplace_back(req.info_hash, req.peer_id);
   if (outcome.left) std::erase(joined_, std::pair{req.info_hash, req.peer_id});
   if (outcome.offers_relayed) m.offers_relayed.fetch_add(outcome.offers_relayed, kRelaxed);
@@ -246,9 +250,15 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
       continue;
     }
     switch (o.kind) {
-      case OutKind::kReply: m.sent_reply.fetch_add(1, kRelaxed); break;
-      case OutKind::kOffer: m.sent_offer.fetch_add(1, kRelaxed); break;
-      case OutKind::kAnswer: m.sent_answer.fetch_add(1, kRelaxed); break;
+      case OutKind::kReply:
+        m.sent_reply.fetch_add(1, kRelaxed);
+        break;
+      case OutKind::kOffer:
+        m.sent_offer.fetch_add(1, kRelaxed);
+        break;
+      case OutKind::kAnswer:
+        m.sent_answer.fetch_add(1, kRelaxed);
+        break;
     }
     // Every link this server gives the tracker is a WsConn.
     auto to = std::static_pointer_cast<WsConn>(std::move(link));
@@ -291,8 +301,7 @@ void WsConn::handle_report(const ReportRequest& req) {
   server_.sites().add(req.origin, delta);
 }
 
-void WsConn::reply_failure(std::string_view reason, std::string_view action,
-                           const InfoHash* ih) {
+void WsConn::reply_failure(std::string_view reason, std::string_view action, const InfoHash* ih) {
   server_.metrics().sent_failure.fetch_add(1, kRelaxed);
   send_text(serialize_failure(reason, action, ih));
 }
@@ -377,8 +386,8 @@ void WsConn::on_sweep(std::int64_t now_ms) {
     if (now_ms - close_sent_ms_ > kCloseGraceMs) teardown();
     return;
   }
-  auto idle = std::chrono::duration_cast<std::chrono::milliseconds>(server_.config().idle_timeout)
-                  .count();
+  auto idle =
+      std::chrono::duration_cast<std::chrono::milliseconds>(server_.config().idle_timeout).count();
   auto silent = now_ms - last_read_ms_;
   if (silent > idle) {
     server_.metrics().idle_closed.fetch_add(1, kRelaxed);

@@ -27,7 +27,7 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
 
   // Starts with the 101 response to write and any bytes the client sent after its request.
   // `hello`: a first text frame to send right after the handshake (empty: none).
-  void start(std::string handshake_response, std::string early_bytes, std::string hello = {});
+  void start(std::string handshake_response, std::string early_bytes, std::string_view hello = {});
   void send_text(std::string_view payload);
   // Sends a close frame, then ends the connection once it is written (or after a grace time).
   void close(ws::CloseCode code, std::string_view reason = {});
@@ -65,7 +65,7 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
   std::uint32_t out_frames_ = 0;
 
   std::vector<std::pair<InfoHash, PeerId>> joined_;  // left when the connection ends
-  std::vector<ReportRequest> reported_;               // last byte counts, per swarm joined
+  std::vector<ReportRequest> reported_;              // last byte counts, per swarm joined
 
   std::int64_t last_read_ms_ = 0;
   std::int64_t close_sent_ms_ = 0;

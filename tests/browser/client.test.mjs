@@ -46,7 +46,7 @@ test('visitor B gets every asset from visitor A, and the origin sees no request 
   assert.equal(ra.stats.bytesFromPeers, 0)
 
   const b = await open('B1', { swarm, ringWasm: '/deploynet_ring.wasm' })
-  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 10_000, 'B connected to A, knowing what A holds')
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A, knowing what A holds')
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   assert.equal(rb.stats.bytesFromPeers, TOTAL)
@@ -81,7 +81,7 @@ test('a peer serving corrupted pieces is banned and not one bad byte is used', a
   const m = await open('M2', { swarm }, CORRUPT)
   await fetchAll(m, PATHS)
   const a = await open('A2', { swarm })
-  await waitFor(async () => (await holdersOf(a, PATHS.length)) >= 1, 10_000, 'A connected to M, knowing what M holds')
+  await waitFor(async () => (await holdersOf(a, PATHS.length)) >= 1, 30_000, 'A connected to M, knowing what M holds')
   // A fetches from M first: every piece from M is bad; A bans M and falls back to the origin.
   const ra = await fetchAll(a, PATHS)
   assert.deepEqual(ra.hashes, site.contents)
@@ -90,7 +90,7 @@ test('a peer serving corrupted pieces is banned and not one bad byte is used', a
   assert.equal(ra.stats.bytesFromOrigin, TOTAL)
 
   const b = await open('B2', { swarm })
-  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 2, 10_000, 'B connected to M and A, knowing what they hold')
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 2, 30_000, 'B connected to M and A, knowing what they hold')
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   assert.ok(rb.stats.bans >= 1 && rb.stats.badPieces >= 1, JSON.stringify(rb.stats))
@@ -134,11 +134,11 @@ test('a peer that vanishes mid-transfer: the transfer completes from elsewhere',
   const a = await open('A5', { swarm, uploadLimit: 150_000 })
   await fetchAll(a, ['/img/hero.png'])
   const b = await open('B5', { swarm })
-  await waitFor(async () => (await holdersOf(b, 1)) >= 1, 10_000, 'B connected to A, knowing what A holds')
+  await waitFor(async () => (await holdersOf(b, 1)) >= 1, 30_000, 'B connected to A, knowing what A holds')
   const pending = fetchAll(b, ['/img/hero.png'])
   // Wait for verified pieces at B, not bytes sent by A: A interleaves the pieces it serves, so
   // bytes sent alone do not mean a whole piece has arrived.
-  await waitFor(async () => (await b.page.evaluate(() => window.dn.stats().bytesFromPeers)) > 0, 10_000, 'B verified a piece from A')
+  await waitFor(async () => (await b.page.evaluate(() => window.dn.stats().bytesFromPeers)) > 0, 30_000, 'B verified a piece from A')
   await a.close()
   const r = await pending
   assert.equal(r.hashes['/img/hero.png'], site.contents['/img/hero.png'])
@@ -158,7 +158,7 @@ test('a peer flooding cancels and haves cannot grow another visitor\'s memory', 
   await fetchAll(victim, PATHS)
   // The victim reads the flood before the attacker's request: no hedge to the origin meanwhile.
   const attacker = await open('X6', { swarm, firstByteTimeout: 120_000 })
-  await waitFor(async () => (await holdersOf(attacker, PATHS.length)) >= 1, 10_000, 'attacker connected to the victim')
+  await waitFor(async () => (await holdersOf(attacker, PATHS.length)) >= 1, 30_000, 'attacker connected to the victim')
   // 50,000 cancels for requests never made and 50,000 haves of content not in the manifest,
   // through the real data channel (each a valid wire message).
   await attacker.page.evaluate(async () => {

@@ -84,7 +84,7 @@ TEST(Manifest, RejectsWhatABrowserCouldNotTrust) {
   EXPECT_NE(error(replace("/empty.txt", "/a//b")), "");
   EXPECT_NE(error(replace("/empty.txt", "/a\\\\b")), "");
   EXPECT_NE(error(replace("/empty.txt", "/a\\nb")), "");
-  EXPECT_NE(error(replace("/empty.txt", "/zzz")), "");  // out of order
+  EXPECT_NE(error(replace("/empty.txt", "/zzz")), "");              // out of order
   EXPECT_NE(error(replace("\"size\":1025", "\"size\":3000")), "");  // wrong piece count
   EXPECT_NE(error(replace("\"size\":0", "\"size\":-1")), "");
   auto upper = to_hex(digest(0xAB));

@@ -14,7 +14,9 @@ const std::string kOffer = "cccccccccccccccccccc";
 const AnnounceRequest& as_announce(const ParseResult& r) {
   return std::get<AnnounceRequest>(std::get<InMessage>(r));
 }
-const ParseError& as_error(const ParseResult& r) { return std::get<ParseError>(r); }
+const ParseError& as_error(const ParseResult& r) {
+  return std::get<ParseError>(r);
+}
 
 rapidjson::Document json(const std::string& text) {
   rapidjson::Document d;
@@ -83,9 +85,8 @@ TEST(Parse, ScrapeForms) {
   EXPECT_TRUE(std::get<ScrapeRequest>(std::get<InMessage>(all)).info_hashes.empty());
   ParseLimits limits;
   limits.max_scrape_hashes = 1;
-  auto too_many = parse_in_message(R"({"action":"scrape","info_hash":[")" + kHash + R"(",")" +
-                                       kPeer + R"("]})",
-                                   limits);
+  auto too_many = parse_in_message(
+      R"({"action":"scrape","info_hash":[")" + kHash + R"(",")" + kPeer + R"("]})", limits);
   EXPECT_EQ(as_error(too_many).action, "scrape");
 }
 
@@ -95,8 +96,8 @@ TEST(Parse, OffersBeyondTheCapAreDroppedAndCounted) {
     if (i) offers += ",";
     offers += R"({"offer":{"type":"offer","sdp":"s"},"offer_id":")" + kOffer + R"("})";
   }
-  auto r = parse_in_message(R"({"action":"announce","info_hash":")" + kHash +
-                            R"(","peer_id":")" + kPeer + R"(","offers":[)" + offers + "]}");
+  auto r = parse_in_message(R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" +
+                            kPeer + R"(","offers":[)" + offers + "]}");
   ASSERT_TRUE(std::holds_alternative<InMessage>(r));
   EXPECT_EQ(as_announce(r).offers.size(), 10u);
   EXPECT_EQ(as_announce(r).offers_dropped, 2u);
@@ -104,8 +105,8 @@ TEST(Parse, OffersBeyondTheCapAreDroppedAndCounted) {
 
 TEST(Parse, LeftAcceptsNumbersAndNumericStrings) {
   auto with_left = [&](const std::string& left) {
-    return parse_in_message(R"({"action":"announce","info_hash":")" + kHash +
-                            R"(","peer_id":")" + kPeer + R"(","left":)" + left + "}");
+    return parse_in_message(R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" +
+                            kPeer + R"(","left":)" + left + "}");
   };
   EXPECT_TRUE(as_announce(with_left("0")).seeder());
   EXPECT_TRUE(as_announce(with_left("\"0\"")).seeder());
@@ -122,7 +123,9 @@ struct Hostile {
   const char* reason_prefix;
 };
 
-void PrintTo(const Hostile& h, std::ostream* os) { *os << h.name; }
+void PrintTo(const Hostile& h, std::ostream* os) {
+  *os << h.name;
+}
 
 class ParseHostile : public ::testing::TestWithParam<Hostile> {};
 
@@ -146,20 +149,24 @@ INSTANTIATE_TEST_SUITE_P(
         Hostile{"string", "\"announce\"", "invalid request"},
         Hostile{"no_action", R"({"info_hash":"x"})", "invalid action"},
         Hostile{"numeric_action", R"({"action":1})", "invalid action"},
-        Hostile{"unknown_action", R"({"action":"connect"})", "invalid action in WS request: connect"},
+        Hostile{"unknown_action", R"({"action":"connect"})",
+                "invalid action in WS request: connect"},
         Hostile{"deep_nesting", std::string(100000, '[') + std::string(100000, ']'),
                 "invalid JSON: nested deeper than 32"},
-        Hostile{"short_hash", R"({"action":"announce","info_hash":"abc","peer_id":")" + kPeer + "\"}",
+        Hostile{"short_hash",
+                R"({"action":"announce","info_hash":"abc","peer_id":")" + kPeer + "\"}",
                 "invalid info_hash"},
         Hostile{"hash_number", R"({"action":"announce","info_hash":12,"peer_id":")" + kPeer + "\"}",
                 "invalid info_hash"},
-        Hostile{"hex_hash", R"({"action":"announce","info_hash":")" + std::string(40, 'a') +
-                                R"(","peer_id":")" + kPeer + "\"}",
+        Hostile{"hex_hash",
+                R"({"action":"announce","info_hash":")" + std::string(40, 'a') +
+                    R"(","peer_id":")" + kPeer + "\"}",
                 "invalid info_hash"},
         Hostile{"no_peer", R"({"action":"announce","info_hash":")" + kHash + "\"}",
                 "invalid peer_id"},
-        Hostile{"wide_peer", R"({"action":"announce","info_hash":")" + kHash +
-                                 R"(","peer_id":"\u0100)" + std::string(19, 'p') + "\"}",
+        Hostile{"wide_peer",
+                R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":"\u0100)" +
+                    std::string(19, 'p') + "\"}",
                 "invalid peer_id"},
         Hostile{"bad_event", "{\"action\":\"announce\"," + kIds + R"(,"event":"exploded"})",
                 "invalid event"},
@@ -167,18 +174,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "invalid offers"},
         Hostile{"offer_string", "{\"action\":\"announce\"," + kIds + R"(,"offers":["x"]})",
                 "invalid offer"},
-        Hostile{"offer_no_id", "{\"action\":\"announce\"," + kIds +
-                                   R"(,"offers":[{"offer":{"sdp":"x"}}]})",
+        Hostile{"offer_no_id",
+                "{\"action\":\"announce\"," + kIds + R"(,"offers":[{"offer":{"sdp":"x"}}]})",
                 "invalid offer"},
-        Hostile{"offer_sdp_string", "{\"action\":\"announce\"," + kIds +
-                                        R"(,"offers":[{"offer":"x","offer_id":")" + kOffer +
-                                        "\"}]}",
+        Hostile{"offer_sdp_string",
+                "{\"action\":\"announce\"," + kIds + R"(,"offers":[{"offer":"x","offer_id":")" +
+                    kOffer + "\"}]}",
                 "invalid offer"},
-        Hostile{"answer_string", "{\"action\":\"announce\"," + kIds + R"(,"answer":"x","to_peer_id":")" +
-                                     kPeer + R"(","offer_id":")" + kOffer + "\"}",
+        Hostile{"answer_string",
+                "{\"action\":\"announce\"," + kIds + R"(,"answer":"x","to_peer_id":")" + kPeer +
+                    R"(","offer_id":")" + kOffer + "\"}",
                 "invalid answer"},
         Hostile{"scrape_number", R"({"action":"scrape","info_hash":5})", "invalid info_hash"},
-        Hostile{"scrape_bad_item", R"({"action":"scrape","info_hash":["x"]})", "invalid info_hash"}),
+        Hostile{"scrape_bad_item", R"({"action":"scrape","info_hash":["x"]})",
+                "invalid info_hash"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Parse, UnknownActionNameIsSanitizedInTheReason) {
@@ -215,7 +224,6 @@ TEST(Serialize, OfferCarriesTheSdpObjectAndBinaryIds) {
   EXPECT_EQ(as_announce(reparsed).info_hash, ih);
 }
 
-
 std::string announce_with_offers(const std::string& offers_json) {
   return R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer +
          R"(","offers":)" + offers_json + "}";
@@ -225,8 +233,8 @@ TEST(Relay, LoneSurrogateEscapeIsForwardedAsTheSendersBytes) {
   // RapidJSON decodes "\udc00" to ED B0 80, which is not UTF-8; re-serializing it made the
   // relayed frame invalid and browsers failed the receiving peer's connection.
   const std::string offer = R"({"type":"offer", "sdp":"v=0\udc00x\udfff"})";
-  auto r = parse_in_message(announce_with_offers(R"([{"offer_id":")" + kOffer +
-                                                 R"(","offer":)" + offer + "}]"));
+  auto r = parse_in_message(
+      announce_with_offers(R"([{"offer_id":")" + kOffer + R"(","offer":)" + offer + "}]"));
   ASSERT_TRUE(std::holds_alternative<InMessage>(r)) << as_error(r).reason;
   ASSERT_EQ(as_announce(r).offers.size(), 1u);
   EXPECT_EQ(as_announce(r).offers[0].offer, offer);
@@ -236,9 +244,9 @@ TEST(Relay, LoneSurrogateEscapeIsForwardedAsTheSendersBytes) {
   EXPECT_TRUE(std::holds_alternative<InMessage>(parse_in_message(out)));
 
   const std::string answer = R"({"type":"answer","sdp":"\udfff"})";
-  auto a = parse_in_message(R"({"action":"announce","info_hash":")" + kHash +
-                            R"(","peer_id":")" + kPeer + R"(","to_peer_id":")" + kPeer +
-                            R"(","offer_id":")" + kOffer + R"(","answer":)" + answer + "}");
+  auto a = parse_in_message(R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" +
+                            kPeer + R"(","to_peer_id":")" + kPeer + R"(","offer_id":")" + kOffer +
+                            R"(","answer":)" + answer + "}");
   ASSERT_TRUE(std::holds_alternative<InMessage>(a)) << as_error(a).reason;
   EXPECT_EQ(as_announce(a).answer->answer, answer);
   EXPECT_TRUE(valid_utf8(serialize_answer(InfoHash::from_bytes(kHash), PeerId::from_bytes(kPeer),
@@ -250,8 +258,11 @@ TEST(Relay, EachOfferGetsItsOwnBytesWhateverTheLayout) {
   // first one counts, as for every other member), and a second "offers" array (ignored).
   std::string msg = announce_with_offers(
       R"([ {"offer" : {"type":"offer","sdp":"A","x":{"y":[1,{"z":"}"}]}}, "offer":{"sdp":"no"},)"
-      R"( "offer_id":")" + kOffer + R"("} ,)"
-      R"({"offer_id":")" + kOffer + R"(","offer":{"sdp":"B\"}"}} ],"offers":[{"offer":{}}])");
+      R"( "offer_id":")" +
+      kOffer +
+      R"("} ,)"
+      R"({"offer_id":")" +
+      kOffer + R"(","offer":{"sdp":"B\"}"}} ],"offers":[{"offer":{}}])");
   auto r = parse_in_message(msg);
   ASSERT_TRUE(std::holds_alternative<InMessage>(r)) << as_error(r).reason;
   const auto& offers = as_announce(r).offers;
@@ -291,11 +302,11 @@ TEST(Serialize, ScrapeAndFailure) {
   EXPECT_FALSE(bare.HasMember("action"));
 }
 
-
 TEST(Parse, DeployNetExtensions) {
   const std::string hex(64, 'a');
   std::string route = R"({"action":"route","info_hash":")" + kHash + R"(","peer_id":")" + kPeer +
-                      R"(","k":4,"content_ids":[")" + hex + R"(",")" + std::string(64, 'F') + R"("]})";
+                      R"(","k":4,"content_ids":[")" + hex + R"(",")" + std::string(64, 'F') +
+                      R"("]})";
   auto r = parse_in_message(route);
   const auto& req = std::get<RouteRequest>(std::get<InMessage>(r));
   EXPECT_EQ(req.k, 4u);
@@ -323,17 +334,21 @@ TEST(Parse, DeployNetExtensions) {
   for (int i = 0; i < 257; ++i) many += (i ? ",\"" : "\"") + hex + "\"";
   bad(many + "]");
 
-  std::string base = R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer + "\"";
+  std::string base =
+      R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" + kPeer + "\"";
   auto ok = parse_in_message(base + R"(,"region":"eu-west.1","offers":[{"offer_id":")" + kOffer +
-                             R"(","offer":{"type":"offer","sdp":"x"},"to_peer_id":")" + kPeer + R"("}]})");
+                             R"(","offer":{"type":"offer","sdp":"x"},"to_peer_id":")" + kPeer +
+                             R"("}]})");
   const auto& a = as_announce(ok);
   EXPECT_EQ(a.region, "eu-west.1");
   ASSERT_TRUE(a.offers[0].to_peer_id);
   EXPECT_EQ(a.offers[0].to_peer_id->to_wire(), kPeer);
   EXPECT_EQ(as_error(parse_in_message(base + R"(,"region":"a b"})")).action, "announce");
-  EXPECT_TRUE(std::holds_alternative<ParseError>(parse_in_message(base + R"(,"region":")" + std::string(33, 'x') + "\"}")));
-  EXPECT_TRUE(std::holds_alternative<ParseError>(parse_in_message(
-      base + R"(,"offers":[{"offer_id":")" + kOffer + R"(","offer":{"type":"offer","sdp":"x"},"to_peer_id":"short"}]})")));
+  EXPECT_TRUE(std::holds_alternative<ParseError>(
+      parse_in_message(base + R"(,"region":")" + std::string(33, 'x') + "\"}")));
+  EXPECT_TRUE(std::holds_alternative<ParseError>(
+      parse_in_message(base + R"(,"offers":[{"offer_id":")" + kOffer +
+                       R"(","offer":{"type":"offer","sdp":"x"},"to_peer_id":"short"}]})")));
 }
 
 TEST(Serialize, RouteReply) {

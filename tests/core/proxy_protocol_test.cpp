@@ -10,8 +10,22 @@ namespace {
 using Status = ProxyHeader::Status;
 
 std::array<unsigned char, 16> v4(unsigned a, unsigned b, unsigned c, unsigned d) {
-  return {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, static_cast<unsigned char>(a),
-          static_cast<unsigned char>(b), static_cast<unsigned char>(c), static_cast<unsigned char>(d)};
+  return {0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0,
+          0xFF,
+          0xFF,
+          static_cast<unsigned char>(a),
+          static_cast<unsigned char>(b),
+          static_cast<unsigned char>(c),
+          static_cast<unsigned char>(d)};
 }
 
 std::string v2(unsigned char ver_cmd, unsigned char fam, std::string addr) {
@@ -46,10 +60,11 @@ TEST(ProxyProtocol, IncompleteHeadersWaitAndBadOnesAreRefused) {
   for (std::size_t n = 0; n < full.size(); ++n) {
     EXPECT_EQ(parse_proxy_header(full.substr(0, n)).status, Status::kNeedMore) << n;
   }
-  for (const char* bad : {"GET / HTTP/1.1\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
-                          "PROXY TCP4 1.2.3.999 5.6.7.8 1 2\r\n", "PROXY TCP4 ::1 ::1 1 2\r\n",
-                          "PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n", "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n",
-                          "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n"}) {
+  for (const char* bad :
+       {"GET / HTTP/1.1\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
+        "PROXY TCP4 1.2.3.999 5.6.7.8 1 2\r\n", "PROXY TCP4 ::1 ::1 1 2\r\n",
+        "PROXY TCP4 1.2.3.4 5.6.7.8 1 65536\r\n", "PROXY TCP4  1.2.3.4 5.6.7.8 1 2\r\n",
+        "PROXY UDP4 1.2.3.4 5.6.7.8 1 2\r\n", "PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n"}) {
     EXPECT_EQ(parse_proxy_header(bad).status, Status::kInvalid) << bad;
   }
   // No line end within the longest v1 header: refused rather than buffered.
@@ -75,7 +90,8 @@ TEST(ProxyProtocol, Version2BinaryHeaders) {
   EXPECT_EQ(parse_proxy_header(v2(0x22, 0x11, addr4)).status, Status::kInvalid);
   EXPECT_EQ(parse_proxy_header(v2(0x21, 0x11, addr4.substr(0, 8))).status, Status::kInvalid);
   EXPECT_EQ(parse_proxy_header(v2(0x21, 0x21, addr4)).status, Status::kInvalid);
-  EXPECT_EQ(parse_proxy_header(v2(0x21, 0x11, addr4 + std::string(600, '\0'))).status, Status::kInvalid);
+  EXPECT_EQ(parse_proxy_header(v2(0x21, 0x11, addr4 + std::string(600, '\0'))).status,
+            Status::kInvalid);
 }
 
 }  // namespace

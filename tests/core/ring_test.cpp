@@ -118,9 +118,9 @@ TEST(Ring, ReusedSlotsCarryTheNewPeersPoints) {
   for (int i = 0; i < 20; ++i) reused.add(peer(i));
   reused.route(keys(1)[0], 1);  // builds the ring
   reused.remove(peer(5));
-  reused.add(peer(99));         // may take peer 5's slot
+  reused.add(peer(99));  // may take peer 5's slot
   reused.remove(peer(6));
-  reused.add(peer(6));          // leave and rejoin before the next query
+  reused.add(peer(6));  // leave and rejoin before the next query
   for (int i = 0; i < 20; ++i) fresh.add(peer(i == 5 ? 99 : i));
   for (const auto& k : keys(300)) EXPECT_EQ(reused.route(k, 2), fresh.route(k, 2));
 }

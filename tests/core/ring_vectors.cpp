@@ -87,7 +87,8 @@ std::vector<std::string> replay_ring_vectors(const std::string& json, bool fill,
           std::vector<ContentId> keys;
           for (auto& kv : step["keys"].GetArray()) keys.push_back(unhex<32>(kv.GetString()));
           got.SetArray();
-          for (const auto& peers : ring.assign(keys, k, from_of(step), ex.empty() ? nullptr : &exclude)) {
+          for (const auto& peers :
+               ring.assign(keys, k, from_of(step), ex.empty() ? nullptr : &exclude)) {
             got.PushBack(list(peers), alloc);
           }
         }
@@ -102,8 +103,7 @@ std::vector<std::string> replay_ring_vectors(const std::string& json, bool fill,
         rapidjson::StringBuffer sb;
         rapidjson::Writer<rapidjson::StringBuffer> w(sb);
         got.Accept(w);
-        bad.push_back(name + " step " + std::to_string(n) + " (" + op + "): got " +
-                      sb.GetString());
+        bad.push_back(name + " step " + std::to_string(n) + " (" + op + "): got " + sb.GetString());
       }
     }
   }
@@ -155,8 +155,7 @@ std::string generate_ring_vector_steps() {
     c["steps"].PushBack(s, alloc);
   };
   auto ask = [&](Value& c, const char* op, std::vector<std::string> keys, unsigned k,
-                 const std::string& region, const std::string& prefix,
-                 const std::string& exclude) {
+                 const std::string& region, const std::string& prefix, const std::string& exclude) {
     Value s(rapidjson::kObjectType);
     s.AddMember("op", Value(op, alloc), alloc);
     if (std::string(op) == "route") {

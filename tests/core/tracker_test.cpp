@@ -22,7 +22,9 @@ class TrackerTest : public ::testing::Test {
 
   static PeerId peer(int n) { return PeerId::from_bytes("peer-" + std::string(15, 'a' + n)); }
   static OfferId offer_id(int n) { return OfferId::from_bytes("offr-" + std::string(15, 'a' + n)); }
-  static InfoHash swarm(int n = 0) { return InfoHash::from_bytes("hash-" + std::string(15, 'a' + n)); }
+  static InfoHash swarm(int n = 0) {
+    return InfoHash::from_bytes("hash-" + std::string(15, 'a' + n));
+  }
 
   AnnounceOutcome announce(const ConnRef& c, int p, AnnounceEvent ev, int offers = 0,
                            int swarm_n = 0) {
@@ -31,7 +33,8 @@ class TrackerTest : public ::testing::Test {
     req.peer_id = peer(p);
     req.event = ev;
     for (int i = 0; i < offers; ++i) {
-      req.offers.push_back({offer_id(i), R"({"type":"offer","sdp":"o)" + std::to_string(i) + "\"}", std::nullopt});
+      req.offers.push_back(
+          {offer_id(i), R"({"type":"offer","sdp":"o)" + std::to_string(i) + "\"}", std::nullopt});
     }
     return tracker_.announce(c, req, now_ms_, rng_, out_);
   }
@@ -269,7 +272,6 @@ TEST_F(TrackerTest, PendingOffersPerPeerAreBounded) {
   EXPECT_TRUE(answer(a, 0, 1, 19).answer_relayed);
 }
 
-
 // DeployNet's targeted offers: each goes to the peer it names; the untargeted ones to random
 // other peers, never to a targeted one again, never to the sender.
 TEST_F(TrackerTest, TargetedOffersGoToTheNamedPeer) {
@@ -319,7 +321,8 @@ TEST_F(TrackerTest, RouteNamesResponsiblePeersExcludingTheAsker) {
   req.peer_id = peer(2);
   req.k = 3;
   req.content_ids.resize(4);
-  for (std::size_t i = 0; i < 4; ++i) req.content_ids[i].fill(static_cast<std::uint8_t>(0x11 * (i + 1)));
+  for (std::size_t i = 0; i < 4; ++i)
+    req.content_ids[i].fill(static_cast<std::uint8_t>(0x11 * (i + 1)));
   ASSERT_TRUE(tracker_.route(conns[2], req, out_));
   auto msgs = take(conns[2]);
   ASSERT_EQ(msgs.size(), 1u);
@@ -394,7 +397,6 @@ TEST_F(TrackerTest, RegionHintsRouteWithinTheRegionFirst) {
   }
 }
 
-
 // Cluster mode: peers of other nodes are members; what is for them leaves addressed to their node.
 TEST_F(TrackerTest, RemotePeersCountReceiveOffersThroughTheirNodeAndAnswerBack) {
   TrackerConfig cfg;
@@ -437,7 +439,8 @@ TEST_F(TrackerTest, RemotePeersCountReceiveOffersThroughTheirNodeAndAnswerBack) 
   // An answer to an offer never delivered here is still refused.
   EXPECT_TRUE(answer(a, 0, 1, 6).answer_dropped);
   // Nothing is delivered for a remote or absent peer.
-  EXPECT_FALSE(tracker_.deliver_remote_offer(swarm(), peer(0), peer(1), offer_id(1), "x", now_ms_, out_));
+  EXPECT_FALSE(
+      tracker_.deliver_remote_offer(swarm(), peer(0), peer(1), offer_id(1), "x", now_ms_, out_));
   EXPECT_FALSE(tracker_.deliver_remote_answer(swarm(), peer(3), "x", out_));
   EXPECT_TRUE(out_.empty());
 }

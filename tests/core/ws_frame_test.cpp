@@ -161,7 +161,8 @@ TEST(WsFrame, InvalidCloseCodesAndNonUtf8TextAreErrors) {
   }
   // A code point split across fragments is fine; binary frames are not UTF-8 checked.
   MessageReader r(100);
-  auto buf = client_frame(0x01, "\xe2\x82") + client_frame(0x80, "\xac!") + client_frame(0x82, "\xff");
+  auto buf =
+      client_frame(0x01, "\xe2\x82") + client_frame(0x80, "\xac!") + client_frame(0x82, "\xff");
   std::span<char> s(buf);
   std::size_t used = 0;
   EXPECT_EQ(r.next(s, used).kind, Kind::kFragment);

@@ -35,8 +35,8 @@ struct Id20 {
         i += 1;
       } else if ((c == 0xC2 || c == 0xC3) && i + 1 < utf8.size() &&
                  (static_cast<std::uint8_t>(utf8[i + 1]) & 0xC0) == 0x80) {
-        id.bytes[n++] =
-            static_cast<std::uint8_t>(((c & 0x1F) << 6) | (static_cast<std::uint8_t>(utf8[i + 1]) & 0x3F));
+        id.bytes[n++] = static_cast<std::uint8_t>(((c & 0x1F) << 6) |
+                                                  (static_cast<std::uint8_t>(utf8[i + 1]) & 0x3F));
         i += 2;
       } else {
         return std::nullopt;
@@ -75,8 +75,9 @@ struct Id20 {
   // std::array's operator<=>.
   friend std::strong_ordering operator<=>(const Id20& a, const Id20& b) {
     int c = std::memcmp(a.bytes.data(), b.bytes.data(), kSize);
-    return c < 0 ? std::strong_ordering::less
-                 : c > 0 ? std::strong_ordering::greater : std::strong_ordering::equal;
+    return c < 0   ? std::strong_ordering::less
+           : c > 0 ? std::strong_ordering::greater
+                   : std::strong_ordering::equal;
   }
 };
 

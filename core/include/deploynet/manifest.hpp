@@ -28,7 +28,7 @@ struct ManifestFile {
   std::string path;  // URL path from the site root: "/", then '/'-separated UTF-8 segments
   Sha256 sha256{};   // of the whole file: its content id
   std::uint64_t size = 0;
-  std::string type;  // MIME type
+  std::string type;            // MIME type
   std::vector<Sha256> pieces;  // ceil(size / piece_size) digests; none for an empty file
 };
 

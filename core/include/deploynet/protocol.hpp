@@ -22,7 +22,8 @@ enum class AnnounceEvent : std::uint8_t { kUpdate, kStarted, kStopped, kComplete
 // An SDP offer the announcing peer wants delivered to another peer of the swarm.
 struct OfferIn {
   OfferId offer_id;
-  std::string offer;  // the RTCSessionDescriptionInit object: the sender's exact bytes (valid UTF-8)
+  std::string
+      offer;  // the RTCSessionDescriptionInit object: the sender's exact bytes (valid UTF-8)
   // DeployNet extension: deliver this offer to that peer (one the ring named) instead of a
   // random one. Plain WebTorrent clients never send it.
   std::optional<PeerId> to_peer_id;
@@ -64,7 +65,7 @@ struct RouteRequest {
   InfoHash info_hash;
   PeerId peer_id;
   std::vector<std::array<std::uint8_t, 32>> content_ids;  // SHA-256, sent as 64 hex digits
-  std::uint32_t k = 3;                                     // peers per content id
+  std::uint32_t k = 3;                                    // peers per content id
 };
 
 // DeployNet extension (`"action":"report"`): a member's byte counts for this page view so far
@@ -119,8 +120,8 @@ std::string serialize_announce_reply(const InfoHash& info_hash, std::uint32_t co
                                      std::uint32_t incomplete, std::uint32_t interval_s);
 std::string serialize_offer(const InfoHash& info_hash, const PeerId& from, const OfferId& offer_id,
                             std::string_view offer_json);
-std::string serialize_answer(const InfoHash& info_hash, const PeerId& from,
-                             const OfferId& offer_id, std::string_view answer_json);
+std::string serialize_answer(const InfoHash& info_hash, const PeerId& from, const OfferId& offer_id,
+                             std::string_view answer_json);
 std::string serialize_scrape_reply(std::span<const ScrapeEntry> files, std::uint32_t interval_s);
 struct RouteEntry {
   std::array<std::uint8_t, 32> content_id;

@@ -36,12 +36,12 @@ namespace deploynet {
 using ContentId = std::array<std::uint8_t, 32>;  // SHA-256 of the content
 
 struct RingConfig {
-  std::uint32_t vnodes = 16;        // points per peer; bounded loads keep the balance, not vnodes
+  std::uint32_t vnodes = 16;  // points per peer; bounded loads keep the balance, not vnodes
   std::uint32_t load_permille = 1250;  // c of bounded loads, in thousandths (1.25)
 };
 
 struct Proximity {
-  std::string region;           // empty: unknown
+  std::string region;            // empty: unknown
   std::uint64_t net_prefix = 0;  // e.g. IPv4 /24 or IPv6 /48 of the peer's address; 0: unknown
 };
 
@@ -66,8 +66,8 @@ class HashRing {
   // lookup() for many keys: min(k, eligible peers) peers per key, key after key, appended to
   // `out`. Memory-bound at large rings, so the search is pipelined: the bucket and the point of
   // the keys a few steps ahead are prefetched while the current one is answered.
-  void lookup_many(std::span<const ContentId> keys, std::uint32_t k,
-                   std::span<const PeerId> skip, std::vector<PeerId>& out);
+  void lookup_many(std::span<const ContentId> keys, std::uint32_t k, std::span<const PeerId> skip,
+                   std::vector<PeerId>& out);
 
   // Bounded loads over `keys` (in ring order): want[i] more peers for keys[i], appended to
   // out[i] and never one already there or in `skip`. Capacity per peer:
@@ -89,11 +89,11 @@ class HashRing {
   // Appends up to k distinct peers, clockwise from point index i, skipping those in `skip`.
   void walk(std::size_t i, std::uint32_t k, std::span<const PeerId> skip,
             std::vector<PeerId>& out) const;
-  bool skipped(std::uint32_t slot, std::span<const PeerId> skip,
-               const std::vector<PeerId>& chosen, std::size_t chosen_from) const;
+  bool skipped(std::uint32_t slot, std::span<const PeerId> skip, const std::vector<PeerId>& chosen,
+               std::size_t chosen_from) const;
 
   std::uint32_t vnodes_;
-  std::vector<PeerId> members_;   // by slot; a freed slot waits in free_
+  std::vector<PeerId> members_;  // by slot; a freed slot waits in free_
   std::vector<std::uint32_t> free_;
   std::vector<std::uint32_t> released_;  // freed slots whose points are still in points_
   std::vector<bool> live_;

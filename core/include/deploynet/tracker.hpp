@@ -72,8 +72,8 @@ struct AnnounceOutcome {
   bool joined = false;  // the peer was added to the swarm by this announce
   bool left = false;    // the peer was removed from the swarm by this announce
   std::uint32_t offers_relayed = 0;
-  std::uint32_t offers_targeted = 0;     // of those, sent to the peer the offer named
-  std::uint32_t offers_unroutable = 0;   // named a peer not in the swarm (or the sender)
+  std::uint32_t offers_targeted = 0;    // of those, sent to the peer the offer named
+  std::uint32_t offers_unroutable = 0;  // named a peer not in the swarm (or the sender)
   bool answer_relayed = false;
   bool answer_dropped = false;  // no such peer, or no outstanding offer matching it
   std::string failure;          // non-empty: the announce was refused (reply already queued)

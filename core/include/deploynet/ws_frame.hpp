@@ -47,8 +47,8 @@ class MessageReader {
     kMessage,   // a whole text or binary message: `payload`
     kPing,      // answer with a pong carrying `payload`
     kPong,
-    kClose,     // the client closes: a valid `close_code` to echo (1005 when it gave none)
-    kError,     // protocol violation: close with `close_code`, `error` says why
+    kClose,  // the client closes: a valid `close_code` to echo (1005 when it gave none)
+    kError,  // protocol violation: close with `close_code`, `error` says why
   };
   struct Event {
     Kind kind = Kind::kNeedMore;
