@@ -401,7 +401,15 @@ export class DeployNet extends Emitter<Events> {
   private async loadManifest() {
     const res = await originFetch(this.options.manifest, { cache: 'no-cache', priority: 'high' });
     if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
-    this.index = new ManifestIndex(parseManifest(await res.json()));
+    const manifest = parseManifest(await res.json());
+    // A manifest published for another origin (a staging build, the wrong --origin) describes
+    // another deploy: nothing of it is used, the site loads over HTTP.
+    if (manifest.origin !== location.origin) {
+      throw new Error(
+        `ERR_MANIFEST_ORIGIN: ${this.options.manifest} was published for ${manifest.origin}, this page is ${location.origin} (deploynet publish --origin ${location.origin})`,
+      );
+    }
+    this.index = new ManifestIndex(manifest);
     // Content of older deploys is never served again.
     this.heldReady = this.store
       .evictExcept(new Set(this.index.byId.keys()))

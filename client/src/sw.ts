@@ -40,6 +40,7 @@ function loadManifest(): Promise<void> {
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const m = await res.json();
       if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
+      if (m.origin !== sw.location.origin) throw new Error('published for another origin');
       const files = new Map<string, SwFile>();
       for (const f of m.files) {
         if (typeof f?.path === 'string' && typeof f.sha256 === 'string')

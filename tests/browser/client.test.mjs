@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, freePort } from '../integration/harness.mjs'
-import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf } from './harness.mjs'
+import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish } from './harness.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -11,20 +11,21 @@ const FILES = { '/app.js': 300_000, '/style.css': 40_000, '/img/hero.png': 700_0
 const PATHS = Object.keys(FILES)
 const TOTAL = Object.values(FILES).reduce((a, b) => a + b, 0)
 
-let signal, origin, site
+let signal, origin, site, siteDir
 const visitors = []
 let swarmN = 0
 
 before(async () => {
   signal = await startServer()
-  const dir = fs.mkdtempSync('/tmp/dn-client-site-')
-  origin = await startOrigin(dir)
-  site = makeSite(FILES, origin.url, dir)
+  siteDir = fs.mkdtempSync('/tmp/dn-client-site-')
+  origin = await startOrigin(siteDir)
+  site = makeSite(FILES, origin.url, siteDir)
 })
 after(async () => {
   for (const v of visitors) await v.close()
   await origin?.stop()
   await signal?.stop()
+  if (siteDir) fs.rmSync(siteDir, { recursive: true, force: true })
 })
 
 async function open (name, options = {}, init) {
@@ -117,6 +118,16 @@ test('signaling server down: everything loads over HTTP within the budget (debug
   for (const p of PATHS) assert.ok(logged.some((l) => l.startsWith(`deploynet: ${p} from the origin: `)), p)
   assert.ok(logged.every((l) => /\(0 peers connected, 0 announced content\)$/.test(l)), logged.join('\n'))
   await v.close()
+})
+
+test('a manifest published for another origin is refused: nothing of it is used', async () => {
+  publish(siteDir, 'https://staging.example', ['--out', path.join(siteDir, 'other.json')])
+  const v = await visitor('O5')
+  visitors.push(v)
+  await v.page.goto(`${origin.url}/test.html`)
+  const outcome = await v.page.evaluate((signalUrl) => DeployNet.start({ signal: [signalUrl], manifest: '/other.json' })
+    .then(() => 'started', (e) => String(e.message)), signal.url)
+  assert.match(outcome, /^ERR_MANIFEST_ORIGIN: \/other\.json was published for https:\/\/staging\.example, this page is http:\/\/127\.0\.0\.1:\d+/)
 })
 
 test('WebRTC unavailable: everything loads over HTTP at once', async () => {
