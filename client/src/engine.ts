@@ -71,6 +71,10 @@ export interface DeployNetOptions {
   report?: boolean;
 }
 
+// Re-offering to members not connected: first gap, and the most it backs off to.
+const TOP_UP_MIN_MS = 3000;
+const TOP_UP_MAX_MS = 30_000;
+
 const DEFAULTS = {
   manifest: '/deploynet.json',
   iceServers: undefined as RTCIceServer[] | undefined,
@@ -258,6 +262,7 @@ export class DeployNet extends Emitter<Events> {
   private offeredTo = new Map<string, number>(); // peer id -> time of the last targeted offer
   private destroyed = false;
   private joined = false;
+  private topUpGap = TOP_UP_MIN_MS;
   private lastReport = 0;
   private reported = '';
   private onHide: (() => void) | null = null;
@@ -598,6 +603,7 @@ export class DeployNet extends Emitter<Events> {
         existing.destroy('duplicate');
       }
       this.peers.set(peer.id, peer);
+      this.topUpGap = TOP_UP_MIN_MS;
       this.firstPeerMs ??= performance.now();
       this.ring?.add(peer.id);
       void this.sendHello(peer);
@@ -937,6 +943,22 @@ export class DeployNet extends Emitter<Events> {
       this.prefetch();
     }
     if (this.onHide && now - this.lastReport > 15_000) this.report();
+    this.topUp(now);
+  }
+
+  /**
+   * Keeps the swarm topped up: while members of the swarm are neither connected nor being
+   * answered, offers go out again, 3 s after the last announce and backing off to 30 s while
+   * nothing new connects. A handshake that failed (a lost answer, NAT, a peer that left) is
+   * then retried in seconds rather than at the next route request or tracker interval.
+   */
+  private topUp(now: number) {
+    if (!this.joined || !this.signal?.connected || this.announcing || now - this.lastAnnounce < this.topUpGap) return;
+    let answered = 0;
+    for (const p of this.connecting) if (p.id) answered++;
+    if (this.swarmPeers - 1 - this.peers.size - answered <= 0 || this.room() <= 0) return;
+    this.topUpGap = Math.min(this.topUpGap * 2, TOP_UP_MAX_MS);
+    void this.announce();
   }
 
   /** This page view's byte counts to the signaling server, when they changed (see `report`). */

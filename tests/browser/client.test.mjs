@@ -130,6 +130,27 @@ test('a manifest published for another origin is refused: nothing of it is used'
   assert.match(outcome, /^ERR_MANIFEST_ORIGIN: \/other\.json was published for https:\/\/staging\.example, this page is http:\/\/127\.0\.0\.1:\d+/)
 })
 
+test('a failed first handshake is retried within seconds (top-up), not at the next tracker interval', async () => {
+  const swarm = `swarm-topup-${++swarmN}`.padEnd(20, '-')
+  const a = await open('TA', { swarm })
+  await fetchAll(a, PATHS)
+  // B's side loses every answer in its first 2.5 s: its first offers (random and targeted) fail.
+  const b = await open('TB', { swarm }, `
+    const set = RTCPeerConnection.prototype.setRemoteDescription
+    const t0 = Date.now()
+    window.droppedAnswers = 0
+    RTCPeerConnection.prototype.setRemoteDescription = function (d) {
+      if (d && d.type === 'answer' && Date.now() - t0 < 2500) { window.droppedAnswers++; return Promise.reject(new Error('answer lost')) }
+      return set.apply(this, arguments)
+    }`)
+  // Without re-offering, the next chance would be the route refresh (30 s) or the tracker's
+  // interval (120 s).
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 20_000, 'B connected to A after its first handshakes failed')
+  assert.ok(await b.page.evaluate(() => window.droppedAnswers) >= 1)
+  const r = await fetchAll(b, PATHS)
+  assert.equal(r.stats.bytesFromPeers, TOTAL)
+})
+
 test('WebRTC unavailable: everything loads over HTTP at once', async () => {
   const v = await open('W4', {}, 'delete window.RTCPeerConnection')
   const r = await fetchAll(v, PATHS)
