@@ -4,6 +4,7 @@
 #
 #   BENCH_SECONDS   measured seconds per load run       (default 5)
 #   BENCH_IDLE      idle connections for the memory run (default 19000)
+#   BENCH_PARTS     parts to run (default: signal cluster hash ring client lab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/release
@@ -89,61 +90,72 @@ idle_memory() {
   echo "$n $before $after"
 }
 
-run_load() {  # name mode [rate]
-  local name=$1 mode=$2 rate=${3:-1000}
+run_load() {  # name mode [rate] [conns]
+  local name=$1 mode=$2 rate=${3:-1000} conns=${4:-$CONNS}
   $LOAD_CPU "$BIN/bench/deploynet-load" --url "ws://127.0.0.1:$port" --server-pid "$server_pid" \
-    --mode "$mode" --rate "$rate" --conns $CONNS --swarm-size $SWARM --offers $OFFERS \
+    --mode "$mode" --rate "$rate" --conns "$conns" --swarm-size $SWARM --offers $OFFERS \
     --duration "$SECONDS_RUN" --tag "$name" >"$work/$name.out"
 }
 
-echo "== signaling: one server core, $CONNS clients, swarms of $SWARM, $OFFERS offers per announce, ${SECONDS_RUN}s per run"
+# BENCH_PARTS: which parts run (default all): signal cluster hash ring client lab
+PARTS=${BENCH_PARTS:-signal cluster hash ring client lab}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+if part signal; then
+echo "== signaling: one server core, $CONNS and 1000 clients, swarms of $SWARM, $OFFERS offers per announce, ${SECONDS_RUN}s per run"
 declare -A R
 for server in ours reference; do
   if [ $server = ours ]; then start_ours; else start_reference; fi
   [ -n "$port" ] || { echo "bench: $server server did not start"; exit 1; }
-  run_load "${server}_sat" saturate
-  peak=$(val announces_per_s "$work/${server}_sat.out")
-  half=$((peak / 2))
-  run_load "${server}_half" rate "$half"
+  for conns in $CONNS 1000; do
+    run_load "${server}_sat_$conns" saturate 1000 "$conns"
+    peak=$(val announces_per_s "$work/${server}_sat_$conns.out")
+    half=$((peak / 2))
+    run_load "${server}_half_$conns" rate "$half" "$conns"
+    R[$server,$conns,ann]=$peak
+    R[$server,$conns,msgs]=$(val messages_per_s "$work/${server}_sat_$conns.out")
+    R[$server,$conns,eff]=$(val messages_per_server_cpu_s "$work/${server}_sat_$conns.out")
+    R[$server,$conns,p50sat]=$(val latency_p50_ms "$work/${server}_sat_$conns.out")
+    R[$server,$conns,p99sat]=$(val latency_p99_ms "$work/${server}_sat_$conns.out")
+    R[$server,$conns,half]=$half
+    R[$server,$conns,p50half]=$(val latency_p50_ms "$work/${server}_half_$conns.out")
+    R[$server,$conns,p99half]=$(val latency_p99_ms "$work/${server}_half_$conns.out")
+  done
   read -r n before after < <(idle_memory)
-  R[$server,ann]=$peak
-  R[$server,msgs]=$(val messages_per_s "$work/${server}_sat.out")
-  R[$server,eff]=$(val messages_per_server_cpu_s "$work/${server}_sat.out")
-  R[$server,p50sat]=$(val latency_p50_ms "$work/${server}_sat.out")
-  R[$server,p99sat]=$(val latency_p99_ms "$work/${server}_sat.out")
-  R[$server,half]=$half
-  R[$server,p50half]=$(val latency_p50_ms "$work/${server}_half.out")
-  R[$server,p99half]=$(val latency_p99_ms "$work/${server}_half.out")
   R[$server,idle]=$n
   R[$server,bpc]=$(( (after - before) * 1024 / n ))
   stop_server
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-printf '\n%-44s %14s %14s %8s\n' "figure" "deploynet" "bittorrent-tr" "ratio"
-row() { printf '%-44s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
-row "announces/s, saturated" "${R[ours,ann]}" "${R[reference,ann]}" "$(ratio "${R[ours,ann]}" "${R[reference,ann]}")"
-row "messages delivered/s, saturated" "${R[ours,msgs]}" "${R[reference,msgs]}" "$(ratio "${R[ours,msgs]}" "${R[reference,msgs]}")"
-row "messages per server CPU-second (target>=10x)" "${R[ours,eff]}" "${R[reference,eff]}" "$(ratio "${R[ours,eff]}" "${R[reference,eff]}")"
-row "offer latency p50 ms, saturated" "${R[ours,p50sat]}" "${R[reference,p50sat]}" ""
-row "offer latency p99 ms, saturated" "${R[ours,p99sat]}" "${R[reference,p99sat]}" ""
-row "announces/s at half of own peak" "${R[ours,half]}" "${R[reference,half]}" ""
-row "offer latency p50 ms, half peak" "${R[ours,p50half]}" "${R[reference,p50half]}" ""
-row "offer latency p99 ms, half peak (target<10)" "${R[ours,p99half]}" "${R[reference,p99half]}" ""
+printf '\n%-50s %14s %14s %8s\n' "figure" "deploynet" "bittorrent-tr" "ratio"
+row() { printf '%-50s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
+for conns in $CONNS 1000; do
+  row "[$conns clients] announces/s, saturated" "${R[ours,$conns,ann]}" "${R[reference,$conns,ann]}" "$(ratio "${R[ours,$conns,ann]}" "${R[reference,$conns,ann]}")"
+  row "[$conns clients] messages delivered/s, saturated" "${R[ours,$conns,msgs]}" "${R[reference,$conns,msgs]}" "$(ratio "${R[ours,$conns,msgs]}" "${R[reference,$conns,msgs]}")"
+  row "[$conns clients] messages per server CPU-s (>=10x)" "${R[ours,$conns,eff]}" "${R[reference,$conns,eff]}" "$(ratio "${R[ours,$conns,eff]}" "${R[reference,$conns,eff]}")"
+  row "[$conns clients] offer latency p50 ms, saturated" "${R[ours,$conns,p50sat]}" "${R[reference,$conns,p50sat]}" ""
+  row "[$conns clients] offer latency p99 ms, saturated" "${R[ours,$conns,p99sat]}" "${R[reference,$conns,p99sat]}" ""
+  row "[$conns clients] announces/s at half of own peak" "${R[ours,$conns,half]}" "${R[reference,$conns,half]}" ""
+  row "[$conns clients] offer latency p50 ms, half peak" "${R[ours,$conns,p50half]}" "${R[reference,$conns,p50half]}" ""
+  row "[$conns clients] offer latency p99 ms, half (<10)" "${R[ours,$conns,p99half]}" "${R[reference,$conns,p99half]}" ""
+done
 row "idle connections held" "${R[ours,idle]}" "${R[reference,idle]}" ""
 row "RSS bytes per idle connection (target<=4096)" "${R[ours,bpc]}" "${R[reference,bpc]}" "$(ratio "${R[ours,bpc]}" "${R[reference,bpc]}")"
+fi
 
-echo
-scripts/bench-cluster.sh
-echo
-scripts/bench-hash.sh
-echo
-scripts/bench-ring.sh
-echo
-DEPLOYNET_SIGNAL=$PWD/build/release/server/deploynet-signal DEPLOYNET_CLI=$PWD/build/release/cli/deploynet \
-  node bench/client-bench.mjs
-echo
-# The whole system against the plain site (no DeployNet at all), per network-lab profile: real
-# Chromium visitors behind NAT, nginx's access log, the same run. Needs root (namespaces).
-echo "== DeployNet against the plain site, in the network lab (lab/profiles)"
-node lab/bench.mjs
+if part cluster; then echo; scripts/bench-cluster.sh; fi
+if part hash; then echo; scripts/bench-hash.sh; fi
+if part ring; then echo; scripts/bench-ring.sh; fi
+if part client; then
+  echo
+  DEPLOYNET_SIGNAL=$PWD/build/release/server/deploynet-signal DEPLOYNET_CLI=$PWD/build/release/cli/deploynet \
+    node bench/client-bench.mjs
+fi
+if part lab; then
+  echo
+  # The whole system against the plain site (no DeployNet at all), per network-lab profile: real
+  # Chromium visitors behind NAT, nginx's access log, the same run. Needs root (namespaces).
+  echo "== DeployNet against the plain site, in the network lab (lab/profiles)"
+  node lab/bench.mjs
+fi

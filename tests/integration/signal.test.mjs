@@ -1,7 +1,7 @@
 // The signaling server over real sockets: protocol behaviour as a WebTorrent tracker.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { startServer, Client, announce, offer, id20, metric, waitForMetric } from './harness.mjs'
+import { startServer, Client, announce, offer, id20, metric, waitForMetric, waitFor } from './harness.mjs'
 
 let server
 before(async () => { server = await startServer() })
@@ -151,11 +151,11 @@ test('scrape: one, several, all; stopped and closed peers leave', async () => {
   b.close()
   await b.closed
   // The closed socket leaves ih2: its swarm is gone.
-  for (;;) {
+  await waitFor(async () => {
     a.send({ action: 'scrape', info_hash: ih2 })
     s = await a.next(m => m.action === 'scrape')
-    if (s.files[ih2].incomplete === 0) break
-  }
+    return s.files[ih2].incomplete === 0
+  }, 10_000, 'the closed socket leaving its swarm')
   assert.deepEqual(s.files[ih2], { complete: 0, incomplete: 0, downloaded: 0 })
   a.close()
 })
