@@ -1,0 +1,142 @@
+// The client's promises about peers, each with real Chromium visitors over real WebRTC: signal
+// failover, maxPeers, maxUploads (`busy`), stallTimeout, a malformed message closing only its
+// sender, and a silent peer dropped after 20 s.
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { startServer, freePort } from '../integration/harness.mjs'
+import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, holdersOf } from './harness.mjs'
+
+const FILES = { '/app.js': 400_000, '/style.css': 60_000, '/img/hero.png': 500_000 }
+const PATHS = Object.keys(FILES)
+const TOTAL = Object.values(FILES).reduce((a, b) => a + b, 0)
+
+let signal, origin, site, dir
+const visitors = []
+let swarmN = 0
+
+before(async () => {
+  signal = await startServer()
+  dir = fs.mkdtempSync('/tmp/dn-peers-site-')
+  origin = await startOrigin(dir)
+  site = makeSite(FILES, origin.url, dir)
+})
+after(async () => {
+  for (const v of visitors) await v.close()
+  await origin?.stop()
+  await signal?.stop()
+  fs.rmSync(dir, { recursive: true, force: true })
+})
+
+async function open (name, options = {}) {
+  const v = await visitor(name)
+  visitors.push(v)
+  await startEngine(v, origin.url, { signal: [signal.url], firstByteTimeout: 4000, ...options })
+  return v
+}
+const swarmName = (what) => `swarm-${what}-${++swarmN}`.padEnd(20, '-')
+const peerIds = (v) => v.page.evaluate(() => window.dn.peerList().map((p) => p.id))
+const myId = (v) => v.page.evaluate(() => window.dn.peerId)
+const closes = (v) => v.page.evaluate(() => window.dnEvents.filter((e) => e[0] === 'peerclose'))
+
+test('signal: the first server down, the next one in the list is used', async () => {
+  const swarm = swarmName('failover')
+  const a = await open('FA', { swarm })
+  await fetchAll(a, PATHS)
+  const dead = `ws://127.0.0.1:${await freePort()}/`
+  const b = await open('FB', { swarm, signal: [dead, signal.url] })
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A through the second server')
+  const r = await fetchAll(b, PATHS)
+  assert.equal(r.stats.signal, true)
+  assert.equal(r.stats.bytesFromPeers, TOTAL)
+})
+
+test('maxPeers: a visitor never holds more connections than it allows', async () => {
+  const swarm = swarmName('maxpeers')
+  const a = await open('MA', { swarm })
+  const b = await open('MB', { swarm })
+  const c = await open('MC', { swarm, maxPeers: 1 })
+  const d = await open('MD', { swarm })
+  await waitFor(async () => (await peerIds(c)).length === 1, 30_000, 'C connected to one peer')
+  // The others connect among themselves; C stays at one however often they offer.
+  await waitFor(async () => (await peerIds(a)).length >= 2, 30_000, 'A connected to others')
+  for (let i = 0; i < 20; i++) {
+    assert.ok((await peerIds(c)).length <= 1)
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  const cId = await myId(c)
+  let holdingC = 0
+  for (const v of [a, b, d]) if ((await peerIds(v)).includes(cId)) holdingC++
+  assert.equal(holdingC, 1)
+})
+
+test('maxUploads: requests past it get `busy`, and the downloader still gets everything from peers', async () => {
+  const swarm = swarmName('busy')
+  // A serves slowly (uploadLimit), so that requests overlap and meet its one upload slot.
+  const a = await open('UA', { swarm, maxUploads: 1, uploadLimit: 400_000 })
+  await fetchAll(a, PATHS)
+  const b = await open('UB', { swarm, firstByteTimeout: 60_000, maxInflightPerPeer: 8, prefetchBytes: 0 })
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A')
+  // Count what A answers B (the real messages on the channel).
+  await a.page.evaluate(() => {
+    window.rejects = []
+    for (const p of window.dn.peers.values()) {
+      const send = p.send.bind(p)
+      p.send = (m) => { if (m.type === 'reject') window.rejects.push(m.reason); return send(m) }
+    }
+  })
+  const r = await fetchAll(b, PATHS)
+  assert.deepEqual(r.hashes, site.contents)
+  assert.equal(r.stats.bytesFromPeers, TOTAL)
+  const rejects = await a.page.evaluate(() => window.rejects)
+  assert.ok(rejects.length >= 1 && rejects.every((x) => x === 'busy'), JSON.stringify(rejects))
+})
+
+test('stallTimeout: pieces a peer accepts but never sends are asked elsewhere in time', async () => {
+  const swarm = swarmName('stall')
+  const a = await open('SA', { swarm })
+  await fetchAll(a, PATHS)
+  // A takes requests and never answers them.
+  await a.page.evaluate(() => {
+    const on = window.dn.onMessage.bind(window.dn)
+    window.dn.onMessage = (peer, m) => { if (m.type !== 'request') on(peer, m) }
+  })
+  const b = await open('SB', { swarm, firstByteTimeout: 60_000, stallTimeout: 1000, prefetchBytes: 0 })
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A')
+  const t0 = Date.now()
+  const r = await fetchAll(b, PATHS)
+  assert.deepEqual(r.hashes, site.contents)
+  // Not the 60 s first-byte bound: the stall was seen after about a second.
+  assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`)
+  assert.equal(r.stats.bytesFromOrigin, TOTAL)
+})
+
+test('a malformed message closes only the connection it came on; a silent peer is dropped after 20 s', async () => {
+  const swarm = swarmName('malformed')
+  const a = await open('XA', { swarm })
+  await fetchAll(a, PATHS)
+  const b = await open('XB', { swarm })
+  const c = await open('XC', { swarm })
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1 && (await holdersOf(c, PATHS.length)) >= 1, 30_000, 'B and C connected to A')
+  const aId = await myId(a)
+  const [bId, cId] = [await myId(b), await myId(c)]
+  // C sends A bytes that are no wire message.
+  await c.page.evaluate((aId) => window.dn.peers.get(aId).dc.send(new Uint8Array([0xee, 1, 2, 3])), aId)
+  await waitFor(async () => (await closes(a)).some((e) => e[1] === cId), 10_000, 'A closing C')
+  const reason = (await closes(a)).find((e) => e[1] === cId)[2]
+  assert.match(reason, /^protocol error: ERR_WIRE_/)
+  assert.ok((await peerIds(a)).includes(bId), 'B is still connected to A')
+  const r = await fetchAll(b, ['/style.css'])
+  assert.equal(r.stats.assets.find((x) => x.path === '/style.css').fromPeers, FILES['/style.css'])
+
+  // B goes silent towards A (sends nothing, answers no ping): A drops it after 20 s.
+  await b.page.evaluate((aId) => {
+    const p = window.dn.peers.get(aId)
+    p.send = () => true
+    for (const t of p.timers) clearInterval(t)
+  }, aId)
+  const t0 = Date.now()
+  await waitFor(async () => (await closes(a)).some((e) => e[1] === bId), 40_000, 'A dropping silent B')
+  assert.equal((await closes(a)).find((e) => e[1] === bId)[2], 'no reply to pings')
+  assert.ok(Date.now() - t0 >= 15_000, `dropped after ${Date.now() - t0} ms, before the silence limit`)
+})
