@@ -4,9 +4,11 @@
 // access log, page load from the load event, "rendered" from first contentful paint.
 //
 //   node lab/bench.mjs [PROFILE...]      (default: lan broadband flash-crowd lossy)
+//   LAB_SITES='demo spa' (the demo site, Swagger UI as a single-page app)
 //   LAB_VISITORS=5 (each reads 3 pages)  LAB_READ_MS=2000 (on each page)  LAB_DEBUG=1 (per view)
 import fs from 'node:fs'
 import path from 'node:path'
+import { execFileSync } from 'node:child_process'
 import { Lab, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT, labSupport, root } from './lab.mjs'
 import { visitor, makeDemoSite, CHROMIUM_FLAGS } from '../tests/browser/harness.mjs'
 
@@ -33,7 +35,11 @@ function plainCopy (from, to) {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN }
 const p90 = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.ceil(0.9 * s.length) - 1)] : NaN }
 
-const PAGES = ['index.html', 'gallery.html', 'about.html']
+// The sites: the demo (three pages) and a real single-page app (Swagger UI from its npm
+// package), viewed three times by each visitor. LAB_SITES picks them (default both).
+const SITES = (process.env.LAB_SITES ?? 'demo spa').split(/[ ,]+/).filter(Boolean)
+const SITE_PAGES = { demo: ['index.html', 'gallery.html', 'about.html'], spa: ['index.html', 'index.html', 'index.html'] }
+let PAGES = SITE_PAGES.demo
 const READ_MS = Number(process.env.LAB_READ_MS ?? 2000)
 
 // One visitor: a fresh browser in its own home network, reading the site's pages one after
@@ -132,14 +138,22 @@ async function runConfig (lab, label, withDeployNet) {
   return out
 }
 
-async function benchProfile (name) {
+async function benchProfile (name, site) {
+  PAGES = SITE_PAGES[site]
   const lab = await Lab.create({ profile: name, visitors: VISITORS, linkBinary: bin('lab/deploynet-lab-link') })
   try {
     fs.chmodSync(lab.work, 0o755)
     const p2pDir = path.join(lab.work, 'site')
     const plainDir = path.join(lab.work, 'plain')
-    makeDemoSite(p2pDir, ORIGIN, `ws://${SIGNAL_ADDR}:${SIGNAL_PORT}`, 1500)
-    plainCopy(p2pDir, plainDir)
+    const signalUrl = `ws://${SIGNAL_ADDR}:${SIGNAL_PORT}`
+    if (site === 'spa') {
+      const build = path.join(root, 'examples/spa/build.mjs')
+      execFileSync('node', [build, p2pDir, ORIGIN, signalUrl])
+      execFileSync('node', [build, plainDir, ORIGIN, signalUrl, '--plain'])
+    } else {
+      makeDemoSite(p2pDir, ORIGIN, signalUrl, 1500)
+      plainCopy(p2pDir, plainDir)
+    }
     const secret = 'bench-' + Math.random().toString(36).slice(2)
     lab.turnSecret = secret
     await lab.startTurn(secret)
@@ -151,7 +165,7 @@ async function benchProfile (name) {
     await nginx.exited
     nginx = await lab.startOrigin(p2pDir)
     const p2p = await runConfig(lab, `${name}-p2p`, true)
-    return { name, plain, p2p, linkLog: lab.linkLog }
+    return { name: `${name} (${site})`, plain, p2p, linkLog: lab.linkLog }
   } finally {
     await lab.destroy()
   }
@@ -180,12 +194,14 @@ const why = labSupport()
 if (why) {
   console.log(`network lab skipped: ${why}`)
 } else {
-  for (const name of profiles) {
-    try {
-      report(await benchProfile(name))
-    } catch (err) {
-      console.log(`\n${name}: failed: ${err.message}`)
-      process.exitCode = 1
+  for (const site of SITES) {
+    for (const name of profiles) {
+      try {
+        report(await benchProfile(name, site))
+      } catch (err) {
+        console.log(`\n${name} (${site}): failed: ${err.message}`)
+        process.exitCode = 1
+      }
     }
   }
 }
