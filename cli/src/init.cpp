@@ -8,7 +8,6 @@
 //  3. publishes the manifest (as `deploynet publish`).
 // Running it again on the same build changes nothing.
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -24,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_common.hpp"
 #include "deploynet/manifest.hpp"
 
 int publish_main(int argc, char** argv);
@@ -34,46 +34,27 @@ namespace fs = std::filesystem;
 namespace po = boost::program_options;
 
 int fail(const std::string& msg, int code = 2) {
-  std::cerr << "deploynet init: " << msg << "\n";
-  return code;
+  return deploynet::cli::fail("init", msg, code);
 }
 
 std::optional<std::string> read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  bool ok = false;
+  auto bytes = deploynet::cli::read_file(p, ok);
+  return ok ? std::optional<std::string>(std::move(bytes)) : std::nullopt;
 }
 
-// Writes only when the bytes differ (so a second run leaves every file as it was), through a
-// temporary file and a rename.
+// Writes only when the bytes differ, so that a second run leaves every file as it was.
 bool write_if_changed(const fs::path& p, const std::string& bytes, bool& changed) {
   changed = false;
   if (auto old = read_all(p); old && *old == bytes) return true;
-  fs::path tmp = p;
-  tmp += ".deploynet-tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()))) return false;
-  }
-  std::error_code ec;
-  fs::rename(tmp, p, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    return false;
-  }
+  std::string err;
+  if (!deploynet::cli::write_atomically(p, bytes, 0644, err)) return false;
   changed = true;
   return true;
 }
 
 std::string sha256_hex8(const std::string& bytes) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), d, &n, EVP_sha256(), nullptr);
-  char out[9];
-  std::snprintf(out, sizeof out, "%02x%02x%02x%02x", d[0], d[1], d[2], d[3]);
-  return out;
+  return deploynet::cli::sha256_hex_prefix(bytes, 4);
 }
 
 // Where the client files are: --client-dir, else beside an installed binary
@@ -129,20 +110,7 @@ int init_main(int argc, char** argv) {
     ("piece-size", po::value(&piece)->default_value(piece), "piece size (as publish)")
     ("client-dir", po::value(&client_dir), "where deploynet.js, deploynet-sw.js and deploynet_ring.wasm are (default: installed beside this program, or the build tree)");
   // clang-format on
-  po::positional_options_description pos;
-  pos.add("dir", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return fail(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  if (dir.empty()) return fail("DIR is required (see --help)");
+  if (auto code = deploynet::cli::parse_dir_command("init", argc, argv, opts, dir)) return *code;
   if (signals.empty())
     return fail("--signal: the signaling server's URL is required (wss://signal.example)");
   for (const auto& s : signals) {
@@ -155,10 +123,12 @@ int init_main(int argc, char** argv) {
   while (!origin.empty() && origin.back() == '/') origin.pop_back();
   if (!deploynet::valid_origin(origin))
     return fail("--origin: required, scheme://host[:port], e.g. https://site.example");
-  if (base.empty() || base.front() != '/') return fail("--base: a URL path such as /docs/");
-  if (base.back() != '/') base += '/';
-  if (base.find_first_of("\"'<> ?#") != std::string::npos)
+  auto prefix = deploynet::cli::base_prefix(base);
+  if (!prefix) return fail("--base: a URL path such as /docs/, got '" + base + "'");
+  base = *prefix + "/";
+  if (base.find_first_of("\"'<> ?#") != std::string::npos) {
     return fail("--base: not a URL path: '" + base + "'");
+  }
   auto client = find_client_dir(client_dir);
   if (!client) {
     if (!client_dir.empty())

@@ -23,12 +23,14 @@
 #include <sstream>
 #include <thread>
 
+#include "cli_common.hpp"
 #include "deploynet/manifest.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
+using namespace deploynet::cli;
 using deploynet::Manifest;
 using deploynet::ManifestFile;
 using deploynet::Sha256;
@@ -261,51 +263,6 @@ std::vector<Hashed> hash_all(const std::vector<Entry>& files, std::uint32_t piec
   return out;
 }
 
-std::string sha256_hex_prefix(const std::string& data, std::size_t bytes) {
-  Digest d;
-  d.update(data.data(), data.size());
-  return deploynet::to_hex(d.finish()).substr(0, bytes * 2);
-}
-
-// Writes `data` to `path` through a temporary file in the same directory and a rename.
-bool write_atomically(const fs::path& path, const std::string& data, mode_t mode,
-                      std::string& err) {
-  std::string tmpl =
-      (path.parent_path() / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
-  int fd = mkstemp(tmpl.data());
-  if (fd < 0) {
-    err = "cannot create a file beside " + path.string() + ": " + std::strerror(errno);
-    return false;
-  }
-  fchmod(fd, mode);
-  std::size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      err = "cannot write " + path.string() + ": " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmpl.c_str());
-      return false;
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmpl.c_str(), path.c_str()) != 0) {
-    err = "cannot finish " + path.string() + ": " + std::strerror(errno);
-    ::unlink(tmpl.c_str());
-    return false;
-  }
-  return true;
-}
-
-std::string read_file(const fs::path& p, bool& ok) {
-  std::ifstream f(p, std::ios::binary);
-  ok = static_cast<bool>(f);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 std::string b64(const unsigned char* p, std::size_t n) {
   std::string out(sodium_base64_encoded_len(n, sodium_base64_VARIANT_ORIGINAL), '\0');
   sodium_bin2base64(out.data(), out.size(), p, n, sodium_base64_VARIANT_ORIGINAL);
@@ -334,46 +291,8 @@ std::uint32_t parse_size(const std::string& s) {
   return static_cast<std::uint32_t>(std::min<unsigned long long>(v, 1ull << 31));
 }
 
-int fail(const std::string& cmd, const std::string& msg, int code = 2) {
-  std::cerr << "deploynet " << cmd << ": " << msg << "\n";
-  return code;
-}
-
-// A site served under a path (`/docs/`): "/" + segments + "/"; the prefix (without the last
-// slash) to put before every manifest path. nullopt when malformed.
-std::optional<std::string> base_prefix(std::string base) {
-  if (base.empty()) base = "/";
-  if (base.front() != '/') return std::nullopt;
-  if (base.back() != '/') base += '/';
-  if (base == "/") return std::string();
-  std::string prefix = base.substr(0, base.size() - 1);
-  if (deploynet::check_path(prefix + "/x")) return std::nullopt;
-  return prefix;
-}
-
 void apply_base(std::vector<Entry>& files, const std::string& prefix) {
   for (auto& f : files) f.url = prefix + f.url;
-}
-
-// Parses the flags of a command whose one positional argument is DIR (bound to `dir` by
-// `opts`). Returns an exit code when the command should stop here: --help, a bad flag, no DIR.
-std::optional<int> parse_dir_command(const std::string& cmd, int argc, char** argv,
-                                     const po::options_description& opts, const std::string& dir) {
-  po::positional_options_description pos;
-  pos.add("dir", 1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return fail(cmd, e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  if (dir.empty()) return fail(cmd, "DIR is required (see --help)");
-  return std::nullopt;
 }
 
 }  // namespace
