@@ -4,8 +4,10 @@
 
 namespace deploynet::server {
 namespace {
-
 constexpr auto kRelaxed = std::memory_order_relaxed;
+}  // namespace
+
+namespace prom {
 
 void header(std::string& out, const char* name, const char* type, const char* help) {
   out += "# HELP ";
@@ -19,24 +21,31 @@ void header(std::string& out, const char* name, const char* type, const char* he
   out += '\n';
 }
 
-void sample(std::string& out, const char* name, const char* labels, std::uint64_t v) {
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+  sample(out, name, labels, std::to_string(v));
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels,
+            std::string_view value) {
   out += name;
-  if (labels && *labels) {
+  if (!labels.empty()) {
     out += '{';
     out += labels;
     out += '}';
   }
   out += ' ';
-  out += std::to_string(v);
+  out += value;
   out += '\n';
 }
 
 void one(std::string& out, const char* name, const char* type, const char* help, std::uint64_t v) {
   header(out, name, type, help);
-  sample(out, name, nullptr, v);
+  sample(out, name, {}, v);
 }
 
-}  // namespace
+}  // namespace prom
+
+using namespace prom;
 
 void LatencyHistogram::observe_us(std::uint64_t us) {
   std::size_t i = 0;

@@ -7,10 +7,20 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace deploynet::server {
 
 using Counter = std::atomic<std::uint64_t>;
+
+// The Prometheus text format: a metric's HELP and TYPE lines, one sample, or both.
+namespace prom {
+void header(std::string& out, const char* name, const char* type, const char* help);
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v);
+void sample(std::string& out, std::string_view name, std::string_view labels,
+            std::string_view value);
+void one(std::string& out, const char* name, const char* type, const char* help, std::uint64_t v);
+}  // namespace prom
 
 // A fixed-bucket latency histogram in microseconds, exported in seconds.
 class LatencyHistogram {

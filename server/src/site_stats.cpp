@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "metrics.hpp"
+
 namespace deploynet::server {
 
 bool swarm_of_origin(const InfoHash& info_hash, std::string_view origin) {
@@ -37,9 +39,11 @@ bool SiteStats::add(const std::string& origin, const SiteBytes& d) {
 }
 
 void SiteStats::render(std::string& o) const {
+  using prom::header;
+  using prom::sample;
   std::lock_guard lock(mu_);
-  auto label = [](const std::string& site) {
-    std::string v;
+  auto site_label = [](const std::string& site) {
+    std::string v = "site=\"";
     for (char c : site) {
       if (c == '\\' || c == '"') v += '\\';
       if (c == '\n') {
@@ -48,48 +52,37 @@ void SiteStats::render(std::string& o) const {
       }
       v += c;
     }
-    return v;
+    return v + '"';
   };
-  auto line = [&](const char* name, const std::string& labels, std::uint64_t v) {
-    o += name;
-    o += '{';
-    o += labels;
-    o += "} ";
-    o += std::to_string(v);
-    o += '\n';
-  };
-  o += "# HELP deploynet_site_bytes_total Bytes the site's DeployNet visitors loaded, by source, "
-       "as their clients report them.\n";
-  o += "# TYPE deploynet_site_bytes_total counter\n";
+  header(o, "deploynet_site_bytes_total", "counter",
+         "Bytes the site's DeployNet visitors loaded, by source, as their clients report them.");
   for (const auto& [site, s] : sites_) {
-    auto l = "site=\"" + label(site) + "\"";
-    line("deploynet_site_bytes_total", l + ",source=\"peers\"", s.from_peers);
-    line("deploynet_site_bytes_total", l + ",source=\"origin\"", s.from_origin);
-    line("deploynet_site_bytes_total", l + ",source=\"cache\"", s.from_cache);
+    auto l = site_label(site);
+    sample(o, "deploynet_site_bytes_total", l + ",source=\"peers\"", s.from_peers);
+    sample(o, "deploynet_site_bytes_total", l + ",source=\"origin\"", s.from_origin);
+    sample(o, "deploynet_site_bytes_total", l + ",source=\"cache\"", s.from_cache);
   }
-  o += "# HELP deploynet_site_uploaded_bytes_total Bytes the site's visitors served to each other, "
-       "as reported.\n";
-  o += "# TYPE deploynet_site_uploaded_bytes_total counter\n";
-  for (const auto& [site, s] : sites_)
-    line("deploynet_site_uploaded_bytes_total", "site=\"" + label(site) + "\"", s.uploaded);
-  o += "# HELP deploynet_site_offload_ratio Share of the site's visitors' network bytes that came "
-       "from peers instead of the origin.\n";
-  o += "# TYPE deploynet_site_offload_ratio gauge\n";
+  header(o, "deploynet_site_uploaded_bytes_total", "counter",
+         "Bytes the site's visitors served to each other, as reported.");
+  for (const auto& [site, s] : sites_) {
+    sample(o, "deploynet_site_uploaded_bytes_total", site_label(site), s.uploaded);
+  }
+  header(o, "deploynet_site_offload_ratio", "gauge",
+         "Share of the site's visitors' network bytes that came from peers instead of the origin.");
   for (const auto& [site, s] : sites_) {
     double total = static_cast<double>(s.from_peers) + static_cast<double>(s.from_origin);
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.4f",
+    char ratio[32];
+    std::snprintf(ratio, sizeof ratio, "%.4f",
                   total > 0 ? static_cast<double>(s.from_peers) / total : 0.0);
-    o += "deploynet_site_offload_ratio{site=\"" + label(site) + "\"} " + buf + "\n";
+    sample(o, "deploynet_site_offload_ratio", site_label(site), std::string_view(ratio));
   }
-  o += "# HELP deploynet_site_reports_total Byte reports received from visitors, per site.\n";
-  o += "# TYPE deploynet_site_reports_total counter\n";
-  for (const auto& [site, s] : sites_)
-    line("deploynet_site_reports_total", "site=\"" + label(site) + "\"", s.reports);
-  o += "# HELP deploynet_site_reports_dropped_total Reports not counted: the table of sites was "
-       "full.\n";
-  o += "# TYPE deploynet_site_reports_dropped_total counter\n";
-  o += "deploynet_site_reports_dropped_total " + std::to_string(dropped_) + "\n";
+  header(o, "deploynet_site_reports_total", "counter",
+         "Byte reports received from visitors, per site.");
+  for (const auto& [site, s] : sites_) {
+    sample(o, "deploynet_site_reports_total", site_label(site), s.reports);
+  }
+  prom::one(o, "deploynet_site_reports_dropped_total", "counter",
+            "Reports not counted: the table of sites was full.", dropped_);
 }
 
 }  // namespace deploynet::server
