@@ -337,23 +337,7 @@ void Cluster::resync() {
         continue;
       }
       if (other == config_.node_id || other == 0) continue;
-      command({"HGETALL", peers_key(other)}, [this, gen, other](redisReply* h) {
-        if (!h || gen != generation_ || h->type != REDIS_REPLY_ARRAY) return;
-        tracker_.drop_node(other);
-        std::size_t loaded = 0;
-        for (std::size_t j = 0; j + 1 < h->elements; j += 2) {
-          const redisReply* f = h->element[j];
-          const redisReply* v = h->element[j + 1];
-          if (f->len != kFieldLen || v->len < kValueMin) continue;
-          Proximity where{std::string(v->str + kValueMin, v->len - kValueMin),
-                          get_be(v->str + 1, 8)};
-          tracker_.remote_join(other, get_id<InfoHash>(f->str), get_id<PeerId>(f->str + 20),
-                               v->str[0] != 0, where);
-          ++loaded;
-        }
-        if (loaded) known_nodes_.insert(other);
-        metrics_.cluster_members_in.fetch_add(loaded, kRelaxed);
-      });
+      reload_node(other);
     }
   });
   // The nodes set answers once everything above has been sent: Redis is there.
@@ -573,34 +557,43 @@ void Cluster::on_message(const char* data, std::size_t len) {
   if (kind == 'R') {  // that node restarted or resynced: reload its peers
     tracker_.drop_node(node);
     known_nodes_.erase(node);
-    auto gen = generation_;
-    command({"HGETALL", peers_key(node)}, [this, gen, node](redisReply* h) {
-      if (!h || gen != generation_ || h->type != REDIS_REPLY_ARRAY) return;
-      tracker_.drop_node(node);
-      for (std::size_t j = 0; j + 1 < h->elements; j += 2) {
-        const redisReply* f = h->element[j];
-        const redisReply* v = h->element[j + 1];
-        if (f->len != kFieldLen || v->len < kValueMin) continue;
-        Proximity where{std::string(v->str + kValueMin, v->len - kValueMin), get_be(v->str + 1, 8)};
-        tracker_.remote_join(node, get_id<InfoHash>(f->str), get_id<PeerId>(f->str + 20),
-                             v->str[0] != 0, where);
-        known_nodes_.insert(node);
-      }
-    });
+    reload_node(node);
     return;
   }
   if (len < 5 + kFieldLen) return;
-  auto ih = get_id<InfoHash>(data + 5);
-  auto peer = get_id<PeerId>(data + 25);
-  if (kind == 'J' && len >= 5 + kFieldLen + kValueMin) {
-    const char* v = data + 5 + kFieldLen;
-    std::size_t vlen = len - 5 - kFieldLen;
-    tracker_.remote_join(node, ih, peer, v[0] != 0,
-                         Proximity{std::string(v + kValueMin, vlen - kValueMin), get_be(v + 1, 8)});
-    known_nodes_.insert(node);
+  if (kind == 'J') {
+    join_record(node, data + 5, data + 5 + kFieldLen, len - 5 - kFieldLen);
   } else if (kind == 'L') {
-    tracker_.remote_leave(node, ih, peer);
+    tracker_.remote_leave(node, get_id<InfoHash>(data + 5), get_id<PeerId>(data + 25));
   }
+}
+
+// One member record of `node` (field: info hash + peer id; value: seeder, prefix, region), from
+// its hash in Redis or from its join message.
+bool Cluster::join_record(std::uint32_t node, const char* field, const char* value,
+                          std::size_t value_len) {
+  if (value_len < kValueMin) return false;
+  tracker_.remote_join(
+      node, get_id<InfoHash>(field), get_id<PeerId>(field + 20), value[0] != 0,
+      Proximity{std::string(value + kValueMin, value_len - kValueMin), get_be(value + 1, 8)});
+  known_nodes_.insert(node);
+  return true;
+}
+
+// Replaces what is mirrored of `node` with its hash in Redis.
+void Cluster::reload_node(std::uint32_t node) {
+  auto gen = generation_;
+  command({"HGETALL", peers_key(node)}, [this, gen, node](redisReply* h) {
+    if (!h || gen != generation_ || h->type != REDIS_REPLY_ARRAY) return;
+    tracker_.drop_node(node);
+    std::size_t loaded = 0;
+    for (std::size_t j = 0; j + 1 < h->elements; j += 2) {
+      const redisReply* f = h->element[j];
+      const redisReply* v = h->element[j + 1];
+      if (f->len == kFieldLen) loaded += join_record(node, f->str, v->str, v->len);
+    }
+    metrics_.cluster_members_in.fetch_add(loaded, kRelaxed);
+  });
 }
 
 void Cluster::command(const std::vector<std::string>& args, std::function<void(redisReply*)> done) {
