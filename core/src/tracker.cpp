@@ -106,9 +106,6 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
 
   auto deliver = [&](std::uint32_t pos, const OfferIn& offer) {
     Peer& to = swarm.peers[pos];
-    auto& pending = to.pending;
-    std::erase_if(pending, [&](const PendingOffer& p) { return p.expires_ms <= now_ms; });
-    if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
     ++outcome.offers_relayed;
     if (to.node != 0) {  // its node remembers the offer when it delivers it
       out.push_back({{},
@@ -121,7 +118,7 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
                      offer.offer_id});
       return;
     }
-    pending.push_back({offer.offer_id, req.peer_id, now_ms + config_.offer_ttl_ms});
+    remember_offer(to, offer.offer_id, req.peer_id, now_ms);
     out.push_back({to.link, OutKind::kOffer,
                    serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer)});
   };
@@ -384,32 +381,38 @@ std::size_t Tracker::drop_node(std::uint32_t node) {
   return dropped;
 }
 
-bool Tracker::deliver_remote_offer(const InfoHash& info_hash, const PeerId& from, const PeerId& to,
-                                   const OfferId& offer_id, std::string payload,
-                                   std::int64_t now_ms, std::vector<Outgoing>& out) {
-  auto sit = swarms_.find(info_hash);
-  if (sit == swarms_.end()) return false;
-  auto pit = sit->second.index.find(to);
-  if (pit == sit->second.index.end()) return false;
-  Peer& peer = sit->second.peers[pit->second];
-  if (peer.node != 0) return false;
-  auto& pending = peer.pending;
+void Tracker::remember_offer(Peer& to, const OfferId& offer_id, const PeerId& from,
+                             std::int64_t now_ms) {
+  auto& pending = to.pending;
   std::erase_if(pending, [&](const PendingOffer& p) { return p.expires_ms <= now_ms; });
   if (pending.size() >= config_.max_pending_offers) pending.erase(pending.begin());
   pending.push_back({offer_id, from, now_ms + config_.offer_ttl_ms});
-  out.push_back({peer.link, OutKind::kOffer, std::move(payload)});
+}
+
+Tracker::Peer* Tracker::local_peer(const InfoHash& info_hash, const PeerId& id) {
+  auto sit = swarms_.find(info_hash);
+  if (sit == swarms_.end()) return nullptr;
+  auto pit = sit->second.index.find(id);
+  if (pit == sit->second.index.end()) return nullptr;
+  Peer& peer = sit->second.peers[pit->second];
+  return peer.node == 0 ? &peer : nullptr;
+}
+
+bool Tracker::deliver_remote_offer(const InfoHash& info_hash, const PeerId& from, const PeerId& to,
+                                   const OfferId& offer_id, std::string payload,
+                                   std::int64_t now_ms, std::vector<Outgoing>& out) {
+  Peer* peer = local_peer(info_hash, to);
+  if (!peer) return false;
+  remember_offer(*peer, offer_id, from, now_ms);
+  out.push_back({peer->link, OutKind::kOffer, std::move(payload)});
   return true;
 }
 
 bool Tracker::deliver_remote_answer(const InfoHash& info_hash, const PeerId& to,
                                     std::string payload, std::vector<Outgoing>& out) {
-  auto sit = swarms_.find(info_hash);
-  if (sit == swarms_.end()) return false;
-  auto pit = sit->second.index.find(to);
-  if (pit == sit->second.index.end()) return false;
-  const Peer& peer = sit->second.peers[pit->second];
-  if (peer.node != 0) return false;
-  out.push_back({peer.link, OutKind::kAnswer, std::move(payload)});
+  const Peer* peer = local_peer(info_hash, to);
+  if (!peer) return false;
+  out.push_back({peer->link, OutKind::kAnswer, std::move(payload)});
   return true;
 }
 

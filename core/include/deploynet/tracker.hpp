@@ -147,6 +147,10 @@ class Tracker {
   };
 
   void remove_peer(Swarm& swarm, std::uint32_t pos);
+  // Remembers an offer delivered to `to`, so that its answer is accepted (bounded, expiring).
+  void remember_offer(Peer& to, const OfferId& offer_id, const PeerId& from, std::int64_t now_ms);
+  // A peer connected to this node (not a remote record); nullptr if none.
+  Peer* local_peer(const InfoHash& info_hash, const PeerId& id);
   void record(bool joined, const InfoHash& ih, const Peer& peer, const Swarm& swarm);
   Swarm& swarm_for(const InfoHash& ih);
   void relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceRequest& req,
