@@ -1,6 +1,7 @@
 // Test harness: runs the real deploynet-signal binary on a free loopback port and talks to it
 // over real WebSockets. No fixed ports, no sleeps: every wait is for an event, with a deadline.
-import { spawn } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -173,3 +174,33 @@ export async function startRedis (port) {
   return { proc, port, async stop () { proc.kill('SIGTERM'); await exited } }
 }
 
+
+// A self-signed certificate for 127.0.0.1 in `dir` (cert.pem, key.pem), for TLS proxies.
+export function selfSignedCert (dir) {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' })
+  return { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') }
+}
+
+// A real nginx running `conf` (written to dir/nginx.conf) until it listens on `port`; stopped
+// by PID.
+export async function startNginx (dir, port, conf) {
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf)
+  const proc = spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
+  const exited = new Promise((resolve) => proc.on('exit', resolve))
+  await waitFor(() => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+    s.on('error', () => resolve(false))
+  }), 10_000, 'nginx listening')
+  return { proc, async stop () { if (proc.exitCode === null) proc.kill('SIGTERM'); await exited } }
+}
+
+// A wss:// connection through a TLS proxy on `port` (self-signed), from `localAddress`.
+export function openWss (port, localAddress, headers = {}) {
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { rejectUnauthorized: false, localAddress, headers })
+  return withTimeout(new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(ws))
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
+    ws.once('error', reject)
+  }), 20_000, `wss open from ${localAddress}`)
+}

@@ -2,34 +2,23 @@
 // address nginx puts in X-Forwarded-For, from a --trusted-proxy only.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import WebSocket from 'ws'
-import { startServer, metric, waitFor, withTimeout } from './harness.mjs'
+import { startServer, metric, freePort, selfSignedCert, startNginx, openWss } from './harness.mjs'
 
 let signal, nginx, port, dir
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
-
-async function freePort () {
-  const srv = net.createServer()
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const p = srv.address().port
-  await new Promise((resolve) => srv.close(resolve))
-  return p
-}
 
 before(async () => {
   signal = await startServer(['--trusted-proxy', '127.0.0.1', '--max-conns-per-ip', '2',
     '--conn-rate-per-ip', '10000', '--conn-burst-per-ip', '10000'])
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dn-tls-'))
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' })
+  selfSignedCert(dir)
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, d))
   port = await freePort()
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+  const conf = `
 worker_processes 1;
 daemon off;
 pid ${dir}/nginx.pid;
@@ -42,7 +31,7 @@ http {
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   include ${dir}/deploynet-signal.conf;
 }
-`)
+`
   // The configuration the README gives (deploy/), with this test's port, upstream and certificate.
   const site = fs.readFileSync(path.join(root, 'deploy/nginx-deploynet-signal.conf'), 'utf8')
     .replace('server 127.0.0.1:8000;', `server 127.0.0.1:${signal.port};`)
@@ -51,28 +40,16 @@ http {
     .replace('/etc/ssl/deploynet/privkey.pem', path.join(dir, 'key.pem'))
   assert.ok(site.includes(`127.0.0.1:${signal.port}`) && site.includes(path.join(dir, 'key.pem')))
   fs.writeFileSync(path.join(dir, 'deploynet-signal.conf'), site)
-  nginx = spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
-  await waitFor(() => new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
-    s.on('error', () => resolve(false))
-  }), 10_000, 'nginx listening')
+  nginx = await startNginx(dir, port, conf)
 })
 
 after(async () => {
-  nginx?.kill('SIGTERM')
-  if (nginx) await new Promise((resolve) => nginx.exitCode !== null ? resolve() : nginx.on('exit', resolve))
+  await nginx?.stop()
   await signal?.stop()
   fs.rmSync(dir, { recursive: true, force: true })
 })
 
-function open (localAddress) {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { rejectUnauthorized: false, localAddress })
-  return withTimeout(new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws))
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
-    ws.once('error', reject)
-  }), 20_000, `wss open from ${localAddress}`)
-}
+const open = (localAddress, headers) => openWss(port, localAddress, headers)
 
 test('1,000 visitors through the TLS proxy are admitted; the per-address cap applies to each visitor', async () => {
   const sockets = []

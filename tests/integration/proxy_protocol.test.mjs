@@ -3,13 +3,11 @@
 // believed from a --trusted-proxy only; HTTP headers from the client are never believed.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import WebSocket from 'ws'
-import { startServer, metric, waitFor, withTimeout, freePort } from './harness.mjs'
+import { startServer, metric, waitFor, freePort, selfSignedCert, startNginx, openWss } from './harness.mjs'
 
 let signal, nginx, port, dir
 
@@ -18,10 +16,9 @@ before(async () => {
   signal = await startServer(['--trusted-proxy', '127.0.0.254', '--proxy-protocol', '--max-conns-per-ip', '2',
     '--conn-rate-per-ip', '10000', '--conn-burst-per-ip', '10000'])
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dn-pp-'))
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' })
+  selfSignedCert(dir)
   port = await freePort()
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+  const conf = `
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 1;
 daemon off;
@@ -38,29 +35,17 @@ stream {
     proxy_protocol on;
   }
 }
-`)
-  nginx = spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' })
-  await waitFor(() => new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
-    s.on('error', () => resolve(false))
-  }), 10_000, 'nginx listening')
+`
+  nginx = await startNginx(dir, port, conf)
 })
 
 after(async () => {
-  nginx?.kill('SIGTERM')
-  if (nginx) await new Promise((resolve) => nginx.exitCode !== null ? resolve() : nginx.on('exit', resolve))
+  await nginx?.stop()
   await signal?.stop()
   fs.rmSync(dir, { recursive: true, force: true })
 })
 
-function open (localAddress, headers = {}) {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/`, { rejectUnauthorized: false, localAddress, headers })
-  return withTimeout(new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(ws))
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)))
-    ws.once('error', reject)
-  }), 20_000, `wss open from ${localAddress}`)
-}
+const open = (localAddress, headers) => openWss(port, localAddress, headers)
 
 test('visitors through the PROXY-protocol proxy are told apart; the per-address cap applies to each', async () => {
   const sockets = []
