@@ -8,24 +8,9 @@
 #   CLUSTER_NODES   nodes in the cluster          (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=build/release
-SECONDS_RUN=${BENCH_SECONDS:-5}
 NODES=${CLUSTER_NODES:-3}
-CONNS=200
-SWARM=10
-OFFERS=5
 RATE=2000
-SERVER_CPU="taskset -c 1"
-LOAD_CPU="taskset -c 0"
-if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then SERVER_CPU=""; LOAD_CPU=""; fi
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+. scripts/bench-common.sh
 
 free_port() { node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 
@@ -61,7 +46,6 @@ run_load() {  # name mode urls-and-pids...
   $LOAD_CPU "$BIN/bench/deploynet-load" "$@" --mode "$mode" --rate "$RATE" --conns $CONNS \
     --swarm-size $SWARM --offers $OFFERS --duration "$SECONDS_RUN" --tag "$name" >"$work/$name.out"
 }
-val() { grep "^$1=" "$2" | cut -d= -f2; }
 
 echo "== signaling cluster: $NODES nodes + Redis vs one node, all on one server core, $CONNS clients, swarms of $SWARM, $OFFERS offers per announce"
 # One node alone.
@@ -96,7 +80,6 @@ crossed=$(( $(metric_sum deploynet_cluster_relays_sent_total "${ports[@]}") - cr
 bytes=$(( $(metric_sum deploynet_cluster_bytes_sent_total "${ports[@]}") - bytes0 ))
 run_load cluster_rate rate "${args[@]}"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 row() { printf '%-48s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
 printf '\n%-48s %14s %14s %8s\n' "figure" "one node" "cluster" "ratio"
 for f in announces_per_s messages_per_s messages_per_server_cpu_s; do

@@ -7,26 +7,10 @@
 #   BENCH_PARTS     parts to run (default: signal cluster hash ring client lab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=build/release
-SECONDS_RUN=${BENCH_SECONDS:-5}
 IDLE=${BENCH_IDLE:-19000}
-CONNS=200
-SWARM=10
-OFFERS=5
-# The load tool and the server share this machine's cores. Each server gets core 1 to itself
-# (ours with one worker thread; the reference is a single-threaded event loop) and the load
-# tool core 0: rates and CPU figures then compare like with like, and runs repeat closely.
-SERVER_CPU="taskset -c 1"
-LOAD_CPU="taskset -c 0"
-if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then SERVER_CPU=""; LOAD_CPU=""; fi
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+# Each server gets core 1 to itself (ours with one worker thread; the reference is a
+# single-threaded event loop).
+. scripts/bench-common.sh
 
 start_ours() {
   $SERVER_CPU "$BIN/server/deploynet-signal" --threads 1 --listen 127.0.0.1:0 --rate 1e9 --burst 1e9 \
@@ -58,7 +42,6 @@ start_reference() {
 
 stop_server() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
 
-val() { grep "^$1=" "$2" | cut -d= -f2; }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -127,7 +110,6 @@ for server in ours reference; do
   stop_server
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 printf '\n%-50s %14s %14s %8s\n' "figure" "deploynet" "bittorrent-tr" "ratio"
 row() { printf '%-50s %14s %14s %8s\n' "$1" "$2" "$3" "$4"; }
 for conns in $CONNS 1000; do
