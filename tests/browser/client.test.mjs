@@ -128,6 +128,7 @@ test('a manifest published for another origin is refused: nothing of it is used'
   const outcome = await v.page.evaluate((signalUrl) => DeployNet.start({ signal: [signalUrl], manifest: '/other.json' })
     .then(() => 'started', (e) => String(e.message)), signal.url)
   assert.match(outcome, /^ERR_MANIFEST_ORIGIN: \/other\.json was published for https:\/\/staging\.example, this page is http:\/\/127\.0\.0\.1:\d+/)
+  await v.close()
 })
 
 test('a failed first handshake is retried within seconds (top-up), not at the next tracker interval', async () => {
@@ -149,6 +150,8 @@ test('a failed first handshake is retried within seconds (top-up), not at the ne
   assert.ok(await b.page.evaluate(() => window.droppedAnswers) >= 1)
   const r = await fetchAll(b, PATHS)
   assert.equal(r.stats.bytesFromPeers, TOTAL)
+  await b.close()
+  await a.close()
 })
 
 test('WebRTC unavailable: everything loads over HTTP at once', async () => {
