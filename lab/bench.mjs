@@ -128,6 +128,18 @@ async function runConfig (lab, label, withDeployNet) {
     originBytes: laterLog.reduce((a, e) => a + e.bytes, 0), originRequests: laterLog.length,
     originAssetRequests: laterLog.filter(isAsset).length, views: views.length,
   }
+  if (process.env.LAB_DEBUG) {
+    // What the later visitors asked the origin for: path and status, requests, bytes.
+    const byPath = new Map()
+    for (const e of laterLog) {
+      const k = `${e.path} ${e.status}${e.range ? ' range' : ''}`
+      const x = byPath.get(k) ?? { n: 0, bytes: 0 }
+      x.n++
+      x.bytes += e.bytes
+      byPath.set(k, x)
+    }
+    for (const [k, x] of [...byPath].sort((a, b) => b[1].bytes - a[1].bytes)) console.log(`    ${label} origin: ${k}: ${x.n} requests, ${x.bytes} bytes`)
+  }
   if (withDeployNet) {
     const stats = views.map((x) => x.stats).filter(Boolean)
     out.peerBytes = stats.reduce((a, st) => a + st.bytesFromPeers, 0)
@@ -174,7 +186,11 @@ async function benchProfile (name, site) {
 function report (r) {
   const f = (x) => x.toFixed(0).padStart(6)
   const { plain, p2p } = r
-  const pct = (a, b) => `${(100 * (1 - a / Math.max(1, b))).toFixed(0)}%`.padStart(4)
+  // "12% lower" or "6% higher": a change against the plain site, in words that cannot be misread.
+  const pct = (a, b) => {
+    const d = 100 * (1 - a / Math.max(1, b))
+    return `${Math.abs(d).toFixed(0)}% ${d >= 0 ? 'lower' : 'higher'}`
+  }
   console.log(`\n${r.name}: ${VISITORS} visitors reading ${PAGES.length} pages each; figures for visitors 2-${VISITORS} (${plain.views} page views per configuration)`)
   console.log('                   load (ms) median   p90   rendered median   p90   origin KiB  origin requests (assets)')
   for (const [label, c] of [['plain site', plain], ['DeployNet', p2p]]) {
@@ -182,8 +198,8 @@ function report (r) {
       `${f(c.originBytes / 1024)}      ${String(c.originRequests).padStart(4)} (${c.originAssetRequests})`)
   }
   console.log(`  DeployNet against the plain site: page load ${(median(p2p.load) / median(plain.load)).toFixed(2)}x, rendered ` +
-    `${(median(p2p.rendered) / median(plain.rendered)).toFixed(2)}x (medians); origin bytes ${pct(p2p.originBytes, plain.originBytes)} lower, ` +
-    `requests ${pct(p2p.originRequests, plain.originRequests)} lower, asset requests ${pct(p2p.originAssetRequests, plain.originAssetRequests)} lower; ` +
+    `${(median(p2p.rendered) / median(plain.rendered)).toFixed(2)}x (medians); origin bytes ${pct(p2p.originBytes, plain.originBytes)}, ` +
+    `requests ${pct(p2p.originRequests, plain.originRequests)}, asset requests ${pct(p2p.originAssetRequests, plain.originAssetRequests)}; ` +
     `${(p2p.peerBytes / 1048576).toFixed(1)} MiB from peers`)
   console.log(`  visitors connected to a peer ${(100 * p2p.connected).toFixed(0)}%; visitor pairs connected ` +
     `${p2p.pairs.connected}/${p2p.pairs.total}; first data channel open ${f(median(p2p.firstPeer))} ms after the page started ` +

@@ -183,6 +183,8 @@ const HELLO_WAIT_MS = 1000;
 const ANSWERED_WAIT_MS = 1000;
 // Assets taken from the browser's HTTP cache per page (a manifest lists a site's assets).
 const MAX_ADOPTED = 4096;
+const RING_MIN_PEERS = 2; // connected peers before ranking them on the ring is worth its module
+const RING_ORIGIN_WAIT_MS = 10_000; // for a peer to get the ring module before anyone asks the origin
 const MAX_BANNED = 1024; // peers banned in this page's session
 const MAX_OFFERED_TO = 1024; // peers offered to in the last minute
 
@@ -279,10 +281,13 @@ export class DeployNet extends Emitter<Events> {
   };
   private assets: AssetStats[] = [];
   private ring: Ring | null = null;
+  private ringLoading = false;
+  private ringWaitSince = 0;
   private manifestReady: Promise<void> = Promise.resolve();
   private serverIce: IceInfo | null = null;
   private firstPeerMs: number | null = null;
   private adopted = new Set<string>();
+  private adoptQueue: string[] = []; // resource URLs loaded before the load event
   private held = new Set<string>(); // content ids in the store
   private heldReady: Promise<void> = Promise.resolve();
   private prefetched = 0;
@@ -370,7 +375,6 @@ export class DeployNet extends Emitter<Events> {
         throw err;
       }
       if (this.swarmPeers > 0) this.askRoutes();
-      if (this.options.ringWasm) void this.loadRing(this.options.ringWasm);
       this.watchdog = setInterval(() => this.tick(), 250);
       if (this.options.report && !this.options.swarm) {
         // Hidden (tab switched, closed) or left (a navigation): the counts go out at once.
@@ -389,9 +393,45 @@ export class DeployNet extends Emitter<Events> {
     this.emit('ready');
   }
 
-  private async loadRing(url: string) {
+  /**
+   * The ring ranks connected peers only when there is a choice: it is loaded once the page has
+   * loaded and two peers are connected, through the engine like any asset of the manifest (from
+   * this browser's cache or from peers; from the origin only when no connected peer holds it),
+   * so most visitors never fetch it from the origin, and no page waits for it.
+   */
+  private maybeLoadRing() {
+    if (
+      this.ringLoading ||
+      !this.options.ringWasm ||
+      this.peers.size < RING_MIN_PEERS ||
+      document.readyState !== 'complete'
+    )
+      return;
+    const href = new URL(this.options.ringWasm, location.href);
+    const file = href.origin === location.origin ? this.index.lookup(href.pathname) : undefined;
+    if (file && !this.held.has(file.sha256) && !this.holders(file.sha256)) {
+      // Nobody at hand holds it: one fetches it from the origin — the lowest peer id among this
+      // visitor and its peers (all of them agree on who that is) — and the others take it from
+      // that one; if none has it after a while, anyone goes.
+      const now = performance.now();
+      this.ringWaitSince ||= now;
+      const lowest = [...this.peers.keys()].every((id) => this.peerId < id);
+      if (!lowest && now - this.ringWaitSince < RING_ORIGIN_WAIT_MS) return;
+    }
+    this.ringLoading = true;
+    void this.loadRing(file ?? href);
+  }
+
+  /** Whether a connected peer (not banned) has said it holds the content. */
+  private holders(contentId: string): boolean {
+    for (const p of this.peers.values()) if (p.have.has(contentId) && !this.banned.has(p.id)) return true;
+    return false;
+  }
+
+  private async loadRing(from: ManifestFile | URL) {
     try {
-      const ring = new Ring(await loadRingModule(new URL(url, location.href)));
+      const wasm = from instanceof URL ? from : ((await this.fetchFile(from, false)) as Uint8Array<ArrayBuffer>);
+      const ring = new Ring(await loadRingModule(wasm));
       if (this.destroyed) {
         ring.destroy();
         return;
@@ -404,7 +444,14 @@ export class DeployNet extends Emitter<Events> {
   }
 
   private async loadManifest() {
-    const res = await originFetch(this.options.manifest, { cache: 'no-cache', priority: 'high' });
+    // Marked 'manifest': DeployNet's worker answers with the copy it checked against the origin
+    // for this very navigation (one conditional request per page view, not two); with no
+    // worker, or none checked just now, the request goes to the origin.
+    const res = await fetch(this.options.manifest, {
+      cache: 'no-cache',
+      priority: 'high',
+      headers: { [MARKER]: 'manifest' },
+    });
     if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
     const manifest = parseManifest(await res.json());
     // A manifest published for another origin (a staging build, the wrong --origin) describes
@@ -433,12 +480,24 @@ export class DeployNet extends Emitter<Events> {
   private adoptBrowserLoads() {
     if (typeof PerformanceObserver !== 'function') return;
     try {
+      // Adopting reads, hashes and stores what the browser loaded: work that competes with the
+      // page's own loading, so it waits for the load event (peers are rarely connected sooner).
       this.resourceObserver = new PerformanceObserver((list) => {
         for (const e of list.getEntries()) {
           this.meter.add(e as PerformanceResourceTiming);
-          void this.adopt(e.name);
+          if (document.readyState === 'complete') void this.adopt(e.name);
+          else if (this.adoptQueue.length < MAX_ADOPTED) this.adoptQueue.push(e.name);
         }
       });
+      if (document.readyState !== 'complete') {
+        addEventListener(
+          'load',
+          () => {
+            for (const href of this.adoptQueue.splice(0)) void this.adopt(href);
+          },
+          { once: true },
+        );
+      }
       this.resourceObserver.observe({ type: 'resource', buffered: true });
     } catch {
       /* no Resource Timing: nothing adopted */
@@ -938,6 +997,7 @@ export class DeployNet extends Emitter<Events> {
       }
     }
     this.scheduleAll();
+    this.maybeLoadRing();
     if (now - this.lastPrefetch > 1000) {
       this.lastPrefetch = now;
       this.prefetch();
@@ -1003,8 +1063,7 @@ export class DeployNet extends Emitter<Events> {
         this.prefetched + file.size > this.options.prefetchBytes
       )
         continue;
-      const holders = [...this.peers.values()].some((p) => p.have.has(file.sha256) && !this.banned.has(p.id));
-      if (!holders) continue;
+      if (!this.holders(file.sha256)) continue;
       this.prefetched += file.size;
       running++;
       void this.fetchFile(file, false, true).catch(() => {

@@ -51,7 +51,9 @@ export async function loadRingModule(wasm: BufferSource | string | URL): Promise
   } else {
     wasmBinary = wasm;
   }
-  return (await createRingModule({ wasmBinary })) as RingModule;
+  // locateFile: without it the module resolves its .wasm against import.meta.url as it starts,
+  // which a classic script (deploynet.js) does not have: it would throw before using the bytes.
+  return (await createRingModule({ wasmBinary, locateFile: (f: string) => f })) as RingModule;
 }
 
 const HEX = '0123456789abcdef';

@@ -24,7 +24,13 @@ interface SwFile {
   sha256: string;
   type: string;
 }
-let manifest: { deployId: string; paths: Set<string>; files: Map<string, SwFile> } | null = null;
+let manifest: {
+  deployId: string;
+  paths: Set<string>;
+  files: Map<string, SwFile>;
+  raw: string; // as the origin sent it: the page's engine gets this copy (below)
+  checkedAt: number;
+} | null = null;
 let loading: Promise<void> | null = null;
 
 let failedAt = -Infinity; // when the last check found no usable manifest
@@ -38,7 +44,8 @@ function loadManifest(): Promise<void> {
     try {
       const res = await originFetch(MANIFEST, { cache: 'no-cache' });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const m = await res.json();
+      const raw = await res.text();
+      const m = JSON.parse(raw);
       if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
       if (m.origin !== sw.location.origin) throw new Error('published for another origin');
       const files = new Map<string, SwFile>();
@@ -46,7 +53,7 @@ function loadManifest(): Promise<void> {
         if (typeof f?.path === 'string' && typeof f.sha256 === 'string')
           files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
       }
-      manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files };
+      manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files, raw, checkedAt: Date.now() };
     } catch (err) {
       if (!(err instanceof TypeError)) manifest = null; // TypeError: the network failed
       failedAt = Date.now();
@@ -135,8 +142,25 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   });
 }
 
+// The page's engine asks for the manifest right after its navigation, which checked it
+// against the origin a moment ago: it gets that copy instead of a second request. A copy older
+// than this is not handed out (the engine then asks the origin itself).
+const MANIFEST_FRESH_MS = 10_000;
+async function manifestForPage(req: Request): Promise<Response> {
+  if (loading) await loading;
+  if (!manifest || Date.now() - manifest.checkedAt > MANIFEST_FRESH_MS) return fetch(req);
+  return new Response(manifest.raw, {
+    status: 200,
+    headers: { 'content-type': 'application/json', [MARKER]: 'worker' },
+  });
+}
+
 sw.addEventListener('fetch', (e) => {
   const req = e.request;
+  if (req.headers.get(MARKER) === 'manifest' && new URL(req.url).pathname === MANIFEST) {
+    e.respondWith(manifestForPage(req).catch(() => fetch(req)));
+    return;
+  }
   if (req.mode === 'navigate') {
     // Beside the page's own request: a conditional request for the manifest, so that after a
     // deploy no old content is served from the cache. The page is handed over when both are

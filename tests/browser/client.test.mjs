@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, freePort } from '../integration/harness.mjs'
-import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish } from './harness.mjs'
+import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir } from './harness.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -18,6 +18,8 @@ let swarmN = 0
 before(async () => {
   signal = await startServer()
   siteDir = fs.mkdtempSync('/tmp/dn-client-site-')
+  // The ring module in the manifest, as `deploynet init` puts it there.
+  fs.copyFileSync(path.join(clientDir, 'deploynet_ring.wasm'), path.join(siteDir, 'deploynet_ring.wasm'))
   origin = await startOrigin(siteDir)
   site = makeSite(FILES, origin.url, siteDir)
 })
@@ -63,6 +65,28 @@ test('visitor B gets every asset from visitor A, and the origin sees no request 
   assert.deepEqual(b.errors, [])
   await a.close()
   await b.close()
+})
+
+test('the ring module comes from peers: of three connected visitors, one fetches it from the origin', async () => {
+  // Each loads the ring once two peers are connected; the lowest peer id among them asks the
+  // origin, the others wait for it to say it holds the module and take it from there.
+  const swarm = `swarm-ring-${++swarmN}`.padEnd(20, '-')
+  const vs = []
+  for (const name of ['R1', 'R2', 'R3']) vs.push(await open(name, { swarm, ringWasm: '/deploynet_ring.wasm' }))
+  await waitFor(async () => (await Promise.all(vs.map(peersOf))).every((n) => n >= 2), 30_000, 'three visitors connected')
+  const ringOf = (v) => v.page.evaluate(() => ({
+    asset: window.dn.stats().assets.find((a) => a.path === '/deploynet_ring.wasm') ?? null,
+    warnings: window.dnEvents.filter((e) => e[0] === 'warning' && /ERR_RING/.test(e[1])).map((e) => e[1]),
+  }))
+  const got = await waitFor(async () => {
+    const r = await Promise.all(vs.map(ringOf))
+    return r.every((x) => x.asset) ? r : null
+  }, 30_000, 'every visitor loading the ring module')
+  const fromOrigin = origin.log.filter((e) => e.path === '/deploynet_ring.wasm' && /visitor-R[123]$/.test(e.ua))
+  assert.equal(fromOrigin.length, 1, JSON.stringify(got))
+  assert.equal(got.filter((x) => x.asset.fromPeers === x.asset.size).length, 2, JSON.stringify(got))
+  assert.deepEqual(got.flatMap((x) => x.warnings), [])
+  for (const v of vs) await v.close()
 })
 
 // A peer that flips one byte of every piece it sends: B must use none of it, ban it, and

@@ -92,6 +92,10 @@ test('first views load over HTTP and are seeded; a later visitor\'s next page ne
   const r = await loadControlledPage(b.v, `${origin.url}/gallery.html`)
   assert.ok(r.imagesOk)
   assert.deepEqual(originAssetRequests('swB', since).map((e) => e.path), [])
+  // The manifest once for the page view: the worker's check at the navigation, whose copy the
+  // page's engine then takes instead of asking the origin again.
+  const manifestRequests = origin.log.slice(since).filter((e) => e.ua.endsWith('visitor-swB') && e.path === '/deploynet.json')
+  assert.equal(manifestRequests.length, 1)
   const served = await b.v.page.evaluate(async () => {
     const r = await fetch('/img/photo-8.png')
     const d = new Uint8Array(await crypto.subtle.digest('SHA-256', await r.arrayBuffer()))
