@@ -6,6 +6,7 @@ import { ManifestIndex, parseManifest, sha256Hex, type ManifestFile } from './ma
 import { OriginMeter } from './meter';
 import { MARKER, originFetch } from './origin';
 import { Peer } from './peer';
+import { type Decision, decide } from './policy';
 import { loadRingModule, Ring } from './ring';
 import { SignalClient, type IceInfo, type OutOffer } from './signal';
 import { originRange, planRequests, rankPeers, VERIFIED } from './scheduler';
@@ -45,17 +46,28 @@ export interface DeployNetOptions {
   region?: string;
   /** Responsible peers asked per content id. */
   routeK?: number;
+  /**
+   * An urgent request (script, style, font) that connected peers hold also goes to the origin
+   * when the origin is measured clearly faster than those peers: the origin streams it from the
+   * head while the peers take the tail, so the page never waits on slow peers. false: peers
+   * serve whatever they hold (offload first, at the cost of speed when they are slower).
+   */
+  hedge?: boolean;
   /** false: never use peers (everything over HTTP). */
   p2p?: boolean;
   /** Swarm id override (20 characters); default derived from the page's origin. */
   swarm?: string;
   /** Bytes of verified content kept in memory for serving. */
   memoryBytes?: number;
-  /** URL of deploynet_ring.wasm: rank connected peers on the same ring as the server ('' off). */
+  /**
+   * URL of deploynet_ring.wasm: rank connected peers on the same ring as the server ('' off).
+   * Loaded once the page has loaded and two peers are connected, from the cache or a peer.
+   */
   ringWasm?: string;
   /**
    * Bytes of the site's other assets fetched from connected peers (never the origin) once the
-   * page has loaded, so that the visitor's next pages come from its own cache (0: off).
+   * page has loaded, so that the visitor's next pages come from its own cache (0: off). Off
+   * when the browser signals Save-Data or a cellular connection.
    */
   prefetchBytes?: number;
   /**
@@ -90,6 +102,7 @@ const DEFAULTS = {
   region: '',
   routeK: 3,
   p2p: true,
+  hedge: true,
   swarm: '',
   memoryBytes: 64 * 1024 * 1024,
   ringWasm: '',
@@ -199,6 +212,12 @@ interface Req {
 class OriginMismatch extends Error {}
 
 const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** The visitor asked to save data (Save-Data), or is on a cellular link: nothing ahead of need. */
+function dataSaving(): boolean {
+  const c = (navigator as Navigator & { connection?: { saveData?: boolean; type?: string } }).connection;
+  return !!c && (c.saveData === true || c.type === 'cellular');
+}
+
 function randomId(prefix: string): string {
   const r = crypto.getRandomValues(new Uint8Array(20 - prefix.length));
   return prefix + Array.from(r, (b) => BASE62[b % 62]).join('');
@@ -238,6 +257,8 @@ export class DeployNet extends Emitter<Events> {
   readonly peerId = randomId('-DN0001-');
   /** @internal */
   index!: ManifestIndex;
+  /** @internal The manifest as the origin sent it (handed to the service worker). */
+  manifestText = '';
   /** The swarm joined (see `swarmIdFor`). */
   swarm = '';
   private store: ContentStore;
@@ -453,7 +474,8 @@ export class DeployNet extends Emitter<Events> {
       headers: { [MARKER]: 'manifest' },
     });
     if (!res.ok) throw new Error(`ERR_MANIFEST: HTTP ${res.status} for ${this.options.manifest}`);
-    const manifest = parseManifest(await res.json());
+    const raw = await res.text();
+    const manifest = parseManifest(JSON.parse(raw));
     // A manifest published for another origin (a staging build, the wrong --origin) describes
     // another deploy: nothing of it is used, the site loads over HTTP.
     if (manifest.origin !== location.origin) {
@@ -462,6 +484,7 @@ export class DeployNet extends Emitter<Events> {
       );
     }
     this.index = new ManifestIndex(manifest);
+    this.manifestText = raw;
     // Content of older deploys is never served again.
     this.heldReady = this.store
       .evictExcept(new Set(this.index.byId.keys()))
@@ -781,7 +804,7 @@ export class DeployNet extends Emitter<Events> {
         if (t.file.sha256 !== file.sha256) continue;
         t.peersOnly = false;
         t.urgent ||= urgent;
-        if (!t.firstByte && this.hopeless(t)) void this.fromOrigin(t, 'needed now, no connected peer has it');
+        if (!t.firstByte && this.decideFor(t).source === 'origin') void this.fromOrigin(t, this.decideFor(t).reason);
       }
     }
     if (!p) {
@@ -835,8 +858,10 @@ export class DeployNet extends Emitter<Events> {
       t.reject = reject;
     });
     this.active.add(t);
-    if (this.hopeless(t)) {
-      void this.fromOrigin(t, urgent ? 'needed now, no connected peer has it' : 'no peer has it');
+    const d = this.decideFor(t);
+    if (d.source === 'origin' || d.source === 'both') {
+      // 'both': the origin streams from the head; once it answers, peers take the tail.
+      void this.fromOrigin(t, d.reason);
     } else {
       t.timer = setTimeout(() => {
         if (!t.firstByte) void this.fromOrigin(t, 'first byte timeout');
@@ -894,6 +919,7 @@ export class DeployNet extends Emitter<Events> {
       this.reqs.set(reqId, { t, piece, peer: peers[i], buf: new Uint8Array(len), progress: performance.now() });
       t.state[piece] = 1;
       t.got[piece] = 0;
+      peers[i].rx.busy(performance.now());
       peers[i].send({ type: 'request', reqId, contentId: t.file.sha256, piece });
     }
   }
@@ -921,8 +947,10 @@ export class DeployNet extends Emitter<Events> {
     r.buf.set(data, offset);
     t.got[piece] += data.length;
     r.progress = performance.now();
+    peer.rx.add(data.length, r.progress);
     if (t.got[piece] < len) return;
     this.reqs.delete(reqId);
+    if (this.inflight(peer) === 0) peer.rx.idle();
     const hash = await sha256Hex(r.buf);
     if (t.done || t.state[piece] === VERIFIED) return; // the origin got there first
     if (hash !== t.file.pieces[piece]) {
@@ -947,34 +975,42 @@ export class DeployNet extends Emitter<Events> {
     // arriving, and none runs into the budget behind another's pieces), then the rest.
     for (const t of this.active) {
       if (t.done || t.origin || t.state.includes(1)) continue;
-      if (!t.firstByte && this.hopeless(t)) void this.fromOrigin(t, 'no peer has it');
+      const d = t.firstByte ? null : this.decideFor(t);
+      if (d?.source === 'origin') void this.fromOrigin(t, d.reason);
       else this.schedule(t, 1);
     }
     for (const t of this.active) this.schedule(t);
   }
 
-  /**
-   * Whether to go to the origin now rather than wait for peers (peers that connect later still
-   * take the tail beside it). Never waiting: a connected peer holds it, or one just connected
-   * has not said yet what it holds (one round trip). An urgent request waits for nothing else:
-   * a handshake takes several round trips through the signaling server and may never succeed
-   * (NAT), while the origin answers in one. A patient one also waits for a handshake that is
-   * nearly done (answered, ICE under way), and for any handshake when the origin is measured
-   * slower than the wait (a saturated origin: a flash crowd).
-   */
-  private hopeless(t: Transfer): boolean {
+  /** The delivery policy's choice for a transfer now (policy.ts), from the measured state. */
+  private decideFor(t: Transfer): Decision {
     const s = this.signal;
-    if (!s) return true;
-    if (this.candidates(t).length > 0) return false;
     const now = performance.now();
-    if (this.helloPending()) return false;
-    if (t.urgent) return true;
-    for (const p of this.connecting) if (p.id && now - p.created < ANSWERED_WAIT_MS) return false;
-    const slowOrigin = this.meter.expected(t.file.size) > this.options.firstByteTimeout;
-    if (!slowOrigin || !s.connected || (this.swarmPeers === 1 && this.peers.size === 0)) return true;
-    if (this.announcing || now - this.lastAnnounce < 1500) return false;
-    for (const p of this.connecting) if (now - p.created < 1500) return false;
-    return true;
+    let nearlyDone = false;
+    let underWay = this.announcing || now - this.lastAnnounce < 1500;
+    for (const p of this.connecting) {
+      if (p.id && now - p.created < ANSWERED_WAIT_MS) nearlyDone = true;
+      if (now - p.created < 1500) underWay = true;
+    }
+    let missing = 0;
+    for (let i = 0; i < t.state.length; i++) {
+      if (t.state[i] !== VERIFIED) missing += this.index.pieceLength(t.file, i);
+    }
+    return decide(
+      { size: missing, urgent: t.urgent },
+      {
+        signal: !!s,
+        holders: this.candidates(t).map((p) => ({ rtt: p.rtt, rate: p.rx.rate })),
+        helloPending: this.helloPending(),
+        handshakeNearlyDone: nearlyDone,
+        handshakeUnderWay: !!s?.connected && underWay,
+        alone: this.swarmPeers === 1 && this.peers.size === 0,
+        originMs: this.meter.expected(missing),
+        originMeasured: this.meter.samples > 0,
+      },
+      this.options.firstByteTimeout,
+      this.options.hedge,
+    );
   }
 
   /** A peer connected less than a round trip ago has not yet said what it holds. */
@@ -1046,6 +1082,7 @@ export class DeployNet extends Emitter<Events> {
   private prefetch() {
     if (
       this.prefetched >= this.options.prefetchBytes ||
+      dataSaving() ||
       typeof document === 'undefined' ||
       document.readyState !== 'complete' ||
       this.peers.size === 0
@@ -1292,9 +1329,15 @@ export class DeployNet extends Emitter<Events> {
     };
   }
 
-  /** Peers connected now, with what the engine knows of them. */
-  peerList(): { id: string; rtt: number; have: number }[] {
-    return [...this.peers.values()].map((p) => ({ id: p.id, rtt: p.rtt, have: p.have.size }));
+  /** Peers connected now: id, round-trip time (ms), content ids they hold, measured delivery
+   *  rate to this visitor (bytes per second; null until measured). */
+  peerList(): { id: string; rtt: number; have: number; rate: number | null }[] {
+    return [...this.peers.values()].map((p) => ({
+      id: p.id,
+      rtt: p.rtt,
+      have: p.have.size,
+      rate: Number.isNaN(p.rx.rate) ? null : Math.round(p.rx.rate * 1000),
+    }));
   }
 
   /** Leaves the swarm: reports its counts, closes every connection; transfers go to the origin. */

@@ -20,12 +20,20 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   // the parser itself waits for assets the worker asks this page for.
   container.startMessages();
   const engine = await dn;
-  const hello = () =>
-    container.controller?.postMessage({
+  // The first hello to a worker carries the manifest this page just fetched from the origin,
+  // so a worker that has none (just installed, or restarted) need not ask the origin again.
+  let told: ServiceWorker | null = null;
+  const hello = () => {
+    const to = container.controller;
+    if (!to) return;
+    to.postMessage({
       type: 'deploynet-page',
       deployId: engine.index.manifest.deploy_id,
       paths: engine.index.manifest.files.filter((f) => f.size > 0).map((f) => f.path),
+      manifest: told === to ? undefined : engine.manifestText,
     });
+    told = to;
+  };
   container.addEventListener('controllerchange', hello);
   hello();
   // A worker may be stopped and restarted by the browser at any time, losing what it knew.

@@ -2,6 +2,7 @@
 // wire protocol (wire.ts). Non-trickle ICE, as WebTorrent clients do: the SDP travels through
 // the signaling server once, with its candidates in it.
 
+import { RateMeter } from './policy';
 import { Emitter } from './emitter';
 import { decode, encode, WireError, type WireMessage } from './wire';
 
@@ -51,6 +52,8 @@ export class Peer extends Emitter<Events> {
   id: string;
   readonly have = new Set<string>();
   rtt = Infinity;
+  /** Its delivery rate to us (the delivery policy compares it with the origin's). */
+  readonly rx = new RateMeter();
   open = false;
   closed = false;
   lastSeen = Date.now();

@@ -41,8 +41,10 @@ function fromDataset(d: DOMStringMap): ScriptConfig {
     firstVisit: d.firstVisit === 'reload' ? 'reload' : undefined,
     firstByteTimeout: num(d.firstByteTimeout),
     maxPeers: num(d.maxPeers),
+    prefetchBytes: num(d.prefetchBytes),
     uploadLimit: num(d.uploadLimit),
     p2p: d.p2p === 'off' ? false : undefined,
+    hedge: d.hedge === 'off' ? false : undefined,
     iceTransportPolicy: d.iceTransportPolicy === 'relay' ? 'relay' : undefined,
     debug: d.debug !== undefined && d.debug !== 'false' ? true : undefined,
   };

@@ -39,21 +39,24 @@ const RETRY_MS = 30_000; // between checks after a failure (navigations check an
 // The manifest, checked against the origin (a conditional request). An HTTP error or a
 // malformed manifest drops the one held (this deploy's content is unknown: everything passes
 // through); a network error keeps it (the content it names is still verified).
+function useManifest(raw: string) {
+  const m = JSON.parse(raw);
+  if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
+  if (m.origin !== sw.location.origin) throw new Error('published for another origin');
+  const files = new Map<string, SwFile>();
+  for (const f of m.files) {
+    if (typeof f?.path === 'string' && typeof f.sha256 === 'string')
+      files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
+  }
+  manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files, raw, checkedAt: Date.now() };
+}
+
 function loadManifest(): Promise<void> {
   loading ??= (async () => {
     try {
       const res = await originFetch(MANIFEST, { cache: 'no-cache' });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const raw = await res.text();
-      const m = JSON.parse(raw);
-      if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
-      if (m.origin !== sw.location.origin) throw new Error('published for another origin');
-      const files = new Map<string, SwFile>();
-      for (const f of m.files) {
-        if (typeof f?.path === 'string' && typeof f.sha256 === 'string')
-          files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
-      }
-      manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files, raw, checkedAt: Date.now() };
+      useManifest(await res.text());
     } catch (err) {
       if (!(err instanceof TypeError)) manifest = null; // TypeError: the network failed
       failedAt = Date.now();
@@ -64,7 +67,9 @@ function loadManifest(): Promise<void> {
   return loading;
 }
 
-sw.addEventListener('install', (e) => e.waitUntil(Promise.all([sw.skipWaiting(), loadManifest()])));
+// No manifest request at install: the page that registered this worker hands over the one it
+// just fetched (its first message), and every navigation checks it anyway.
+sw.addEventListener('install', (e) => e.waitUntil(sw.skipWaiting()));
 sw.addEventListener('activate', (e) => e.waitUntil(sw.clients.claim()));
 
 sw.addEventListener('message', (e) => {
@@ -73,8 +78,17 @@ sw.addEventListener('message', (e) => {
   if (!src || !d || typeof d !== 'object') return;
   if (d.type === 'deploynet-page' && Array.isArray(d.paths)) {
     pages.set(src.id, { deployId: String(d.deployId), paths: new Set(d.paths.map(String)) });
-    // A page on a newer deploy than the one known here: take its manifest's paths.
-    if (!manifest || manifest.deployId !== d.deployId) void loadManifest();
+    // None known here (just installed, or restarted): the manifest the page fetched from the
+    // origin a moment ago. A page on another deploy than the one known: the origin decides
+    // (an old tab must never bring its old manifest back).
+    if (!manifest || manifest.deployId !== d.deployId) {
+      try {
+        if (manifest || typeof d.manifest !== 'string' || loading) throw new Error('ask the origin');
+        useManifest(d.manifest);
+      } catch {
+        void loadManifest();
+      }
+    }
   } else if (d.type === 'deploynet-page-gone') {
     pages.delete(src.id);
   }

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, freePort } from '../integration/harness.mjs'
-import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir } from './harness.mjs'
+import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected } from './harness.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -49,7 +49,7 @@ test('visitor B gets every asset from visitor A, and the origin sees no request 
   assert.equal(ra.stats.bytesFromPeers, 0)
 
   const b = await open('B1', { swarm, ringWasm: '/deploynet_ring.wasm' })
-  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A, knowing what A holds')
+  await waitConnected(b, PATHS.length, 1, 'B connected to A, knowing what A holds', [a, b])
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   assert.equal(rb.stats.bytesFromPeers, TOTAL)
@@ -87,6 +87,35 @@ test('the ring module comes from peers: of three connected visitors, one fetches
   assert.equal(got.filter((x) => x.asset.fromPeers === x.asset.size).length, 2, JSON.stringify(got))
   assert.deepEqual(got.flatMap((x) => x.warnings), [])
   for (const v of vs) await v.close()
+})
+
+test('hedging: an urgent request also goes to the origin when it is measured faster than the peers; a patient one stays with them', async () => {
+  // On loopback the origin (measured from the page's own loads) is far faster than a data
+  // channel: what the page needs now streams from it, while media and prefetches offload.
+  const swarm = `swarm-hedge-${++swarmN}`.padEnd(20, '-')
+  const a = await open('H1', { swarm, hedge: true })
+  await fetchAll(a, PATHS)
+  const b = await open('H2', { swarm, hedge: true })
+  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A, knowing what A holds')
+  const since = origin.log.length
+  const urgent = await fetchAll(b, ['/app.js'])
+  assert.equal(urgent.hashes['/app.js'], site.contents['/app.js'])
+  const patient = await b.page.evaluate(async () => {
+    const res = await window.dn.fetchPath('/img/hero.png', { urgent: false })
+    const d = new Uint8Array(await crypto.subtle.digest('SHA-256', await res.arrayBuffer()))
+    return { sha: Array.from(d, (x) => x.toString(16).padStart(2, '0')).join(''), assets: window.dn.stats().assets }
+  })
+  assert.equal(patient.sha, site.contents['/img/hero.png'])
+  const app = patient.assets.find((x) => x.path === '/app.js')
+  const hero = patient.assets.find((x) => x.path === '/img/hero.png')
+  assert.equal(app.originReason, 'origin faster than the peers that hold it')
+  assert.equal(app.fromOrigin + app.fromPeers, FILES['/app.js'])
+  assert.equal(hero.fromPeers, FILES['/img/hero.png'])
+  assert.equal(hero.originReason, undefined)
+  const asked = origin.log.slice(since).filter((e) => e.ua.endsWith('visitor-H2')).map((e) => e.path)
+  assert.deepEqual(asked, ['/app.js'])
+  await a.close()
+  await b.close()
 })
 
 // A peer that flips one byte of every piece it sends: B must use none of it, ban it, and

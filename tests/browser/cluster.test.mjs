@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { startServer, startRedis, freePort, metric } from '../integration/harness.mjs'
-import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, holdersOf } from './harness.mjs'
+import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, holdersOf, waitConnected } from './harness.mjs'
 
 const FILES = { '/app.js': 250_000, '/style.css': 30_000, '/img/hero.png': 400_000 }
 const PATHS = Object.keys(FILES)
@@ -49,7 +49,7 @@ test('visitors on different nodes of a cluster share assets peer to peer', async
   const b = await visitor('CB')
   visitors.push(b)
   await startEngine(b, origin.url, { signal: [nodes[1].url], swarm, ringWasm: '/deploynet_ring.wasm', firstByteTimeout: 4000 })
-  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 20_000, 'B (node 2) connected to A (node 1)')
+  await waitConnected(b, PATHS.length, 1, 'B (node 2) connected to A (node 1)', [a, b])
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   assert.equal(rb.stats.bytesFromPeers, TOTAL)

@@ -32,7 +32,13 @@ export const sha256 = (b) => createHash('sha256').update(b).digest('hex')
 // Static origin with single-range support. `log` holds one entry per request.
 export async function startOrigin (siteDir) {
   const log = []
+  const delays = new Map() // path -> ms before the answer (a slow origin for that path)
   const server = http.createServer((req, res) => {
+    const delay = delays.get(new URL(req.url, 'http://x').pathname)
+    if (delay) setTimeout(() => answer(req, res), delay)
+    else answer(req, res)
+  })
+  const answer = (req, res) => {
     const url = new URL(req.url, 'http://x')
     let file = path.join(siteDir, path.normalize(decodeURIComponent(url.pathname)))
     const clientFile = path.join(clientDir, path.basename(url.pathname))
@@ -60,10 +66,10 @@ export async function startOrigin (siteDir) {
       entry.bytes = body.length
       res.end(req.method === 'HEAD' ? undefined : body)
     })
-  })
+  }
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${server.address().port}`
-  return { url, log, stop: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }) }
+  return { url, log, delays, stop: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }) }
 }
 
 // A site of `files` ({path: size}) of random bytes, plus test.html, published for `origin`.
@@ -146,8 +152,11 @@ export async function visitor (name, { initScript, contextOptions = {} } = {}) {
   }
 }
 
-// Opens test.html and starts the engine with `options`.
+// Opens test.html and starts the engine with `options`. Hedging is off unless asked for: on
+// loopback the origin is always measured faster than any peer, so every urgent request would
+// go to it and these tests of the peers' mechanics would see none of them.
 export async function startEngine (v, origin, options) {
+  options = { hedge: false, ...options }
   await v.page.goto(`${origin}/test.html`)
   await v.page.evaluate(async (opts) => {
     window.dn = await DeployNet.start(opts)
@@ -168,6 +177,26 @@ export async function fetchAll (v, paths) {
     }))
     return { hashes: out, stats: window.dn.stats() }
   }, paths)
+}
+
+// What a visitor's engine knows of its swarm, for the message of a failed wait: its peers,
+// its handshakes under way and the events so far.
+export const swarmReport = (v) => v.page.evaluate(() => {
+  const dn = window.dn
+  if (!dn) return null
+  const s = dn.stats()
+  return { id: dn.peerId, signal: s.signal, peers: dn.peerList(), firstPeerMs: s.firstPeerMs, events: (window.dnEvents ?? []).slice(-20) }
+}).catch((err) => String(err))
+
+// Waits until `v` is connected to `n` peers that hold `have` assets; on a timeout the error
+// carries every visitor's swarm report.
+export async function waitConnected (v, have, n, what, all = [v]) {
+  try {
+    await waitFor(async () => (await holdersOf(v, have)) >= n, 30_000, what)
+  } catch (err) {
+    const reports = await Promise.all(all.map(async (x) => ({ [x.name]: await swarmReport(x) })))
+    throw new Error(`${err.message}: ${JSON.stringify(reports)}`)
+  }
 }
 
 export const peersOf = (v) => v.page.evaluate(() => window.dn.stats().peers)

@@ -145,12 +145,48 @@ test('a redeploy takes effect: changed assets are new content, never the stale b
   assert.equal(sha256(fs.readFileSync(cssPath)), manifest.files.find((f) => f.path === '/css/site.css').sha256)
 })
 
-test('without service workers the site still works, over HTTP', async () => {
+// Every request a visitor made, by path: a first view that reloads (or downloads anything
+// twice) shows as a count above one.
+const requestCounts = (name, since = 0) => {
+  const n = {}
+  for (const e of origin.log.slice(since)) if (e.ua.endsWith(`visitor-${name}`)) n[e.path] = (n[e.path] ?? 0) + 1
+  return n
+}
+
+test('without service workers the site still works, over HTTP, loading once: nothing twice', async () => {
   const { v } = await visit('noSW', { contextOptions: { serviceWorkers: 'block' } }, { controlled: false })
   const looks = await pageLooksRight(v)
   assert.equal(looks.images, true)
   assert.equal(looks.rows, 40)
   assert.equal(looks.font, true)
+  const counts = requestCounts('noSW')
+  assert.equal(counts['/index.html'], 1)
+  assert.deepEqual(Object.entries(counts).filter(([, n]) => n > 1), [])
+})
+
+test('a slow manifest holds up nothing: one navigation, nothing downloaded twice, the page loads first', async () => {
+  origin.delays.set('/deploynet.json', 2500)
+  try {
+    const v = await visitor('slowManifest')
+    open.push(v)
+    await v.page.goto(`${origin.url}/index.html`, { waitUntil: 'load' })
+    const t = await v.page.evaluate(async () => {
+      const dn = await window.deploynet
+      const nav = performance.getEntriesByType('navigation')[0]
+      const m = performance.getEntriesByType('resource').find((e) => new URL(e.name).pathname === '/deploynet.json')
+      return { loadEnd: nav.loadEventEnd, manifestEnd: m?.responseEnd ?? null, ready: !!dn, nav: performance.getEntriesByType('navigation').length }
+    })
+    // The page's load event came before the manifest's answer: nothing of the page waited on it.
+    assert.ok(t.manifestEnd !== null && t.loadEnd < t.manifestEnd, JSON.stringify(t))
+    assert.equal(t.ready, true)
+    const counts = requestCounts('slowManifest')
+    assert.equal(counts['/index.html'], 1)
+    assert.deepEqual(Object.entries(counts).filter(([, n]) => n > 1), [])
+    const looks = await pageLooksRight(v)
+    assert.deepEqual([looks.font, looks.rows, looks.images], [true, 40, true])
+  } finally {
+    origin.delays.delete('/deploynet.json')
+  }
 })
 
 test('with P2P disabled the site still works, through the worker, from the origin', async () => {
