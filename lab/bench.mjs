@@ -49,7 +49,15 @@ async function visit (lab, k, name, withDeployNet) {
   const v = await visitor(name, { contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
   const views = []
   for (const page of PAGES) {
-    await v.page.goto(`${ORIGIN}/${page}`, { waitUntil: 'load', timeout: 90_000 })
+    try {
+      await v.page.goto(`${ORIGIN}/${page}`, { waitUntil: 'load', timeout: 90_000 })
+    } catch (err) {
+      // Chromium aborts a navigation when it sees its network change (seen once in a run:
+      // ERR_NETWORK_CHANGED in a home namespace); the view is taken again, and said so.
+      if (!/ERR_NETWORK_CHANGED/.test(String(err))) throw err
+      console.log(`  ${name} ${page}: ERR_NETWORK_CHANGED, loading it again`)
+      await v.page.goto(`${ORIGIN}/${page}`, { waitUntil: 'load', timeout: 90_000 })
+    }
     const marks = await v.page.evaluate(() => {
       const nav = performance.getEntriesByType('navigation')[0]
       const fcp = performance.getEntriesByName('first-contentful-paint')[0]

@@ -13,7 +13,6 @@ import { cachedContent } from './store';
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const MANIFEST = new URL(sw.location.href).searchParams.get('manifest') || '/deploynet.json';
 const PAGE_ANSWER_MS = 60_000; // the engine itself falls back to the origin long before this
-const MANIFEST_WAIT_MS = 300; // a navigation's answer held for the manifest check, at most
 
 interface PageInfo {
   deployId: string;
@@ -70,7 +69,11 @@ function loadManifest(): Promise<void> {
 // No manifest request at install: the page that registered this worker hands over the one it
 // just fetched (its first message), and every navigation checks it anyway.
 sw.addEventListener('install', (e) => e.waitUntil(sw.skipWaiting()));
-sw.addEventListener('activate', (e) => e.waitUntil(sw.clients.claim()));
+// Navigation preload: the browser sends a navigation to the network while this worker starts,
+// so a page under it is never later than the worker's start-up.
+sw.addEventListener('activate', (e) =>
+  e.waitUntil(Promise.all([sw.clients.claim(), sw.registration.navigationPreload?.enable()])),
+);
 
 sw.addEventListener('message', (e) => {
   const d = e.data;
@@ -177,16 +180,12 @@ sw.addEventListener('fetch', (e) => {
   }
   if (req.mode === 'navigate') {
     // Beside the page's own request: a conditional request for the manifest, so that after a
-    // deploy no old content is served from the cache. The page is handed over when both are
-    // in, so its assets never wait on the manifest (nor get old content).
-    // (At most MANIFEST_WAIT_MS after the page itself: past that, its assets wait instead.)
+    // deploy no old content is served from the cache. The page is handed over as soon as it
+    // arrives: its assets wait for the check in flight (viaPage), the rest of it does not.
     if (new URL(req.url).origin !== sw.location.origin || req.method !== 'GET') return;
-    const check = loadManifest();
+    e.waitUntil(loadManifest());
     e.respondWith(
-      fetch(req).then(async (res) => {
-        await Promise.race([check, new Promise((resolve) => setTimeout(resolve, MANIFEST_WAIT_MS))]);
-        return res;
-      }),
+      (async () => ((await e.preloadResponse.catch(() => undefined)) as Response | undefined) ?? fetch(req))(),
     );
     return;
   }

@@ -181,23 +181,31 @@ export async function fetchAll (v, paths) {
 
 // What a visitor's engine knows of its swarm, for the message of a failed wait: its peers,
 // its handshakes under way and the events so far.
-export const swarmReport = (v) => v.page.evaluate(() => {
-  const dn = window.dn
+export const swarmReport = (v) => v.page.evaluate(async () => {
+  const dn = window.dn ?? (await window.deploynet)
   if (!dn) return null
   const s = dn.stats()
-  return { id: dn.peerId, signal: s.signal, peers: dn.peerList(), firstPeerMs: s.firstPeerMs, events: (window.dnEvents ?? []).slice(-20) }
+  return {
+    id: dn.peerId, signal: s.signal, peers: dn.peerList(), firstPeerMs: s.firstPeerMs, readyState: document.readyState,
+    assets: s.assets.map((a) => [a.path, a.fromPeers, a.fromOrigin, a.fromCache, a.prefetch ?? false, a.originReason ?? '']),
+    events: (window.dnEvents ?? []).slice(-20),
+  }
 }).catch((err) => String(err))
 
-// Waits until `v` is connected to `n` peers that hold `have` assets; on a timeout the error
-// carries every visitor's swarm report.
-export async function waitConnected (v, have, n, what, all = [v]) {
+// waitFor, with every visitor's swarm report in the message of a timeout.
+export async function waitForSwarm (fn, ms, what, visitors) {
   try {
-    await waitFor(async () => (await holdersOf(v, have)) >= n, 30_000, what)
+    return await waitFor(fn, ms, what)
   } catch (err) {
-    const reports = await Promise.all(all.map(async (x) => ({ [x.name]: await swarmReport(x) })))
+    const reports = await Promise.all(visitors.map(async (x) => ({ [x.name]: await swarmReport(x) })))
     throw new Error(`${err.message}: ${JSON.stringify(reports)}`)
   }
 }
+
+// Waits until `v` is connected to `n` peers that hold `have` assets; on a timeout the error
+// carries every visitor's swarm report.
+export const waitConnected = (v, have, n, what, all = [v]) =>
+  waitForSwarm(async () => (await holdersOf(v, have)) >= n, 30_000, what, all)
 
 export const peersOf = (v) => v.page.evaluate(() => window.dn.stats().peers)
 // Connected peers that have said (hello, have) they hold at least `n` of the site's assets.

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { startServer } from '../integration/harness.mjs'
-import { startOrigin, visitor, loadControlledPage, waitFor, root, clientDir } from './harness.mjs'
+import { startOrigin, visitor, loadControlledPage, waitForSwarm, root, clientDir } from './harness.mjs'
 
 const cli = process.env.DEPLOYNET_CLI || path.join(root, 'build/test/cli/deploynet')
 let signal, origin, dir
@@ -53,10 +53,10 @@ test('a subpath site set up by init: visitors share its assets, the worker contr
   open.push(b)
   await loadControlledPage(b, `${origin.url}/docs/index.html`)
   // B fetches from A (peers only) what the other page needs: more.js.
-  await waitFor(() => b.page.evaluate(async () => {
+  await waitForSwarm(() => b.page.evaluate(async () => {
     const s = (await window.deploynet).stats()
     return s.assets.some((x) => x.path === '/docs/js/more.js' && x.prefetch && x.fromPeers === x.size)
-  }), 30_000, 'B prefetching /docs/js/more.js from A')
+  }), 30_000, 'B prefetching /docs/js/more.js from A', [a, b])
   const since = origin.log.length
   await loadControlledPage(b, `${origin.url}/docs/more.html`)
   assert.equal(await b.page.evaluate(() => window.loaded), 1)
