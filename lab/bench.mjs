@@ -64,7 +64,14 @@ async function visit (lab, k, name, withDeployNet) {
       return { load: nav.loadEventEnd, rendered: fcp ? fcp.startTime : nav.loadEventEnd }
     })
     await new Promise((resolve) => setTimeout(resolve, READ_MS))
-    const stats = withDeployNet ? await v.page.evaluate(async () => (await window.deploynet)?.stats() ?? null) : null
+    const stats = withDeployNet
+      ? await v.page.evaluate(async () => {
+        const dn = await window.deploynet
+        if (!dn) return null
+        await dn.originUsage() // the worker's counts for this page, then stats() has them
+        return dn.stats()
+      })
+      : null
     views.push({ page, ...marks, stats })
   }
   return { v, name, views }
@@ -154,6 +161,8 @@ async function runConfig (lab, label, withDeployNet) {
     out.connected = later.filter((x) => x.views.some((y) => y.stats?.peers > 0)).length / later.length
     out.pairs = pairStats
     out.firstPeer = stats.map((st) => st.firstPeerMs).filter((x) => x !== null && x !== undefined)
+    out.statsOriginBytes = stats.reduce((a, st) => a + (st.originBytes ?? 0), 0)
+    out.statsOriginRequests = stats.reduce((a, st) => a + (st.originRequests ?? 0), 0)
   }
   return out
 }
@@ -212,6 +221,8 @@ function report (r) {
   console.log(`  visitors connected to a peer ${(100 * p2p.connected).toFixed(0)}%; visitor pairs connected ` +
     `${p2p.pairs.connected}/${p2p.pairs.total}; first data channel open ${f(median(p2p.firstPeer))} ms after the page started ` +
     `(median of ${p2p.firstPeer.length} page views; p90 ${f(p90(p2p.firstPeer))})`)
+  console.log(`  the visitors' own stats().originBytes: ${f(p2p.statsOriginBytes / 1024)} KiB in ${p2p.statsOriginRequests} requests ` +
+    `(${(100 * p2p.statsOriginBytes / Math.max(1, p2p.originBytes)).toFixed(1)}% of the access log's bytes)`)
 }
 
 const why = labSupport()

@@ -4,7 +4,7 @@
 import { Emitter } from './emitter';
 import { ManifestIndex, parseManifest, sha256Hex, type ManifestFile } from './manifest';
 import { OriginMeter } from './meter';
-import { MARKER, originFetch } from './origin';
+import { bodyBytes, MARKER, type OriginUsage, originFetch } from './origin';
 import { Peer } from './peer';
 import { type Decision, decide } from './policy';
 import { loadRingModule, Ring } from './ring';
@@ -137,6 +137,15 @@ export interface Stats {
   /** Bytes the browser loaded itself (not through the engine), verified and seeded from its cache. */
   bytesAdopted: number;
   bytesUploaded: number;
+  /**
+   * Every body byte the origin sent for this page view, as its access log counts them: the
+   * page's own loads (its navigation included), DeployNet's requests, and the service worker's
+   * on this page's behalf (refreshed every second; `originUsage()` asks at once). Web workers
+   * the page starts are not included.
+   */
+  originBytes: number;
+  /** The requests those bytes came in (revalidations included). */
+  originRequests: number;
   /** ms from the page's start (navigation) to the first open data channel; null: none yet. */
   firstPeerMs: number | null;
   badPieces: number;
@@ -168,7 +177,8 @@ interface Transfer {
   /** The origin is streaming this transfer from `originAt` on (peers take pieces from the end). */
   origin: boolean;
   originAt: number;
-  originAbort: AbortController | null;
+  originAbort: AbortController | null; // the origin's stream, while it is still arriving
+  originRead: number; // bytes read from the current origin stream
   originReason?: string;
   done: boolean;
   resolve: (b: Uint8Array) => void;
@@ -309,6 +319,11 @@ export class DeployNet extends Emitter<Events> {
   private firstPeerMs: number | null = null;
   private adopted = new Set<string>();
   private adoptQueue: string[] = []; // resource URLs loaded before the load event
+  private pageOrigin: OriginUsage = { bytes: 0, requests: 0 }; // this page's own network loads
+  private workerOrigin: OriginUsage = { bytes: 0, requests: 0 }; // the worker's, for this page
+  private usageAsked = 0;
+  /** @internal Set by attachServiceWorker: what the worker fetched from the origin for this page. */
+  workerUsage: (() => Promise<OriginUsage>) | null = null;
   private held = new Set<string>(); // content ids in the store
   private heldReady: Promise<void> = Promise.resolve();
   private prefetched = 0;
@@ -407,9 +422,10 @@ export class DeployNet extends Emitter<Events> {
       }
       const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
       if (nav) this.meter.add(nav);
-      this.adoptBrowserLoads();
+      this.watchLoads(true);
     } else {
       await this.manifestReady;
+      this.watchLoads(false);
     }
     this.emit('ready');
   }
@@ -496,23 +512,29 @@ export class DeployNet extends Emitter<Events> {
   }
 
   /**
-   * What the browser loaded itself (before the engine was up, or passed through the worker)
-   * is already in its HTTP cache: it is verified and offered to the swarm from there, never
+   * The page's loads, counted for `stats().originBytes`; and (`adopt`) what the browser loaded
+   * itself (before the engine was up, or passed through the worker), already in its HTTP cache: it is verified and offered to the swarm from there, never
    * downloaded again (`only-if-cached` never touches the network).
    */
-  private adoptBrowserLoads() {
+  private watchLoads(adopt: boolean) {
     if (typeof PerformanceObserver !== 'function') return;
     try {
       // Adopting reads, hashes and stores what the browser loaded: work that competes with the
       // page's own loading, so it waits for the load event (peers are rarely connected sooner).
       this.resourceObserver = new PerformanceObserver((list) => {
         for (const e of list.getEntries()) {
-          this.meter.add(e as PerformanceResourceTiming);
+          const r = e as PerformanceResourceTiming;
+          if (r.transferSize > 0 && r.name.startsWith(`${location.origin}/`)) {
+            this.pageOrigin.bytes += bodyBytes(r);
+            this.pageOrigin.requests++;
+          }
+          if (!adopt) continue;
+          this.meter.add(r);
           if (document.readyState === 'complete') void this.adopt(e.name);
           else if (this.adoptQueue.length < MAX_ADOPTED) this.adoptQueue.push(e.name);
         }
       });
-      if (document.readyState !== 'complete') {
+      if (adopt && document.readyState !== 'complete') {
         addEventListener(
           'load',
           () => {
@@ -846,6 +868,7 @@ export class DeployNet extends Emitter<Events> {
       origin: false,
       originAt: 0,
       originAbort: null,
+      originRead: 0,
       done: false,
       resolve: () => {},
       reject: () => {},
@@ -1034,6 +1057,7 @@ export class DeployNet extends Emitter<Events> {
     }
     this.scheduleAll();
     this.maybeLoadRing();
+    if (now - this.usageAsked > 1000) void this.refreshWorkerUsage();
     if (now - this.lastPrefetch > 1000) {
       this.lastPrefetch = now;
       this.prefetch();
@@ -1173,6 +1197,9 @@ export class DeployNet extends Emitter<Events> {
         const before = Math.floor(pos / ps);
         pos += value.length;
         t.originAt = pos;
+        t.originRead = pos - start;
+        // Received whole: its Resource Timing entry counts it (stats().originBytes).
+        if (pos === start + total) t.originAbort = null;
         t.fromOrigin += value.length;
         this.counters.bytesFromOrigin += value.length;
         if (!t.firstByte) {
@@ -1192,6 +1219,9 @@ export class DeployNet extends Emitter<Events> {
           t.state[i] = VERIFIED;
         }
         if (t.state.every((s) => s === VERIFIED)) {
+          // Cut short (peers brought the rest): Resource Timing counts no body for a cancelled
+          // response, so what was read is counted here.
+          if (t.originAbort) this.cutOrigin(t);
           void reader.cancel().catch(() => {});
           break;
         }
@@ -1206,7 +1236,7 @@ export class DeployNet extends Emitter<Events> {
       if (err instanceof OriginMismatch) {
         // The origin is the authority: its bytes are returned, but never stored or served.
         this.emit('warning', `ERR_ORIGIN_MISMATCH: ${t.file.path} differs from the manifest`);
-        abort.abort();
+        this.cutOrigin(t);
         try {
           const whole = new Uint8Array(await (await originFetch(url, { cache: 'no-store' })).arrayBuffer());
           t.fromOrigin += whole.length;
@@ -1236,11 +1266,19 @@ export class DeployNet extends Emitter<Events> {
     }
   }
 
+  /** Stops a transfer's origin stream midway, counting what it delivered (see fromOrigin). */
+  private cutOrigin(t: Transfer) {
+    if (!t.originAbort) return;
+    this.pageOrigin.bytes += t.originRead;
+    t.originAbort.abort();
+    t.originAbort = null;
+  }
+
   private async finish(t: Transfer) {
     if (t.done) return;
     t.done = true;
     this.held.add(t.file.sha256);
-    t.originAbort?.abort();
+    this.cutOrigin(t);
     for (const [id, r] of this.reqs) {
       if (r.t === t) {
         this.reqs.delete(id);
@@ -1318,15 +1356,36 @@ export class DeployNet extends Emitter<Events> {
 
   /** What this page view got from where, and what it served (see `Stats`). */
   stats(): Stats {
+    const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
+    const navNet = !!nav && nav.transferSize > 0;
     return {
       peerId: this.peerId,
       swarm: this.swarm,
       signal: !!this.signal?.connected,
       peers: this.peers.size,
+      originBytes: this.pageOrigin.bytes + this.workerOrigin.bytes + (navNet ? bodyBytes(nav) : 0),
+      originRequests: this.pageOrigin.requests + this.workerOrigin.requests + (navNet ? 1 : 0),
       firstPeerMs: this.firstPeerMs,
       ...this.counters,
       assets: [...this.assets],
     };
+  }
+
+  /** `stats()`, with the service worker's counts for this page asked for first. */
+  async originUsage(): Promise<OriginUsage> {
+    await this.refreshWorkerUsage();
+    const s = this.stats();
+    return { bytes: s.originBytes, requests: s.originRequests };
+  }
+
+  private async refreshWorkerUsage() {
+    this.usageAsked = performance.now();
+    if (!this.workerUsage) return;
+    try {
+      this.workerOrigin = await this.workerUsage();
+    } catch {
+      /* no worker answering: the page's own counts only */
+    }
   }
 
   /** Peers connected now: id, round-trip time (ms), content ids they hold, measured delivery

@@ -17,3 +17,18 @@ export function originFetch(
 export function isOriginFetch(req: Request): boolean {
   return req.headers.get(MARKER) === 'origin';
 }
+
+/** Bytes and requests the origin served (body bytes, as its access log counts them). */
+export interface OriginUsage {
+  bytes: number;
+  requests: number;
+}
+
+/**
+ * The body bytes a Resource Timing entry that came over the network took from the origin: its
+ * encoded body, or nothing for a revalidation (a 304 carries headers only; the browser then
+ * reports the cached body's size with a transfer no larger than the headers).
+ */
+export function bodyBytes(e: { transferSize: number; encodedBodySize: number }): number {
+  return e.transferSize > e.encodedBodySize ? e.encodedBodySize : 0;
+}

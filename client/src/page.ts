@@ -36,6 +36,20 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   };
   container.addEventListener('controllerchange', hello);
   hello();
+  // What the worker fetched from the origin for this page (stats().originBytes).
+  engine.workerUsage = () =>
+    new Promise((resolve, reject) => {
+      const to = container.controller;
+      if (!to) return resolve({ bytes: 0, requests: 0 });
+      const ch = new MessageChannel();
+      const t = setTimeout(() => reject(new Error('worker did not answer')), 1000);
+      ch.port1.onmessage = (ev) => {
+        clearTimeout(t);
+        const u = ev.data ?? {};
+        resolve({ bytes: Number(u.bytes) || 0, requests: Number(u.requests) || 0 });
+      };
+      to.postMessage({ type: 'deploynet-usage' }, [ch.port2]);
+    });
   // A worker may be stopped and restarted by the browser at any time, losing what it knew.
   setInterval(hello, 5000);
   addEventListener('pagehide', () => container.controller?.postMessage({ type: 'deploynet-page-gone' }));

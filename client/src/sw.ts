@@ -7,7 +7,7 @@
 //
 // Register it at the site root: navigator.serviceWorker.register('/deploynet-sw.js?manifest=/deploynet.json')
 /// <reference lib="webworker" />
-import { isOriginFetch, MARKER, originFetch } from './origin';
+import { bodyBytes, isOriginFetch, MARKER, type OriginUsage, originFetch } from './origin';
 import { cachedContent } from './store';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
@@ -50,9 +50,11 @@ function useManifest(raw: string) {
   manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files, raw, checkedAt: Date.now() };
 }
 
-function loadManifest(): Promise<void> {
+// `forClient`: the page this check is made for (its navigation), counted as its request.
+function loadManifest(forClient = ''): Promise<void> {
   loading ??= (async () => {
     try {
+      expect(new URL(MANIFEST, sw.location.origin).href, forClient);
       const res = await originFetch(MANIFEST, { cache: 'no-cache' });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       useManifest(await res.text());
@@ -94,8 +96,48 @@ sw.addEventListener('message', (e) => {
     }
   } else if (d.type === 'deploynet-page-gone') {
     pages.delete(src.id);
+  } else if (d.type === 'deploynet-usage' && e.ports[0]) {
+    e.ports[0].postMessage(usage.get(src.id) ?? { bytes: 0, requests: 0 });
   }
 });
+
+// What this worker fetched from the origin on each page's behalf (requests it passed through,
+// the manifest check of the page's navigation), from its own Resource Timing: the page adds it
+// to its own loads, so that its stats() match the origin's access log.
+const MAX_TRACKED = 256; // pages (clients) whose counts are kept; the oldest go first
+const usage = new Map<string, OriginUsage>();
+const awaiting = new Map<string, string[]>(); // request URL -> client ids, in request order
+
+function expect(url: string, clientId: string) {
+  if (!clientId) return;
+  const ids = awaiting.get(url) ?? [];
+  if (ids.length >= MAX_TRACKED) ids.shift();
+  ids.push(clientId);
+  awaiting.set(url, ids);
+  if (awaiting.size > 4 * MAX_TRACKED) awaiting.delete(awaiting.keys().next().value as string);
+}
+
+function account(e: PerformanceResourceTiming) {
+  const ids = awaiting.get(e.name);
+  const id = ids?.shift();
+  if (ids && ids.length === 0) awaiting.delete(e.name);
+  if (!id || e.transferSize <= 0) return; // not on a page's behalf, or not from the network
+  const u = usage.get(id) ?? { bytes: 0, requests: 0 };
+  u.bytes += bodyBytes(e);
+  u.requests++;
+  usage.delete(id);
+  usage.set(id, u);
+  if (usage.size > MAX_TRACKED) usage.delete(usage.keys().next().value as string);
+}
+
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) account(e as PerformanceResourceTiming);
+    performance.clearResourceTimings(); // the buffer would fill; the observer still sees all
+  }).observe({ type: 'resource' });
+} catch {
+  /* no Resource Timing in workers: pages count their own loads only */
+}
 
 interface Reply {
   ok: boolean;
@@ -123,7 +165,10 @@ function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
 }
 
 async function viaPage(e: FetchEvent, path: string): Promise<Response> {
-  const passthrough = () => fetch(e.request);
+  const passthrough = () => {
+    expect(e.request.url, e.clientId);
+    return fetch(e.request);
+  };
   // A navigation revalidates the manifest (below): what the cache serves is this deploy's.
   if (loading || (!manifest && Date.now() - failedAt > RETRY_MS)) await loadManifest();
   const file = manifest?.files.get(path);
@@ -163,9 +208,12 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
 // against the origin a moment ago: it gets that copy instead of a second request. A copy older
 // than this is not handed out (the engine then asks the origin itself).
 const MANIFEST_FRESH_MS = 10_000;
-async function manifestForPage(req: Request): Promise<Response> {
+async function manifestForPage(req: Request, clientId: string): Promise<Response> {
   if (loading) await loading;
-  if (!manifest || Date.now() - manifest.checkedAt > MANIFEST_FRESH_MS) return fetch(req);
+  if (!manifest || Date.now() - manifest.checkedAt > MANIFEST_FRESH_MS) {
+    expect(req.url, clientId);
+    return fetch(req);
+  }
   return new Response(manifest.raw, {
     status: 200,
     headers: { 'content-type': 'application/json', [MARKER]: 'worker' },
@@ -175,7 +223,7 @@ async function manifestForPage(req: Request): Promise<Response> {
 sw.addEventListener('fetch', (e) => {
   const req = e.request;
   if (req.headers.get(MARKER) === 'manifest' && new URL(req.url).pathname === MANIFEST) {
-    e.respondWith(manifestForPage(req).catch(() => fetch(req)));
+    e.respondWith(manifestForPage(req, e.clientId).catch(() => fetch(req)));
     return;
   }
   if (req.mode === 'navigate') {
@@ -183,9 +231,14 @@ sw.addEventListener('fetch', (e) => {
     // deploy no old content is served from the cache. The page is handed over as soon as it
     // arrives: its assets wait for the check in flight (viaPage), the rest of it does not.
     if (new URL(req.url).origin !== sw.location.origin || req.method !== 'GET') return;
-    e.waitUntil(loadManifest());
+    e.waitUntil(loadManifest(e.resultingClientId));
     e.respondWith(
-      (async () => ((await e.preloadResponse.catch(() => undefined)) as Response | undefined) ?? fetch(req))(),
+      (async () => {
+        const preloaded = (await e.preloadResponse.catch(() => undefined)) as Response | undefined;
+        if (preloaded) return preloaded; // the page's own navigation entry counts it
+        expect(req.url, e.resultingClientId);
+        return fetch(req);
+      })(),
     );
     return;
   }
@@ -194,5 +247,10 @@ sw.addEventListener('fetch', (e) => {
   if (url.origin !== sw.location.origin || url.pathname === MANIFEST) return;
   // Known not to be in the manifest: untouched, without even a respondWith.
   if (manifest && !manifest.paths.has(url.pathname)) return;
-  e.respondWith(viaPage(e, url.pathname).catch(() => fetch(req)));
+  e.respondWith(
+    viaPage(e, url.pathname).catch(() => {
+      expect(req.url, e.clientId);
+      return fetch(req);
+    }),
+  );
 });

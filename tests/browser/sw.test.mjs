@@ -129,6 +129,25 @@ test('first views load over HTTP and are seeded; a later visitor\'s next page ne
   await waitFor(async () => (await siteMetric('deploynet_site_uploaded_bytes_total')) >= photoBytes, 10_000, 'A\'s report')
 })
 
+test('stats() accounts for every byte the origin sent: within 2% of its access log, first view and later', async () => {
+  const logged = (since) => origin.log.slice(since).filter((e) => e.ua.endsWith('visitor-acct'))
+  const v = await visitor('acct')
+  open.push(v)
+  for (const [page, controlled] of [['index.html', false], ['gallery.html', true], ['about.html', true]]) {
+    const since = origin.log.length
+    await loadControlledPage(v, `${origin.url}/${page}`, { controlled })
+    // Settled: adoption reads the HTTP cache only, prefetches go to peers only.
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const usage = await v.page.evaluate(async () => (await window.deploynet).originUsage())
+    const log = logged(since)
+    const bytes = log.reduce((a, e) => a + e.bytes, 0)
+    assert.ok(bytes > 0 || page !== 'index.html')
+    assert.ok(Math.abs(usage.bytes - bytes) <= 0.02 * bytes + 512,
+      `${page}: stats say ${usage.bytes} bytes in ${usage.requests} requests, the access log ${bytes} in ${log.length}: ${log.map((e) => e.path).join(' ')}`)
+    assert.equal(usage.requests, log.length, `${page}: ${log.map((e) => e.path).join(' ')}`)
+  }
+})
+
 test('a redeploy takes effect: changed assets are new content, never the stale bytes', async () => {
   const b = open.find((v) => v.name === 'swB')
   const cssPath = path.join(dir, 'css/site.css')
