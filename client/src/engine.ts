@@ -1371,8 +1371,8 @@ export class DeployNet extends Emitter<Events> {
     };
   }
 
-  /** `stats()`, with the service worker's counts for this page asked for first. */
-  async originUsage(): Promise<OriginUsage> {
+  /** `stats().originBytes` and `originRequests`, with the service worker's counts for this page asked for first. */
+  async originUsage(): Promise<{ bytes: number; requests: number }> {
     await this.refreshWorkerUsage();
     const s = this.stats();
     return { bytes: s.originBytes, requests: s.originRequests };

@@ -594,4 +594,28 @@ std::string serialize_failure(std::string_view reason, std::string_view action,
   return finish(buf);
 }
 
+std::string serialize(const OutMessage& message) {
+  struct Visitor {
+    std::string operator()(const AnnounceReplyOut& m) const {
+      return serialize_announce_reply(m.info_hash, m.complete, m.incomplete, m.interval_s);
+    }
+    std::string operator()(const RelayOut& m) const {
+      return serialize_relay(m.answer ? "answer" : "offer", m.info_hash, m.from, m.offer_id, m.sdp);
+    }
+    std::string operator()(const RouteReplyOut& m) const {
+      return serialize_route_reply(m.info_hash, m.routes, m.swarm_peers);
+    }
+    std::string operator()(const FailureOut& m) const {
+      return serialize_failure(m.reason, m.action, m.info_hash ? &*m.info_hash : nullptr);
+    }
+    std::string operator()(const SerializedOut& m) const { return m.text; }
+  };
+  return std::visit(Visitor{}, message);
+}
+
+std::string serialize(OutMessage&& message) {
+  if (auto* done = std::get_if<SerializedOut>(&message)) return std::move(done->text);
+  return serialize(static_cast<const OutMessage&>(message));
+}
+
 }  // namespace deploynet

@@ -26,9 +26,9 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
       incomplete = sit->second.incomplete;
       if (sit->second.peers.empty()) swarms_.erase(sit);
     }
-    out.push_back({conn.link, OutKind::kReply,
-                   serialize_announce_reply(req.info_hash, complete, incomplete,
-                                            config_.announce_interval_s)});
+    out.push_back(
+        {conn.link, OutKind::kReply,
+         AnnounceReplyOut{req.info_hash, complete, incomplete, config_.announce_interval_s}});
     return outcome;
   }
 
@@ -45,8 +45,8 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
       // intercept a peer's offers and answers. A dead owner is replaced.
       if (!peer.link.expired()) {
         outcome.failure = "peer_id already in use in this swarm";
-        out.push_back({conn.link, OutKind::kReply,
-                       serialize_failure(outcome.failure, "announce", &req.info_hash)});
+        out.push_back(
+            {conn.link, OutKind::kReply, FailureOut{outcome.failure, "announce", req.info_hash}});
         return outcome;
       }
       peer.conn_id = conn.id;
@@ -90,8 +90,8 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
   // The reference server answers every announce except one that carries an answer.
   if (!req.answer) {
     out.push_back({conn.link, OutKind::kReply,
-                   serialize_announce_reply(req.info_hash, swarm.complete, swarm.incomplete,
-                                            config_.announce_interval_s)});
+                   AnnounceReplyOut{req.info_hash, swarm.complete, swarm.incomplete,
+                                    config_.announce_interval_s}});
   }
   if (!req.offers.empty()) relay_offers(swarm, self, req, now_ms, rng, out, outcome);
   if (req.answer) relay_answer(swarm, self, req, now_ms, out, outcome);
@@ -110,7 +110,7 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
     if (to.node != 0) {  // its node remembers the offer when it delivers it
       out.push_back({{},
                      OutKind::kOffer,
-                     serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer),
+                     RelayOut{false, req.info_hash, req.peer_id, offer.offer_id, offer.offer},
                      to.node,
                      req.info_hash,
                      to.id,
@@ -120,7 +120,7 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
     }
     remember_offer(to, offer.offer_id, req.peer_id, now_ms);
     out.push_back({to.link, OutKind::kOffer,
-                   serialize_offer(req.info_hash, req.peer_id, offer.offer_id, offer.offer)});
+                   RelayOut{false, req.info_hash, req.peer_id, offer.offer_id, offer.offer}});
   };
 
   // DeployNet's targeted offers first: each to the peer it names, once per peer.
@@ -181,9 +181,8 @@ bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Ou
     member = pit != sit->second.index.end() && sit->second.peers[pit->second].conn_id == conn.id;
   }
   if (!member) {
-    out.push_back(
-        {conn.link, OutKind::kReply,
-         serialize_failure("route: announce in this swarm first", "route", &req.info_hash)});
+    out.push_back({conn.link, OutKind::kReply,
+                   FailureOut{"route: announce in this swarm first", "route", req.info_hash}});
     return false;
   }
   Swarm& swarm = sit->second;
@@ -197,8 +196,8 @@ bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Ou
     routes[i].peers = std::move(answers[i]);
   }
   out.push_back({conn.link, OutKind::kReply,
-                 serialize_route_reply(req.info_hash, routes,
-                                       static_cast<std::uint32_t>(swarm.peers.size()))});
+                 RouteReplyOut{req.info_hash, std::move(routes),
+                               static_cast<std::uint32_t>(swarm.peers.size())}});
   return true;
 }
 
@@ -221,7 +220,7 @@ void Tracker::relay_answer(Swarm& swarm, std::uint32_t self, const AnnounceReque
   pending.erase(it);
   const Peer& to = swarm.peers[tit->second];
   out.push_back({to.link, OutKind::kAnswer,
-                 serialize_answer(req.info_hash, req.peer_id, answer.offer_id, answer.answer),
+                 RelayOut{true, req.info_hash, req.peer_id, answer.offer_id, answer.answer},
                  to.node, req.info_hash, to.id, req.peer_id, answer.offer_id});
   outcome.answer_relayed = true;
 }
@@ -404,7 +403,7 @@ bool Tracker::deliver_remote_offer(const InfoHash& info_hash, const PeerId& from
   Peer* peer = local_peer(info_hash, to);
   if (!peer) return false;
   remember_offer(*peer, offer_id, from, now_ms);
-  out.push_back({peer->link, OutKind::kOffer, std::move(payload)});
+  out.push_back({peer->link, OutKind::kOffer, SerializedOut{std::move(payload)}});
   return true;
 }
 
@@ -412,7 +411,7 @@ bool Tracker::deliver_remote_answer(const InfoHash& info_hash, const PeerId& to,
                                     std::string payload, std::vector<Outgoing>& out) {
   const Peer* peer = local_peer(info_hash, to);
   if (!peer) return false;
-  out.push_back({peer->link, OutKind::kAnswer, std::move(payload)});
+  out.push_back({peer->link, OutKind::kAnswer, SerializedOut{std::move(payload)}});
   return true;
 }
 

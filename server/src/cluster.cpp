@@ -515,7 +515,7 @@ void Cluster::flush() {
     put_id(msg, o.from_peer);
     put_id(msg, o.to_peer);
     put_id(msg, o.offer_id);
-    msg += o.payload;
+    msg += std::get<SerializedOut>(o.message).text;  // serialized before it was queued
     metrics_.cluster_bytes_out.fetch_add(msg.size(), kRelaxed);
     metrics_.cluster_relays_out.fetch_add(1, kRelaxed);
     command({"PUBLISH", node_channel(o.node), std::move(msg)});

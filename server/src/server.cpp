@@ -75,7 +75,7 @@ Server::Server(Config config)
                 .fetch_add(1, std::memory_order_relaxed);
             auto conn = std::static_pointer_cast<WsConn>(std::move(link));
             auto& ioc = conn->worker().ioc();
-            net::post(ioc, [conn = std::move(conn), payload = std::move(o.payload)] {
+            net::post(ioc, [conn = std::move(conn), payload = serialize(std::move(o.message))] {
               conn->send_text(payload);
             });
           }

@@ -193,7 +193,7 @@ void WsConn::handle_message(std::string_view text) {
     } else {
       m.sent_failure.fetch_add(1, kRelaxed);
     }
-    for (auto& o : out) send_text(o.payload);
+    for (auto& o : out) send_text(serialize(std::move(o.message)));
   } else if (auto* report = std::get_if<ReportRequest>(&std::get<InMessage>(parsed))) {
     m.recv_report.fetch_add(1, kRelaxed);
     handle_report(*report);
@@ -239,9 +239,13 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   }
   if (!outcome.failure.empty()) m.sent_failure.fetch_add(1, kRelaxed);
 
+  // Serialized here, after the tracker's lock, while `req` (whose bytes relays view) is alive.
   for (auto& o : out) {
     if (o.node != 0) {  // a peer on another node of the cluster
-      if (auto* cluster = server_.cluster()) cluster->relay(std::move(o));
+      if (auto* cluster = server_.cluster()) {
+        o.message = SerializedOut{serialize(std::move(o.message))};
+        cluster->relay(std::move(o));
+      }
       continue;
     }
     auto link = o.to.lock();
@@ -263,9 +267,9 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
     // Every link this server gives the tracker is a WsConn.
     auto to = std::static_pointer_cast<WsConn>(std::move(link));
     if (to.get() == this) {
-      send_text(o.payload);
+      send_text(serialize(std::move(o.message)));
     } else {
-      worker_.deliver(std::move(to), std::move(o.payload));
+      worker_.deliver(std::move(to), serialize(std::move(o.message)));
     }
   }
 }

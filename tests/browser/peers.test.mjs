@@ -1,9 +1,10 @@
 // The client's promises about peers, each with real Chromium visitors over real WebRTC: signal
-// failover, maxPeers, maxUploads (`busy`), stallTimeout, a malformed message closing only its
+// failover and reconnection with backoff, maxPeers, maxUploads (`busy`), stallTimeout, a malformed message closing only its
 // sender, and a silent peer dropped after 20 s.
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import net from 'node:net'
 import { startServer, freePort } from '../integration/harness.mjs'
 import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, holdersOf } from './harness.mjs'
 
@@ -49,6 +50,40 @@ test('signal: the first server down, the next one in the list is used', async ()
   const r = await fetchAll(b, PATHS)
   assert.equal(r.stats.signal, true)
   assert.equal(r.stats.bytesFromPeers, TOTAL)
+})
+
+test('signal: a server that goes away is retried with exponential backoff, and the visitor rejoins when it is back', async () => {
+  const port = await freePort()
+  const own = await startServer([], { listenPort: port })
+  const swarm = swarmName('reconnect')
+  const a = await open('RA', { swarm, signal: [own.url] })
+  const signalUp = (v) => v.page.evaluate(() => window.dn.stats().signal)
+  await waitFor(() => signalUp(a), 10_000, 'A connected to its server')
+  await own.stop()
+  await waitFor(async () => !(await signalUp(a)), 10_000, 'A seeing its server gone')
+  // While it is gone, something answers on its port and hangs up at once: every attempt shows.
+  let attempts = 0
+  const refuser = net.createServer((sock) => { attempts++; sock.destroy() })
+  await new Promise((resolve) => refuser.listen(port, '127.0.0.1', resolve))
+  await new Promise((resolve) => setTimeout(resolve, 8000))
+  await new Promise((resolve) => refuser.close(resolve))
+  // Backoff from 0.5 s doubling (jittered to half..whole): 3 to 6 attempts in 8 s, where a
+  // client without backoff would have made hundreds.
+  assert.ok(attempts >= 2 && attempts <= 7, `${attempts} attempts in 8 s`)
+  const again = await startServer([], { listenPort: port })
+  try {
+    await waitFor(() => signalUp(a), 20_000, 'A back on its server')
+    // A announced itself again: a new visitor meets it through the restarted server.
+    const b = await open('RB', { swarm, signal: [again.url] })
+    await fetchAll(a, PATHS)
+    await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A through the restarted server')
+    const r = await fetchAll(b, PATHS)
+    assert.equal(r.stats.bytesFromPeers, TOTAL)
+    await a.close()
+    await b.close()
+  } finally {
+    await again.stop()
+  }
 })
 
 test('maxPeers: a visitor never holds more connections than it allows', async () => {

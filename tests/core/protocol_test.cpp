@@ -365,5 +365,33 @@ TEST(Serialize, RouteReply) {
   EXPECT_EQ(std::string(d["routes"][0]["peers"][0].GetString()), kPeer);
 }
 
+// The typed messages the tracker hands out serialize exactly as the functions they replace;
+// a relay's bytes are the sender's (a lone surrogate escape stays an escape).
+TEST(Serialize, TypedOutMessages) {
+  const auto ih = InfoHash::from_bytes(kHash);
+  const auto from = PeerId::from_bytes(kPeer);
+  const auto oid = OfferId::from_bytes(kOffer);
+  const std::string sdp = R"({"type":"offer","sdp":"v=0\udc00"})";
+  EXPECT_EQ(serialize(OutMessage{RelayOut{false, ih, from, oid, sdp}}),
+            serialize_offer(ih, from, oid, sdp));
+  EXPECT_EQ(serialize(OutMessage{RelayOut{true, ih, from, oid, sdp}}),
+            serialize_answer(ih, from, oid, sdp));
+  EXPECT_NE(serialize(OutMessage{RelayOut{false, ih, from, oid, sdp}}).find(R"(\udc00)"),
+            std::string::npos);
+  EXPECT_EQ(serialize(OutMessage{AnnounceReplyOut{ih, 3, 4, 120}}),
+            serialize_announce_reply(ih, 3, 4, 120));
+  EXPECT_EQ(serialize(OutMessage{FailureOut{"no", "route", ih}}),
+            serialize_failure("no", "route", &ih));
+  EXPECT_EQ(serialize(OutMessage{FailureOut{"no", {}, std::nullopt}}), serialize_failure("no"));
+  RouteEntry e;
+  e.content_id.fill(1);
+  e.peers.push_back(from);
+  EXPECT_EQ(serialize(OutMessage{RouteReplyOut{ih, {e}, 2}}),
+            serialize_route_reply(ih, std::span(&e, 1), 2));
+  OutMessage done = SerializedOut{"as sent"};
+  EXPECT_EQ(serialize(done), "as sent");
+  EXPECT_EQ(serialize(std::move(done)), "as sent");
+}
+
 }  // namespace
 }  // namespace deploynet

@@ -20,6 +20,17 @@ class TrackerTest : public ::testing::Test {
     return ConnRef{clients_.size(), c};
   }
 
+  // The tracker's messages relay views of the request's bytes: serialized here, while the
+  // request is alive, as the server does.
+  AnnounceOutcome run(Tracker& t, const ConnRef& c, const AnnounceRequest& req,
+                      std::vector<Outgoing>& out) {
+    auto first = out.size();
+    auto outcome = t.announce(c, req, now_ms_, rng_, out);
+    for (auto i = first; i < out.size(); ++i)
+      out[i].message = SerializedOut{serialize(out[i].message)};
+    return outcome;
+  }
+
   static PeerId peer(int n) { return PeerId::from_bytes("peer-" + std::string(15, 'a' + n)); }
   static OfferId offer_id(int n) { return OfferId::from_bytes("offr-" + std::string(15, 'a' + n)); }
   static InfoHash swarm(int n = 0) {
@@ -36,7 +47,7 @@ class TrackerTest : public ::testing::Test {
       req.offers.push_back(
           {offer_id(i), R"({"type":"offer","sdp":"o)" + std::to_string(i) + "\"}", std::nullopt});
     }
-    return tracker_.announce(c, req, now_ms_, rng_, out_);
+    return run(tracker_, c, req, out_);
   }
 
   AnnounceOutcome answer(const ConnRef& c, int p, int to, int oid) {
@@ -44,7 +55,7 @@ class TrackerTest : public ::testing::Test {
     req.info_hash = swarm();
     req.peer_id = peer(p);
     req.answer = AnswerIn{peer(to), offer_id(oid), R"({"type":"answer","sdp":"a"})"};
-    return tracker_.announce(c, req, now_ms_, rng_, out_);
+    return run(tracker_, c, req, out_);
   }
 
   // Messages delivered to a connection, parsed, and the outbox cleared of them.
@@ -54,7 +65,7 @@ class TrackerTest : public ::testing::Test {
     std::vector<Outgoing> rest;
     for (auto& o : out_) {
       if (o.to.lock() == target) {
-        got.emplace_back().Parse(o.payload.c_str());
+        got.emplace_back().Parse(serialize(o.message).c_str());
       } else {
         rest.push_back(std::move(o));
       }
@@ -136,7 +147,7 @@ TEST_F(TrackerTest, NumwantAndCapLimitOffers) {
   req.peer_id = peer(0);
   req.numwant = 2;
   for (int i = 0; i < 5; ++i) req.offers.push_back({offer_id(i), "{}", std::nullopt});
-  EXPECT_EQ(tracker_.announce(conns[0], req, now_ms_, rng_, out_).offers_relayed, 2u);
+  EXPECT_EQ(run(tracker_, conns[0], req, out_).offers_relayed, 2u);
 
   Tracker capped(TrackerConfig{.max_numwant = 1, .ring = {}});
   auto c0 = connect();
@@ -145,11 +156,11 @@ TEST_F(TrackerTest, NumwantAndCapLimitOffers) {
   AnnounceRequest r1 = req;
   r1.peer_id = peer(1);
   r1.offers.clear();
-  capped.announce(c1, r1, now_ms_, rng_, out_);
+  run(capped, c1, r1, out_);
   r1.peer_id = peer(2);
-  capped.announce(c2, r1, now_ms_, rng_, out_);
+  run(capped, c2, r1, out_);
   req.numwant.reset();
-  EXPECT_EQ(capped.announce(c0, req, now_ms_, rng_, out_).offers_relayed, 1u);
+  EXPECT_EQ(run(capped, c0, req, out_).offers_relayed, 1u);
 }
 
 TEST_F(TrackerTest, AnswerIsRelayedOnlyForAnOutstandingOffer) {
@@ -170,7 +181,7 @@ TEST_F(TrackerTest, AnswerIsRelayedOnlyForAnOutstandingOffer) {
   req.info_hash = swarm();
   req.peer_id = peer(1);
   req.offers.push_back({offer_id(7), R"({"type":"offer","sdp":"x"})", std::nullopt});
-  tracker_.announce(b, req, now_ms_, rng_, out_);
+  run(tracker_, b, req, out_);
   take(b);
   bool a_got = !take(a).empty();
   int receiver = a_got ? 0 : 2;
@@ -266,7 +277,7 @@ TEST_F(TrackerTest, PendingOffersPerPeerAreBounded) {
     req.info_hash = swarm();
     req.peer_id = peer(1);
     req.offers.push_back({offer_id(i), "{}", std::nullopt});
-    tracker_.announce(b, req, now_ms_, rng_, out_);
+    run(tracker_, b, req, out_);
   }
   EXPECT_TRUE(answer(a, 0, 1, 0).answer_dropped);
   EXPECT_TRUE(answer(a, 0, 1, 19).answer_relayed);
@@ -291,7 +302,7 @@ TEST_F(TrackerTest, TargetedOffersGoToTheNamedPeer) {
     req.offers.push_back({offer_id(4), R"({"type":"offer","sdp":"x"})", peer(0)});   // self
     req.offers.push_back({offer_id(5), R"({"type":"offer","sdp":"x"})", peer(19)});  // absent
     req.offers.push_back({offer_id(6), R"({"type":"offer","sdp":"x"})", peer(4)});   // again
-    auto outcome = tracker_.announce(conns[0], req, now_ms_, rng_, out_);
+    auto outcome = run(tracker_, conns[0], req, out_);
     EXPECT_EQ(outcome.offers_relayed, 3u);
     EXPECT_EQ(outcome.offers_targeted, 1u);
     EXPECT_EQ(outcome.offers_unroutable, 3u);
@@ -380,7 +391,7 @@ TEST_F(TrackerTest, RegionHintsRouteWithinTheRegionFirst) {
     req.peer_id = peer(i);
     req.event = AnnounceEvent::kStarted;
     req.region = i < 3 ? "eu" : "us";
-    tracker_.announce(conns.back(), req, now_ms_, rng_, out_);
+    run(tracker_, conns.back(), req, out_);
   }
   out_.clear();
   RouteRequest req;
@@ -428,7 +439,7 @@ TEST_F(TrackerTest, RemotePeersCountReceiveOffersThroughTheirNodeAndAnswerBack) 
   ASSERT_TRUE(tracker_.deliver_remote_offer(swarm(), peer(1), peer(0), offer_id(5), "offer-bytes",
                                             now_ms_, out_));
   ASSERT_EQ(out_.size(), 1u);
-  EXPECT_EQ(out_[0].payload, "offer-bytes");
+  EXPECT_EQ(serialize(out_[0].message), "offer-bytes");
   out_.clear();
   auto outcome = answer(a, 0, 1, 5);
   EXPECT_TRUE(outcome.answer_relayed);
@@ -488,7 +499,7 @@ TEST_F(TrackerTest, RouteAnswersAreTheSameWithRemotePeers) {
     AnnounceRequest req;
     req.info_hash = swarm();
     req.peer_id = peer(p);
-    b_side.announce(bs.back(), req, now_ms_, rng_, b_out);
+    run(b_side, bs.back(), req, b_out);
   }
   b_side.remote_join(1, swarm(), peer(0), false, {});
   RouteRequest rq;
@@ -502,14 +513,14 @@ TEST_F(TrackerTest, RouteAnswersAreTheSameWithRemotePeers) {
   rq.k = 8;  // everyone but the asker, in ring order
   rq.peer_id = peer(0);
   ASSERT_TRUE(tracker_.route(a, rq, out_));
-  std::string from_a = out_.back().payload;
+  std::string from_a = serialize(out_.back().message);
   rq.peer_id = peer(1);
   b_out.clear();
   ASSERT_TRUE(b_side.route(bs[0], rq, b_out));
   // Both see the one cluster-wide swarm and ring: the same order of the peers neither asked.
   rapidjson::Document da, db;
   da.Parse(from_a.c_str());
-  db.Parse(b_out.back().payload.c_str());
+  db.Parse(serialize(b_out.back().message).c_str());
   ASSERT_TRUE(da.IsObject() && db.IsObject());
   EXPECT_EQ(da["peers"].GetUint(), 4u);
   EXPECT_EQ(db["peers"].GetUint(), 4u);

@@ -22,8 +22,8 @@ export function withTimeout (promise, ms, what) {
   ])
 }
 
-export async function startServer (args = [], { env = {} } = {}) {
-  const proc = spawn(signalBinary, ['--listen', '127.0.0.1:0', ...args], {
+export async function startServer (args = [], { env = {}, listenPort = 0 } = {}) {
+  const proc = spawn(signalBinary, ['--listen', `127.0.0.1:${listenPort}`, ...args], {
     stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, ...env }
   })
   let log = ''

@@ -134,4 +134,44 @@ std::string serialize_route_reply(const InfoHash& info_hash, std::span<const Rou
 std::string serialize_failure(std::string_view reason, std::string_view action = {},
                               const InfoHash* info_hash = nullptr);
 
+// ---- outgoing messages, typed ----
+// The tracker builds these under its shard lock; the transport serializes them once it has
+// left it (aquatic's split: swarm logic pushes typed messages, only the socket side writes).
+
+struct AnnounceReplyOut {
+  InfoHash info_hash;
+  std::uint32_t complete = 0;
+  std::uint32_t incomplete = 0;
+  std::uint32_t interval_s = 0;
+};
+// An offer or answer relayed to another peer. `sdp` views the sender's validated bytes in the
+// request being handled: serialize before that request is gone.
+struct RelayOut {
+  bool answer = false;
+  InfoHash info_hash;
+  PeerId from;
+  OfferId offer_id;
+  std::string_view sdp;
+};
+struct RouteReplyOut {
+  InfoHash info_hash;
+  std::vector<RouteEntry> routes;
+  std::uint32_t swarm_peers = 0;
+};
+struct FailureOut {
+  std::string reason;
+  std::string_view action;  // a literal ("announce", "route")
+  std::optional<InfoHash> info_hash;
+};
+// A message serialized elsewhere (another node of a cluster), delivered as it is.
+struct SerializedOut {
+  std::string text;
+};
+using OutMessage =
+    std::variant<AnnounceReplyOut, RelayOut, RouteReplyOut, FailureOut, SerializedOut>;
+
+// The JSON text of a message (a SerializedOut's text moved out when given an rvalue).
+std::string serialize(const OutMessage& message);
+std::string serialize(OutMessage&& message);
+
 }  // namespace deploynet

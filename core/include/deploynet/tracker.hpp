@@ -35,11 +35,12 @@ struct ConnRef {
 
 enum class OutKind : std::uint8_t { kReply, kOffer, kAnswer };
 
-// A message to deliver once the caller has left any lock it holds.
+// A message to deliver, typed: the caller serializes it (serialize()) once it has left any
+// lock it holds, and before the request that produced it is gone (a relay views its bytes).
 struct Outgoing {
   LinkRef to;
   OutKind kind;
-  std::string payload;
+  OutMessage message;
   // Cluster mode: an offer or answer for a peer connected to another signaling node (`node`
   // non-zero, `to` empty), with what that node needs to deliver it and, for an offer, to
   // accept the answer that comes back.
