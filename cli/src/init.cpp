@@ -173,7 +173,7 @@ int init_main(int argc, char** argv) {
                           attr_escape(sig_attr) + "\" data-manifest=\"" + base +
                           "deploynet.json\" data-sw=\"" + base +
                           "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name +
-                          "\" async fetchpriority=\"high\"></script>";
+                          "\" async fetchpriority=\"low\"></script>";
   static const std::regex previous(R"(<script\b[^>]*\bdata-deploynet\b[^>]*>\s*</script>)",
                                    std::regex::icase);
   static const std::regex head_start(R"(<head(\s[^>]*)?>)", std::regex::icase);

@@ -54,7 +54,7 @@ test('init copies hashed files, tags every page once, publishes; again: nothing 
     assert.deepEqual(fs.readFileSync(path.join(dir, js)), fs.readFileSync(path.join(clientDir, 'deploynet.js')))
     const home = fs.readFileSync(path.join(dir, 'index.html'), 'utf8')
     assert.equal(home.match(/data-deploynet/g).length, 1)
-    assert.match(home, /<head>\n<script src="\/deploynet\.[0-9a-f]{8}\.js" data-deploynet data-signal="wss:\/\/signal\.example" data-manifest="\/deploynet\.json" data-sw="\/deploynet-sw\.js" data-ring-wasm="\/deploynet_ring\.[0-9a-f]{8}\.wasm" async fetchpriority="high"><\/script>\n<title>/)
+    assert.match(home, /<head>\n<script src="\/deploynet\.[0-9a-f]{8}\.js" data-deploynet data-signal="wss:\/\/signal\.example" data-manifest="\/deploynet\.json" data-sw="\/deploynet-sw\.js" data-ring-wasm="\/deploynet_ring\.[0-9a-f]{8}\.wasm" async fetchpriority="low"><\/script>\n<title>/)
     assert.match(fs.readFileSync(path.join(dir, 'blog/post.HTML'), 'utf8'), /<HEAD lang="en">\n<script src="\/deploynet\./)
     assert.equal(fs.readFileSync(path.join(dir, 'fragment.html'), 'utf8'), '<p>no head here</p>')
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
