@@ -241,7 +241,8 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
   if (query_has(sv(req.target()), "deploynet")) {
     hello = ice_message(server_.config().ice, unix_now_s());
   }
-  auto conn = std::make_shared<WsConn>(std::move(own), worker_, server_, std::move(slot_));
+  auto conn = std::make_shared<WsConn>(std::move(own), worker_, server_.context(), std::move(slot_),
+                                       server_.next_conn_id());
   conn->start(std::move(response), std::move(early_bytes), hello);
 }
 

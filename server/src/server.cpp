@@ -51,10 +51,11 @@ Server::Server(Config config)
       workers_([this] {
         std::vector<std::unique_ptr<Worker>> w;
         for (unsigned i = 0; i < config_.threads; ++i) {
-          w.push_back(std::make_unique<Worker>(*this, i, config_.threads));
+          w.push_back(std::make_unique<Worker>(i, config_.threads));
         }
         return w;
       }()),
+      ctx_{config_, metrics_, tracker_, sites_},
       acceptor_(workers_[0]->ioc()),
       signals_(workers_[0]->ioc(), SIGINT, SIGTERM),
       accept_retry_(workers_[0]->ioc()),
@@ -82,6 +83,7 @@ Server::Server(Config config)
         });
     tracker_.set_member_sink(
         [c = cluster_.get()](std::vector<MemberEvent>&& events) { c->publish(std::move(events)); });
+    ctx_.cluster = cluster_.get();
   }
 }
 

@@ -15,6 +15,7 @@
 
 #include "cluster.hpp"
 #include "config.hpp"
+#include "context.hpp"
 #include "metrics.hpp"
 #include "sharded_tracker.hpp"
 #include "site_stats.hpp"
@@ -71,6 +72,8 @@ class Server {
   ShardedTracker& tracker() { return tracker_; }
   Cluster* cluster() { return cluster_.get(); }
   SiteStats& sites() { return sites_; }
+  // What WebSocket connections hold instead of the server.
+  Context& context() { return ctx_; }
   bool origin_allowed(std::string_view origin) const;
   bool trusted_proxy(const std::array<unsigned char, 16>& ip) const;
   std::uint64_t next_conn_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -92,6 +95,7 @@ class Server {
   SiteStats sites_;
   std::vector<std::unique_ptr<Worker>> workers_;  // worker 0 accepts and handles signals
   std::unique_ptr<Cluster> cluster_;              // cluster mode only
+  Context ctx_;
   unsigned next_worker_ = 0;
   tcp::acceptor acceptor_;
   net::signal_set signals_;

@@ -19,12 +19,12 @@ constexpr int kBurst = 64;
 constexpr std::size_t kReadBuffer = 64 * 1024 + 16;
 }  // namespace
 
-Worker::Worker(Server& server, unsigned index, unsigned workers)
-    : server_(server),
-      index_(index),
+Worker::Worker(unsigned index, unsigned workers)
+    : index_(index),
       work_(net::make_work_guard(ioc_)),
       sweep_timer_(ioc_),
       outboxes_(workers),
+      targets_(workers, nullptr),
       read_buffer_(kReadBuffer) {
   schedule_sweep();
 }
@@ -73,6 +73,7 @@ void Worker::deliver(std::shared_ptr<WsConn> to, std::string payload) {
     to->send_text(payload);
     return;
   }
+  targets_[target.index()] = &target;
   outboxes_[target.index()].push_back({std::move(to), std::move(payload)});
 }
 
@@ -80,8 +81,7 @@ void Worker::flush_outboxes() {
   for (unsigned i = 0; i < outboxes_.size(); ++i) {
     auto& box = outboxes_[i];
     if (box.empty()) continue;
-    auto& target = server_.worker(i);
-    net::post(target.ioc(), [batch = std::move(box)]() mutable {
+    net::post(targets_[i]->ioc(), [batch = std::move(box)]() mutable {
       for (auto& d : batch) d.to->send_text(d.payload);
     });
     box = {};

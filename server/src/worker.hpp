@@ -22,12 +22,11 @@ namespace deploynet::server {
 
 namespace net = boost::asio;
 
-class Server;
 class WsConn;
 
 class Worker {
  public:
-  Worker(Server& server, unsigned index, unsigned workers);
+  Worker(unsigned index, unsigned workers);
 
   net::io_context& ioc() { return ioc_; }
   unsigned index() const { return index_; }
@@ -58,14 +57,14 @@ class Worker {
   void flush_dirty();
   void flush_outboxes();
 
-  Server& server_;
   unsigned index_;
   net::io_context ioc_{1};
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   std::thread thread_;
   net::steady_timer sweep_timer_;
   std::vector<WsConn*> conns_;
-  std::vector<std::vector<Delivery>> outboxes_;
+  std::vector<std::vector<Delivery>> outboxes_;  // by the target worker's index
+  std::vector<Worker*> targets_;                 // those workers, as first delivered to
   std::vector<std::shared_ptr<WsConn>> dirty_;
   std::vector<char> read_buffer_;
 };

@@ -28,14 +28,14 @@ void release_if_large(std::string& s) {
 
 }  // namespace
 
-WsConn::WsConn(Socket socket, Worker& worker, Server& server, ConnSlot&& slot)
+WsConn::WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t id)
     : socket_(std::move(socket)),
       worker_(worker),
-      server_(server),
+      ctx_(ctx),
       slot_(std::move(slot)),
-      id_(server.next_conn_id()),
-      reader_(server.config().max_frame_bytes),
-      tokens_(static_cast<float>(server.config().rate_burst)) {}
+      id_(id),
+      reader_(ctx.config.max_frame_bytes),
+      tokens_(static_cast<float>(ctx.config.rate_burst)) {}
 
 WsConn::~WsConn() {
   teardown();
@@ -43,7 +43,7 @@ WsConn::~WsConn() {
 
 void WsConn::start(std::string handshake_response, std::string early_bytes,
                    std::string_view hello) {
-  auto& m = server_.metrics();
+  auto& m = ctx_.metrics;
   m.connections_open.fetch_add(1, kRelaxed);
   m.connections_total.fetch_add(1, kRelaxed);
   worker_.add(this);
@@ -133,10 +133,10 @@ void WsConn::consume(std::span<char> data) {
       }
       case Kind::kError:
         if (ev.close_code == 1009) {
-          server_.metrics().frames_too_big.fetch_add(1, kRelaxed);
+          ctx_.metrics.frames_too_big.fetch_add(1, kRelaxed);
           LogLine(LogLevel::kDebug, "frame too big, closing 1009").kv("conn", id_);
         } else {
-          server_.metrics().protocol_errors.fetch_add(1, kRelaxed);
+          ctx_.metrics.protocol_errors.fetch_add(1, kRelaxed);
           LogLine(LogLevel::kDebug, "WebSocket protocol error")
               .kv("conn", id_)
               .kv("error", ev.error);
@@ -150,7 +150,7 @@ void WsConn::consume(std::span<char> data) {
 }
 
 bool WsConn::take_token(std::int64_t now_ms) {
-  const auto& cfg = server_.config();
+  const auto& cfg = ctx_.config;
   auto elapsed = static_cast<double>(now_ms - refilled_ms_) / 1000.0;
   refilled_ms_ = now_ms;
   tokens_ = static_cast<float>(std::min(cfg.rate_burst, tokens_ + elapsed * cfg.rate_per_s));
@@ -161,12 +161,12 @@ bool WsConn::take_token(std::int64_t now_ms) {
 
 void WsConn::handle_message(std::string_view text) {
   auto start = std::chrono::steady_clock::now();
-  auto& m = server_.metrics();
+  auto& m = ctx_.metrics;
   if (!take_token(last_read_ms_)) {
     m.rate_limited.fetch_add(1, kRelaxed);
     if (++limited_in_row_ == 1) {
       reply_failure("rate limit exceeded: slow down", {}, nullptr);
-    } else if (limited_in_row_ > static_cast<std::uint32_t>(server_.config().rate_burst)) {
+    } else if (limited_in_row_ > static_cast<std::uint32_t>(ctx_.config.rate_burst)) {
       // A client that keeps sending into an empty bucket is not a browser that lost count.
       m.rate_limit_closed.fetch_add(1, kRelaxed);
       LogLine(LogLevel::kInfo, "closing connection over rate limit").kv("conn", id_);
@@ -176,7 +176,7 @@ void WsConn::handle_message(std::string_view text) {
   }
   limited_in_row_ = 0;
 
-  auto parsed = parse_in_message(text, server_.config().parse);
+  auto parsed = parse_in_message(text, ctx_.config.parse);
   if (auto* err = std::get_if<ParseError>(&parsed)) {
     m.recv_invalid.fetch_add(1, kRelaxed);
     LogLine(LogLevel::kDebug, "bad client message").kv("conn", id_).kv("reason", err->reason);
@@ -187,7 +187,7 @@ void WsConn::handle_message(std::string_view text) {
   } else if (auto* route = std::get_if<RouteRequest>(&std::get<InMessage>(parsed))) {
     m.recv_route.fetch_add(1, kRelaxed);
     std::vector<Outgoing> out;
-    if (server_.tracker().route(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, *route, out)) {
+    if (ctx_.tracker.route(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, *route, out)) {
       m.route_ids.fetch_add(route->content_ids.size(), kRelaxed);
       m.sent_reply.fetch_add(1, kRelaxed);
     } else {
@@ -199,8 +199,8 @@ void WsConn::handle_message(std::string_view text) {
     handle_report(*report);
   } else {
     m.recv_scrape.fetch_add(1, kRelaxed);
-    auto reply = server_.tracker().scrape(std::get<ScrapeRequest>(std::get<InMessage>(parsed)),
-                                          server_.config().parse.max_scrape_hashes);
+    auto reply = ctx_.tracker.scrape(std::get<ScrapeRequest>(std::get<InMessage>(parsed)),
+                                     ctx_.config.parse.max_scrape_hashes);
     m.sent_reply.fetch_add(1, kRelaxed);
     send_text(reply);
   }
@@ -211,11 +211,11 @@ void WsConn::handle_message(std::string_view text) {
 }
 
 void WsConn::handle_announce(const AnnounceRequest& req) {
-  auto& m = server_.metrics();
+  auto& m = ctx_.metrics;
   bool member = std::find(joined_.begin(), joined_.end(), std::pair{req.info_hash, req.peer_id}) !=
                 joined_.end();
   if (req.event != AnnounceEvent::kStopped && !member &&
-      joined_.size() >= server_.config().max_swarms_per_conn) {
+      joined_.size() >= ctx_.config.max_swarms_per_conn) {
     m.swarm_cap_hits.fetch_add(1, kRelaxed);
     reply_failure("too many swarms on one connection", "announce", &req.info_hash);
     return;
@@ -223,8 +223,8 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   if (req.offers_dropped) m.offers_over_cap.fetch_add(req.offers_dropped, kRelaxed);
 
   std::vector<Outgoing> out;
-  auto outcome = server_.tracker().announce(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, req,
-                                            last_read_ms_, out);
+  auto outcome = ctx_.tracker.announce(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, req,
+                                       last_read_ms_, out);
   if (outcome.joined) joined_.emplace_back(req.info_hash, req.peer_id);
   if (outcome.left) std::erase(joined_, std::pair{req.info_hash, req.peer_id});
   if (outcome.offers_relayed) m.offers_relayed.fetch_add(outcome.offers_relayed, kRelaxed);
@@ -242,7 +242,7 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   // Serialized here, after the tracker's lock, while `req` (whose bytes relays view) is alive.
   for (auto& o : out) {
     if (o.node != 0) {  // a peer on another node of the cluster
-      if (auto* cluster = server_.cluster()) {
+      if (auto* cluster = ctx_.cluster) {
         o.message = SerializedOut{serialize(std::move(o.message))};
         cluster->relay(std::move(o));
       }
@@ -302,11 +302,11 @@ void WsConn::handle_report(const ReportRequest& req) {
   };
   SiteBytes delta{grow(req.from_peers, it->from_peers), grow(req.from_origin, it->from_origin),
                   grow(req.from_cache, it->from_cache), grow(req.uploaded, it->uploaded), 0};
-  server_.sites().add(req.origin, delta);
+  ctx_.sites.add(req.origin, delta);
 }
 
 void WsConn::reply_failure(std::string_view reason, std::string_view action, const InfoHash* ih) {
-  server_.metrics().sent_failure.fetch_add(1, kRelaxed);
+  ctx_.metrics.sent_failure.fetch_add(1, kRelaxed);
   send_text(serialize_failure(reason, action, ih));
 }
 
@@ -317,12 +317,12 @@ void WsConn::send_text(std::string_view payload) {
 
 void WsConn::queue_frame(ws::Opcode opcode, std::string_view payload) {
   if (dead_) return;
-  const auto& cfg = server_.config();
+  const auto& cfg = ctx_.config;
   if (out_frames_ >= cfg.max_send_queue ||
       out_.size() + writing_.size() + payload.size() > cfg.max_send_queue_bytes) {
     // The client reads slower than it is sent to: disconnect it rather than buffer without
     // bound. It can reconnect and announce again.
-    auto& m = server_.metrics();
+    auto& m = ctx_.metrics;
     m.dropped_send_queue.fetch_add(1, kRelaxed);
     m.slow_readers_closed.fetch_add(1, kRelaxed);
     LogLine(LogLevel::kInfo, "closing slow reader")
@@ -354,7 +354,7 @@ void WsConn::start_write() {
   dirty_ = false;
   if (writing_now_ || dead_ || out_.empty()) return;
   writing_now_ = true;
-  server_.metrics().socket_writes.fetch_add(1, kRelaxed);
+  ctx_.metrics.socket_writes.fetch_add(1, kRelaxed);
   std::swap(out_, writing_);
   out_frames_ = 0;
   net::async_write(socket_, net::buffer(writing_),
@@ -391,10 +391,10 @@ void WsConn::on_sweep(std::int64_t now_ms) {
     return;
   }
   auto idle =
-      std::chrono::duration_cast<std::chrono::milliseconds>(server_.config().idle_timeout).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(ctx_.config.idle_timeout).count();
   auto silent = now_ms - last_read_ms_;
   if (silent > idle) {
-    server_.metrics().idle_closed.fetch_add(1, kRelaxed);
+    ctx_.metrics.idle_closed.fetch_add(1, kRelaxed);
     LogLine(LogLevel::kDebug, "idle timeout").kv("conn", id_);
     close(ws::CloseCode::kGoingAway, "idle timeout");
   } else if (silent > idle / 2 && !ping_sent_) {
@@ -406,12 +406,12 @@ void WsConn::on_sweep(std::int64_t now_ms) {
 void WsConn::teardown() {
   if (dead_) return;
   dead_ = true;
-  for (const auto& [ih, peer] : joined_) server_.tracker().leave(id_, ih, peer);
+  for (const auto& [ih, peer] : joined_) ctx_.tracker.leave(id_, ih, peer);
   joined_.clear();
   worker_.remove(this);
   boost::system::error_code ignored;
   socket_.close(ignored);
-  server_.metrics().connections_open.fetch_sub(1, kRelaxed);
+  ctx_.metrics.connections_open.fetch_sub(1, kRelaxed);
 }
 
 }  // namespace deploynet::server

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "context.hpp"
 #include "deploynet/protocol.hpp"
 #include "deploynet/tracker.hpp"
 #include "deploynet/ws_frame.hpp"
@@ -22,7 +23,7 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
  public:
   using Socket = net::basic_stream_socket<tcp, net::io_context::executor_type>;
 
-  WsConn(Socket socket, Worker& worker, Server& server, ConnSlot&& slot);
+  WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t id);
   ~WsConn() override;
 
   // Starts with the 101 response to write and any bytes the client sent after its request.
@@ -55,7 +56,7 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
 
   Socket socket_;
   Worker& worker_;
-  Server& server_;
+  Context& ctx_;
   ConnSlot slot_;
   std::uint64_t id_;
   ws::MessageReader reader_;
