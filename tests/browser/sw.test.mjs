@@ -228,8 +228,10 @@ test('a missing or malformed manifest costs one request per page view, not one p
       open.push(v)
       await v.page.goto(`${origin.url}/gallery.html`, { waitUntil: 'commit' })
       // The reloaded page, under the worker (the first one stops and reloads itself).
-      await waitFor(() => v.page.evaluate(() => document.readyState === 'complete' && !!navigator.serviceWorker.controller &&
-        performance.getEntriesByType('navigation')[0]?.type === 'reload').catch(() => false), 20_000, 'a page under the worker')
+      // Its engine settled too (it gave up on the manifest: that request is the page view's own).
+      await waitFor(() => v.page.evaluate(async () => document.readyState === 'complete' && !!navigator.serviceWorker.controller &&
+        performance.getEntriesByType('navigation')[0]?.type === 'reload' && !!window.deploynet &&
+        (await window.deploynet) === null).catch(() => false), 20_000, 'a page under the worker, its engine settled')
       const since = origin.log.length
       const statuses = await v.page.evaluate(() => Promise.all(Array.from({ length: 20 }, async (_, i) =>
         (await fetch(`/img/photo-${1 + (i % 8)}.png`, { cache: 'no-store' })).status)))
