@@ -513,8 +513,9 @@ export class DeployNet extends Emitter<Events> {
 
   /**
    * The page's loads, counted for `stats().originBytes`; and (`adopt`) what the browser loaded
-   * itself (before the engine was up, or passed through the worker), already in its HTTP cache: it is verified and offered to the swarm from there, never
-   * downloaded again (`only-if-cached` never touches the network).
+   * itself (before the engine was up, or passed through the worker): it is in the HTTP cache,
+   * verified and offered to the swarm from there, never downloaded again (`only-if-cached`
+   * never touches the network).
    */
   private watchLoads(adopt: boolean) {
     if (typeof PerformanceObserver !== 'function') return;
@@ -826,7 +827,8 @@ export class DeployNet extends Emitter<Events> {
         if (t.file.sha256 !== file.sha256) continue;
         t.peersOnly = false;
         t.urgent ||= urgent;
-        if (!t.firstByte && this.decideFor(t).source === 'origin') void this.fromOrigin(t, this.decideFor(t).reason);
+        const d = t.firstByte ? null : this.decideFor(t);
+        if (d?.source === 'origin') void this.fromOrigin(t, d.reason);
       }
     }
     if (!p) {
@@ -1015,10 +1017,8 @@ export class DeployNet extends Emitter<Events> {
       if (p.id && now - p.created < ANSWERED_WAIT_MS) nearlyDone = true;
       if (now - p.created < 1500) underWay = true;
     }
-    let missing = 0;
-    for (let i = 0; i < t.state.length; i++) {
-      if (t.state[i] !== VERIFIED) missing += this.index.pieceLength(t.file, i);
-    }
+    // Called on every scheduling pass: the bytes still missing without walking the pieces.
+    const missing = Math.max(0, t.file.size - t.fromPeers - t.fromOrigin);
     return decide(
       { size: missing, urgent: t.urgent },
       {

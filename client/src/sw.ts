@@ -86,14 +86,14 @@ sw.addEventListener('message', (e) => {
     // None known here (just installed, or restarted): the manifest the page fetched from the
     // origin a moment ago. A page on another deploy than the one known: the origin decides
     // (an old tab must never bring its old manifest back).
-    if (!manifest || manifest.deployId !== d.deployId) {
+    if (!manifest && !loading && typeof d.manifest === 'string') {
       try {
-        if (manifest || typeof d.manifest !== 'string' || loading) throw new Error('ask the origin');
         useManifest(d.manifest);
       } catch {
-        void loadManifest();
+        /* not usable: the origin's, below */
       }
     }
+    if (!manifest || manifest.deployId !== d.deployId) void loadManifest();
   } else if (d.type === 'deploynet-page-gone') {
     pages.delete(src.id);
   } else if (d.type === 'deploynet-usage' && e.ports[0]) {
@@ -107,6 +107,12 @@ sw.addEventListener('message', (e) => {
 const MAX_TRACKED = 256; // pages (clients) whose counts are kept; the oldest go first
 const usage = new Map<string, OriginUsage>();
 const awaiting = new Map<string, string[]>(); // request URL -> client ids, in request order
+
+// A request passed to the network on a page's behalf: counted for that page.
+function fromNetwork(req: Request, clientId: string): Promise<Response> {
+  expect(req.url, clientId);
+  return fetch(req);
+}
 
 function expect(url: string, clientId: string) {
   if (!clientId) return;
@@ -165,10 +171,7 @@ function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
 }
 
 async function viaPage(e: FetchEvent, path: string): Promise<Response> {
-  const passthrough = () => {
-    expect(e.request.url, e.clientId);
-    return fetch(e.request);
-  };
+  const passthrough = () => fromNetwork(e.request, e.clientId);
   // A navigation revalidates the manifest (below): what the cache serves is this deploy's.
   if (loading || (!manifest && Date.now() - failedAt > RETRY_MS)) await loadManifest();
   const file = manifest?.files.get(path);
@@ -210,10 +213,7 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
 const MANIFEST_FRESH_MS = 10_000;
 async function manifestForPage(req: Request, clientId: string): Promise<Response> {
   if (loading) await loading;
-  if (!manifest || Date.now() - manifest.checkedAt > MANIFEST_FRESH_MS) {
-    expect(req.url, clientId);
-    return fetch(req);
-  }
+  if (!manifest || Date.now() - manifest.checkedAt > MANIFEST_FRESH_MS) return fromNetwork(req, clientId);
   return new Response(manifest.raw, {
     status: 200,
     headers: { 'content-type': 'application/json', [MARKER]: 'worker' },
@@ -223,7 +223,7 @@ async function manifestForPage(req: Request, clientId: string): Promise<Response
 sw.addEventListener('fetch', (e) => {
   const req = e.request;
   if (req.headers.get(MARKER) === 'manifest' && new URL(req.url).pathname === MANIFEST) {
-    e.respondWith(manifestForPage(req, e.clientId).catch(() => fetch(req)));
+    e.respondWith(manifestForPage(req, e.clientId).catch(() => fromNetwork(req, e.clientId)));
     return;
   }
   if (req.mode === 'navigate') {
@@ -236,8 +236,7 @@ sw.addEventListener('fetch', (e) => {
       (async () => {
         const preloaded = (await e.preloadResponse.catch(() => undefined)) as Response | undefined;
         if (preloaded) return preloaded; // the page's own navigation entry counts it
-        expect(req.url, e.resultingClientId);
-        return fetch(req);
+        return fromNetwork(req, e.resultingClientId);
       })(),
     );
     return;
@@ -247,10 +246,5 @@ sw.addEventListener('fetch', (e) => {
   if (url.origin !== sw.location.origin || url.pathname === MANIFEST) return;
   // Known not to be in the manifest: untouched, without even a respondWith.
   if (manifest && !manifest.paths.has(url.pathname)) return;
-  e.respondWith(
-    viaPage(e, url.pathname).catch(() => {
-      expect(req.url, e.clientId);
-      return fetch(req);
-    }),
-  );
+  e.respondWith(viaPage(e, url.pathname).catch(() => fromNetwork(req, e.clientId)));
 });
