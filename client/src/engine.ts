@@ -595,6 +595,7 @@ export class DeployNet extends Emitter<Events> {
     try {
       const { peer, offer } = await Peer.offer(this.rtcConfig());
       const offerId = randomId('');
+      peer.offerId = offerId;
       this.pendingOffers.set(offerId, peer);
       this.connecting.add(peer);
       peer.on('close', () => {
@@ -653,12 +654,16 @@ export class DeployNet extends Emitter<Events> {
     this.swarmPeers = n;
     const targets = new Set<string>();
     const now = performance.now();
+    // Not to a peer already answering one of our offers (a second connection would be closed).
+    const answering = new Set<string>();
+    for (const p of this.connecting) if (p.id) answering.add(p.id);
     for (const r of routes) {
       if (typeof r.content_id !== 'string' || !Array.isArray(r.peers)) continue;
       this.routes.set(r.content_id, r.peers);
       for (const p of r.peers) {
         const last = this.offeredTo.get(p);
-        if (!this.peers.has(p) && !this.banned.has(p) && (last === undefined || now - last > 60_000)) targets.add(p);
+        if (this.peers.has(p) || this.banned.has(p) || answering.has(p)) continue;
+        if (last === undefined || now - last > 60_000) targets.add(p);
       }
     }
     for (const [p, at] of this.offeredTo) if (now - at > 60_000) this.offeredTo.delete(p);
@@ -670,6 +675,7 @@ export class DeployNet extends Emitter<Events> {
     if (from === this.peerId || this.peers.has(from) || this.banned.has(from) || this.room() <= 0) return;
     try {
       const { peer, answer } = await Peer.answer(this.rtcConfig(), from, offer);
+      peer.offerId = offerId;
       this.track(peer);
       this.signal?.answer(from, offerId, answer);
     } catch (err) {
@@ -699,9 +705,11 @@ export class DeployNet extends Emitter<Events> {
       this.connecting.delete(peer);
       const existing = this.peers.get(peer.id);
       if (existing && !existing.closed) {
-        // Both sides offered each other: both keep the connection the lower id initiated.
-        const init = (p: Peer) => (p.initiator ? this.peerId : p.id);
-        if (init(existing) <= init(peer)) {
+        // Two connections to one peer (both sides offered, or one side's random and targeted
+        // offers both reached it). Which opened first can differ between the two sides, so
+        // both keep the same one by what both know of it: its initiator's id, then its offer id.
+        const key = (p: Peer) => `${p.initiator ? this.peerId : p.id}:${p.offerId}`;
+        if (key(existing) <= key(peer)) {
           peer.destroy('duplicate');
           return;
         }

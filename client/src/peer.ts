@@ -61,6 +61,8 @@ export class Peer extends Emitter<Events> {
   /** When the data channel opened (0: not yet). */
   openedAt = 0;
   helloSeen = false;
+  /** The offer this connection answers (the same id on both sides). */
+  offerId = '';
   private dc: RTCDataChannel | null = null;
   private timers: ReturnType<typeof setInterval>[] = [];
   private drainWaiters: (() => void)[] = [];

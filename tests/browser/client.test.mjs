@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, freePort } from '../integration/harness.mjs'
-import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected } from './harness.mjs'
+import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected, waitForSwarm } from './harness.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -96,7 +96,7 @@ test('hedging: an urgent request also goes to the origin when it is measured fas
   const a = await open('H1', { swarm, hedge: true })
   await fetchAll(a, PATHS)
   const b = await open('H2', { swarm, hedge: true })
-  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 30_000, 'B connected to A, knowing what A holds')
+  await waitConnected(b, PATHS.length, 1, 'B connected to A, knowing what A holds')
   const since = origin.log.length
   const urgent = await fetchAll(b, ['/app.js'])
   assert.equal(urgent.hashes['/app.js'], site.contents['/app.js'])
@@ -135,7 +135,7 @@ test('a peer serving corrupted pieces is banned and not one bad byte is used', a
   const m = await open('M2', { swarm }, CORRUPT)
   await fetchAll(m, PATHS)
   const a = await open('A2', { swarm })
-  await waitFor(async () => (await holdersOf(a, PATHS.length)) >= 1, 30_000, 'A connected to M, knowing what M holds')
+  await waitConnected(a, PATHS.length, 1, 'A connected to M, knowing what M holds')
   // A fetches from M first: every piece from M is bad; A bans M and falls back to the origin.
   const ra = await fetchAll(a, PATHS)
   assert.deepEqual(ra.hashes, site.contents)
@@ -144,7 +144,7 @@ test('a peer serving corrupted pieces is banned and not one bad byte is used', a
   assert.equal(ra.stats.bytesFromOrigin, TOTAL)
 
   const b = await open('B2', { swarm })
-  await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 2, 30_000, 'B connected to M and A, knowing what they hold')
+  await waitConnected(b, PATHS.length, 2, 'B connected to M and A, knowing what they hold')
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   assert.ok(rb.stats.bans >= 1 && rb.stats.badPieces >= 1, JSON.stringify(rb.stats))
@@ -222,7 +222,7 @@ test('a peer that vanishes mid-transfer: the transfer completes from elsewhere',
   const a = await open('A5', { swarm, uploadLimit: 150_000 })
   await fetchAll(a, ['/img/hero.png'])
   const b = await open('B5', { swarm })
-  await waitFor(async () => (await holdersOf(b, 1)) >= 1, 30_000, 'B connected to A, knowing what A holds')
+  await waitConnected(b, 1, 1, 'B connected to A, knowing what A holds')
   const pending = fetchAll(b, ['/img/hero.png'])
   // Wait for verified pieces at B, not bytes sent by A: A interleaves the pieces it serves, so
   // bytes sent alone do not mean a whole piece has arrived.
@@ -246,7 +246,7 @@ test('a peer flooding cancels and haves cannot grow another visitor\'s memory', 
   await fetchAll(victim, PATHS)
   // The victim reads the flood before the attacker's request: no hedge to the origin meanwhile.
   const attacker = await open('X6', { swarm, firstByteTimeout: 120_000 })
-  await waitFor(async () => (await holdersOf(attacker, PATHS.length)) >= 1, 30_000, 'attacker connected to the victim')
+  await waitConnected(attacker, PATHS.length, 1, 'attacker connected to the victim')
   // 50,000 cancels for requests never made and 50,000 haves of content not in the manifest,
   // through the real data channel (each a valid wire message).
   await attacker.page.evaluate(async () => {
@@ -273,4 +273,60 @@ test('a peer flooding cancels and haves cannot grow another visitor\'s memory', 
   assert.ok(held.have <= PATHS.length, JSON.stringify(held))
   await attacker.close()
   await victim.close()
+})
+
+test('two connections to one peer that open in a different order on each side: both keep the same one', async () => {
+  // B's offer reaches A twice (a random and a targeted offer can), and the two channels open in
+  // one order at B and in the other at A. Each side keeping "the one that opened first" would
+  // close both; both must keep the same connection.
+  const swarm = `swarm-twice-${++swarmN}`.padEnd(20, '-')
+  // At A, the first channel a peer opens to it reports open only after the second has.
+  const holdFirst = `(() => {
+    const d = Object.getOwnPropertyDescriptor(RTCDataChannel.prototype, 'onopen')
+    const create = RTCPeerConnection.prototype.createDataChannel
+    RTCPeerConnection.prototype.createDataChannel = function (...a) { const c = create.apply(this, a); c.mine = true; return c }
+    let n = 0, held = null, secondOpen = false
+    window.channelsIn = 0
+    Object.defineProperty(RTCDataChannel.prototype, 'onopen', {
+      configurable: true,
+      get () { return d.get.call(this) },
+      set (fn) {
+        if (this.mine) return d.set.call(this, fn)
+        const i = n++
+        window.channelsIn = n
+        if (i === 0) return d.set.call(this, (e) => { if (secondOpen) fn.call(this, e); else held = () => fn.call(this, e) })
+        if (i === 1) return d.set.call(this, (e) => { secondOpen = true; fn.call(this, e); held?.(); held = null })
+        return d.set.call(this, fn)
+      },
+    })
+  })()`
+  const a = await open('A9', { swarm }, holdFirst)
+  const aId = await a.page.evaluate(() => window.dn.peerId)
+  const b = await open('B9', { swarm })
+  await waitForSwarm(() => b.page.evaluate((id) => window.dn.peers.has(id), aId), 30_000, 'B connected to A')
+  // B's random and targeted offers can both have reached A already; if not, a second one.
+  const channelsIn = () => a.page.evaluate(() => window.channelsIn)
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  if ((await channelsIn()) < 2) {
+    await b.page.evaluate(async (id) => {
+      const o = await window.dn.makeOffer(id)
+      window.dn.signal.announce({ numwant: 1, offers: [o] })
+    }, aId)
+  }
+  // Settled: one connection each way, no handshake under way.
+  const state = (v) => v.page.evaluate(() => ({ kept: [...window.dn.peers.values()].map((p) => p.offerId), connecting: [...window.dn.connecting].filter((p) => p.id).length }))
+  const settled = async () => {
+    const [sa, sb] = [await state(a), await state(b)]
+    return sa.connecting === 0 && sb.connecting === 0 && sa.kept.length === 1 && sb.kept.length === 1 ? [sa.kept[0], sb.kept[0]] : null
+  }
+  await waitForSwarm(async () => (await channelsIn()) >= 2, 10_000, 'A answering B\'s second offer')
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  const [ka, kb] = await waitForSwarm(settled, 30_000, 'A and B settled on one connection')
+  assert.equal(kb, ka)
+  // One of those two: not a third handshake after both were closed.
+  await new Promise((resolve) => setTimeout(resolve, 4000))
+  assert.equal(await channelsIn(), 2)
+  assert.deepEqual(await state(a), { kept: [ka], connecting: 0 })
+  await a.close()
+  await b.close()
 })

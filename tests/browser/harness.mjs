@@ -130,6 +130,9 @@ export async function loadControlledPage (v, url, { controlled = true, ms = 60_0
   }
 }
 
+// Visitors open in this test file: a failed wait reports what each of them knows.
+const live = new Set()
+
 export async function visitor (name, { initScript, contextOptions = {} } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `dn-visitor-${name}-`))
   const context = await chromium.launchPersistentContext(dataDir, {
@@ -143,13 +146,16 @@ export async function visitor (name, { initScript, contextOptions = {} } = {}) {
   const page = context.pages()[0] ?? await context.newPage()
   const errors = []
   page.on('pageerror', (e) => errors.push(String(e)))
-  return {
+  const v = {
     name, context, page, errors,
     async close () {
+      live.delete(v)
       await context.close().catch(() => {})
       fs.rmSync(dataDir, { recursive: true, force: true })
     },
   }
+  live.add(v)
+  return v
 }
 
 // Opens test.html and starts the engine with `options`. Hedging is off unless asked for: on
@@ -187,13 +193,20 @@ export const swarmReport = (v) => v.page.evaluate(async () => {
   const s = dn.stats()
   return {
     id: dn.peerId, signal: s.signal, peers: dn.peerList(), firstPeerMs: s.firstPeerMs, readyState: document.readyState,
+    now: Math.round(performance.now()),
+    // The engine's handshakes under way and what it knows of the swarm (internal fields).
+    connecting: [...(dn.connecting ?? [])].map((p) => ({
+      id: p.id, initiator: p.initiator, age: Math.round(performance.now() - p.created),
+      pc: p.pc.connectionState, ice: p.pc.iceConnectionState, signaling: p.pc.signalingState,
+    })),
+    swarmPeers: dn.swarmPeers, lastAnnounce: Math.round(dn.lastAnnounce ?? -1), topUpGap: dn.topUpGap,
     assets: s.assets.map((a) => [a.path, a.fromPeers, a.fromOrigin, a.fromCache, a.prefetch ?? false, a.originReason ?? '']),
     events: (window.dnEvents ?? []).slice(-20),
   }
 }).catch((err) => String(err))
 
 // waitFor, with every visitor's swarm report in the message of a timeout.
-export async function waitForSwarm (fn, ms, what, visitors) {
+export async function waitForSwarm (fn, ms, what, visitors = [...live]) {
   try {
     return await waitFor(fn, ms, what)
   } catch (err) {
@@ -204,7 +217,7 @@ export async function waitForSwarm (fn, ms, what, visitors) {
 
 // Waits until `v` is connected to `n` peers that hold `have` assets; on a timeout the error
 // carries every visitor's swarm report.
-export const waitConnected = (v, have, n, what, all = [v]) =>
+export const waitConnected = (v, have, n, what, all = [...live]) =>
   waitForSwarm(async () => (await holdersOf(v, have)) >= n, 30_000, what, all)
 
 export const peersOf = (v) => v.page.evaluate(() => window.dn.stats().peers)

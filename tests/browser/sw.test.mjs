@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { startServer } from '../integration/harness.mjs'
-import { startOrigin, makeDemoSite, publish, visitor, loadControlledPage, sha256, waitFor } from './harness.mjs'
+import { startOrigin, makeDemoSite, publish, visitor, loadControlledPage, sha256, waitFor, waitForSwarm } from './harness.mjs'
 
 let signal, origin, dir, manifest
 const open = []
@@ -78,12 +78,10 @@ test('first views load over HTTP and are seeded; a later visitor\'s next page ne
     const got = s.assets.filter((x) => x.prefetch && x.fromPeers === x.size).map((x) => x.path)
     return { got, peers: dn.peerList(), readyState: document.readyState }
   })
-  const prefetched = await waitFor(async () => {
+  const prefetched = await waitForSwarm(async () => {
     const st = await prefetchState()
     return st.got.includes('/img/photo-7.png') && st.got.includes('/img/photo-8.png') ? st.got : null
-  }, 30_000, 'B prefetching the gallery\'s photos from A').catch(async (err) => {
-    throw new Error(`${err.message}: ${JSON.stringify(await prefetchState())}`)
-  })
+  }, 30_000, 'B prefetching the gallery\'s photos from A')
   assert.ok(prefetched.length >= 2)
 
   // B's next page: every asset from B's own cache (verified bytes from the origin's earlier
