@@ -27,7 +27,7 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
       if (sit->second.peers.empty()) swarms_.erase(sit);
     }
     out.push_back(
-        {conn.link, OutKind::kReply,
+        {conn.id, OutKind::kReply,
          AnnounceReplyOut{req.info_hash, complete, incomplete, config_.announce_interval_s}});
     return outcome;
   }
@@ -41,21 +41,20 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
     Peer& peer = swarm.peers[self];
     const bool takeover = peer.conn_id != conn.id;
     if (takeover) {
-      // Another live connection owns this peer id here: taking it over would let anyone
-      // intercept a peer's offers and answers. A dead owner is replaced.
-      if (!peer.link.expired()) {
+      // Another connection here owns this peer id (it is live: a closed one has left): taking
+      // it over would let anyone intercept a peer's offers and answers.
+      if (peer.node == 0) {
         outcome.failure = "peer_id already in use in this swarm";
         out.push_back(
-            {conn.link, OutKind::kReply, FailureOut{outcome.failure, "announce", req.info_hash}});
+            {conn.id, OutKind::kReply, FailureOut{outcome.failure, "announce", req.info_hash}});
         return outcome;
       }
+      // It was connected to another node and came here: the record is this connection's now.
       peer.conn_id = conn.id;
-      peer.link = conn.link;
       peer.pending.clear();
-      if (peer.node != 0) {  // it was connected to another node and came here
-        peer.node = 0;
-        --remote_peers_;
-      }
+      peer.node = 0;
+      --remote_peers_;
+      outcome.joined = true;
       changed = true;
     }
     // A new connection (its network) or a new region hint moves the peer on the ring; an
@@ -77,7 +76,7 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
   } else {
     self = static_cast<std::uint32_t>(swarm.peers.size());
     bool seeder = req.seeder() || req.event == AnnounceEvent::kCompleted;
-    swarm.peers.push_back(Peer{req.peer_id, conn.id, conn.link, seeder, {}});
+    swarm.peers.push_back(Peer{req.peer_id, conn.id, seeder, {}});
     swarm.index.emplace(req.peer_id, self);
     swarm.ring.add(req.peer_id, {req.region, conn.net_prefix});
     ++(seeder ? swarm.complete : swarm.incomplete);
@@ -89,7 +88,7 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
 
   // The reference server answers every announce except one that carries an answer.
   if (!req.answer) {
-    out.push_back({conn.link, OutKind::kReply,
+    out.push_back({conn.id, OutKind::kReply,
                    AnnounceReplyOut{req.info_hash, swarm.complete, swarm.incomplete,
                                     config_.announce_interval_s}});
   }
@@ -119,7 +118,7 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
       return;
     }
     remember_offer(to, offer.offer_id, req.peer_id, now_ms);
-    out.push_back({to.link, OutKind::kOffer,
+    out.push_back({to.conn_id, OutKind::kOffer,
                    RelayOut{false, req.info_hash, req.peer_id, offer.offer_id, offer.offer}});
   };
 
@@ -181,7 +180,7 @@ bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Ou
     member = pit != sit->second.index.end() && sit->second.peers[pit->second].conn_id == conn.id;
   }
   if (!member) {
-    out.push_back({conn.link, OutKind::kReply,
+    out.push_back({conn.id, OutKind::kReply,
                    FailureOut{"route: announce in this swarm first", "route", req.info_hash}});
     return false;
   }
@@ -195,7 +194,7 @@ bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Ou
     routes[i].content_id = req.content_ids[i];
     routes[i].peers = std::move(answers[i]);
   }
-  out.push_back({conn.link, OutKind::kReply,
+  out.push_back({conn.id, OutKind::kReply,
                  RouteReplyOut{req.info_hash, std::move(routes),
                                static_cast<std::uint32_t>(swarm.peers.size())}});
   return true;
@@ -219,7 +218,7 @@ void Tracker::relay_answer(Swarm& swarm, std::uint32_t self, const AnnounceReque
   }
   pending.erase(it);
   const Peer& to = swarm.peers[tit->second];
-  out.push_back({to.link, OutKind::kAnswer,
+  out.push_back({to.conn_id, OutKind::kAnswer,
                  RelayOut{true, req.info_hash, req.peer_id, answer.offer_id, answer.answer},
                  to.node, req.info_hash, to.id, req.peer_id, answer.offer_id});
   outcome.answer_relayed = true;
@@ -242,7 +241,7 @@ void Tracker::remove_peer(Swarm& swarm, std::uint32_t pos) {
 
 bool Tracker::leave(std::uint64_t conn_id, const InfoHash& info_hash, const PeerId& peer_id) {
   auto sit = swarms_.find(info_hash);
-  if (sit == swarms_.end()) return false;
+  if (conn_id == 0 || sit == swarms_.end()) return false;
   auto pit = sit->second.index.find(peer_id);
   if (pit == sit->second.index.end() || sit->second.peers[pit->second].conn_id != conn_id) {
     return false;
@@ -316,11 +315,8 @@ void Tracker::remote_join(std::uint32_t node, const InfoHash& info_hash, const P
   Swarm& swarm = swarm_for(info_hash);
   if (auto pit = swarm.index.find(peer_id); pit != swarm.index.end()) {
     Peer& peer = swarm.peers[pit->second];
-    if (peer.node == 0 && !peer.link.expired()) return;  // connected here: ours wins
-    if (peer.node == 0) ++remote_peers_;                 // a dead local record, replaced
+    if (peer.node == 0) return;  // connected here: ours wins
     peer.node = node;
-    peer.conn_id = 0;
-    peer.link.reset();
     peer.pending.clear();
     if (peer.seeder != seeder) {
       peer.seeder = seeder;
@@ -339,7 +335,7 @@ void Tracker::remote_join(std::uint32_t node, const InfoHash& info_hash, const P
     return;
   }
   auto self = static_cast<std::uint32_t>(swarm.peers.size());
-  swarm.peers.push_back(Peer{peer_id, 0, {}, seeder, {}, node});
+  swarm.peers.push_back(Peer{peer_id, 0, seeder, {}, node});
   swarm.index.emplace(peer_id, self);
   swarm.ring.add(peer_id, where);
   ++(seeder ? swarm.complete : swarm.incomplete);
@@ -403,7 +399,7 @@ bool Tracker::deliver_remote_offer(const InfoHash& info_hash, const PeerId& from
   Peer* peer = local_peer(info_hash, to);
   if (!peer) return false;
   remember_offer(*peer, offer_id, from, now_ms);
-  out.push_back({peer->link, OutKind::kOffer, SerializedOut{std::move(payload)}});
+  out.push_back({peer->conn_id, OutKind::kOffer, SerializedOut{std::move(payload)}});
   return true;
 }
 
@@ -411,7 +407,7 @@ bool Tracker::deliver_remote_answer(const InfoHash& info_hash, const PeerId& to,
                                     std::string payload, std::vector<Outgoing>& out) {
   const Peer* peer = local_peer(info_hash, to);
   if (!peer) return false;
-  out.push_back({peer->link, OutKind::kAnswer, SerializedOut{std::move(payload)}});
+  out.push_back({peer->conn_id, OutKind::kAnswer, SerializedOut{std::move(payload)}});
   return true;
 }
 

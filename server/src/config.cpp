@@ -5,6 +5,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -264,6 +266,19 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   c.idle_timeout = std::chrono::seconds(idle_s);
   c.tracker.offer_ttl_ms = static_cast<std::int64_t>(offer_ttl_s) * 1000;
   return c;
+}
+
+bool Config::origin_allowed(std::string_view origin) const {
+  if (allow_origins.empty()) return true;
+  for (const auto& o : allow_origins) {
+    if (o == origin) return true;
+  }
+  return false;
+}
+
+bool Config::trusted_proxy(const std::array<unsigned char, 16>& ip) const {
+  return std::any_of(trusted_proxies.begin(), trusted_proxies.end(),
+                     [&](const Cidr& c) { return c.contains(ip); });
 }
 
 }  // namespace deploynet::server

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cluster.hpp"
@@ -57,6 +58,11 @@ struct Config {
   bool proxy_protocol = false;
   std::optional<ClusterConfig> cluster;  // cluster mode over Redis (none: one node alone)
   std::string log_level = "info";
+
+  // Whether a WebSocket upgrade with this Origin header is admitted (`allow_origins`).
+  bool origin_allowed(std::string_view origin) const;
+  // Whether an address (IPv6 or v4-mapped) is one of `trusted_proxies`.
+  bool trusted_proxy(const std::array<unsigned char, 16>& ip) const;
 };
 
 // Parses the command line. On --help prints usage and returns an empty optional with `exit_code`

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <string>
+
 #include "cluster.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
@@ -8,15 +10,26 @@
 
 namespace deploynet::server {
 
-// What a WebSocket connection needs of the server: its settings and counters, the swarms, the
-// sites' savings and the cluster link. Connections hold this, not the Server, which owns the
-// threads, the acceptor, the connection slots and the HTTP endpoints.
+// What a connection needs of the server: its settings and counters, the swarms, the sites'
+// savings and the cluster link. Connections hold this, not the Server, which owns the threads,
+// the acceptor and the connection slots.
 struct Context {
   const Config& config;
   Metrics& metrics;
   ShardedTracker& tracker;
   SiteStats& sites;
   Cluster* cluster = nullptr;  // cluster mode only
+};
+
+// The status pages an HTTP session serves, rendered by the one who sees every worker and the
+// cluster (the Server).
+class StatusPages {
+ public:
+  virtual std::string render_health() = 0;
+  virtual std::string render_metrics() = 0;
+
+ protected:
+  ~StatusPages() = default;
 };
 
 }  // namespace deploynet::server

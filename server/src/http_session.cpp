@@ -59,7 +59,7 @@ bool query_has(std::string_view target, std::string_view name) {
 // The client behind a chain of trusted proxies: X-Forwarded-For read from the right (each proxy
 // appends the address it received from), skipping trusted proxies, up to the first other one.
 std::optional<std::array<unsigned char, 16>> forwarded_client(std::string_view xff,
-                                                              const Server& server) {
+                                                              const Config& config) {
   while (!xff.empty()) {
     auto comma = xff.rfind(',');
     auto item = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
@@ -74,7 +74,7 @@ std::optional<std::array<unsigned char, 16>> forwarded_client(std::string_view x
     std::array<unsigned char, 16> ip{};
     auto bytes = v6.to_bytes();
     std::copy(bytes.begin(), bytes.end(), ip.begin());
-    if (!server.trusted_proxy(ip)) return ip;
+    if (!config.trusted_proxy(ip)) return ip;
   }
   return std::nullopt;
 }
@@ -99,12 +99,17 @@ std::string websocket_accept(std::string_view key) {
   return std::string(reinterpret_cast<char*>(b64), static_cast<std::size_t>(n));
 }
 
-HttpSession::HttpSession(tcp::socket&& socket, Worker& worker, Server& server, ConnSlot&& slot)
-    : stream_(std::move(socket)), worker_(worker), server_(server), slot_(std::move(slot)) {}
+HttpSession::HttpSession(tcp::socket&& socket, Worker& worker, Context& ctx, StatusPages& pages,
+                         ConnSlot&& slot)
+    : stream_(std::move(socket)),
+      worker_(worker),
+      ctx_(ctx),
+      pages_(pages),
+      slot_(std::move(slot)) {}
 
 void HttpSession::run() {
-  if (slot_.from_proxy() && server_.config().proxy_protocol) {
-    stream_.expires_after(server_.config().handshake_timeout);
+  if (slot_.from_proxy() && ctx_.config.proxy_protocol) {
+    stream_.expires_after(ctx_.config.handshake_timeout);
     read_proxy_header();
   } else {
     do_read();
@@ -128,7 +133,7 @@ void HttpSession::read_proxy_header() {
     return;
   }
   if (header.status == Status::kInvalid || buffer_.size() >= kMaxProxyHeader) {
-    server_.metrics().proxy_header_invalid.fetch_add(1, std::memory_order_relaxed);
+    ctx_.metrics.proxy_header_invalid.fetch_add(1, std::memory_order_relaxed);
     LogLine(LogLevel::kInfo, "connection from a trusted proxy closed")
         .kv("reason", "no valid PROXY header");
     beast::error_code ignored;
@@ -148,7 +153,7 @@ void HttpSession::do_read() {
   parser_.emplace();
   parser_->header_limit(kHeaderLimit);
   parser_->body_limit(kBodyLimit);
-  stream_.expires_after(server_.config().handshake_timeout);
+  stream_.expires_after(ctx_.config.handshake_timeout);
   http::async_read(stream_, buffer_, *parser_,
                    beast::bind_front_handler(&HttpSession::on_read, shared_from_this()));
 }
@@ -168,9 +173,9 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
   }
   auto req = parser_->release();
   // Behind a TCP proxy (PROXY protocol) headers come from the client itself: never believed.
-  if (slot_.from_proxy() && !server_.config().proxy_protocol) {
+  if (slot_.from_proxy() && !ctx_.config.proxy_protocol) {
     // Limits and routing proximity apply to the client, not to the proxy that carries it.
-    if (auto client = forwarded_client(sv(req["X-Forwarded-For"]), server_)) {
+    if (auto client = forwarded_client(sv(req["X-Forwarded-For"]), ctx_.config)) {
       if (slot_.attribute_to(*client)) {
         reply(http::status::too_many_requests, "too many connections from this address\n",
               "text/plain", false, "Retry-After", "10");
@@ -180,16 +185,16 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
   }
   if (header_has_token(sv(req[http::field::upgrade]), "websocket")) return upgrade(req);
 
-  server_.metrics().http_requests.fetch_add(1, std::memory_order_relaxed);
+  ctx_.metrics.http_requests.fetch_add(1, std::memory_order_relaxed);
   bool keep = req.keep_alive();
   auto target = sv(req.target());
   auto path = target.substr(0, target.find('?'));
   if (req.method() != http::verb::get && req.method() != http::verb::head) {
     reply(http::status::method_not_allowed, "method not allowed\n", "text/plain", keep);
   } else if (path == "/health") {
-    reply(http::status::ok, server_.render_health(), "application/json", keep);
+    reply(http::status::ok, pages_.render_health(), "application/json", keep);
   } else if (path == "/metrics") {
-    reply(http::status::ok, server_.render_metrics(), "text/plain; version=0.0.4", keep);
+    reply(http::status::ok, pages_.render_metrics(), "text/plain; version=0.0.4", keep);
   } else if (path == "/") {
     reply(http::status::ok, "deploynet-signal: WebSocket tracker here; see /health and /metrics\n",
           "text/plain", keep);
@@ -212,8 +217,8 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
     return;
   }
   auto origin = sv(req[http::field::origin]);
-  if (!server_.origin_allowed(origin)) {
-    server_.metrics().rejected_origin.fetch_add(1, std::memory_order_relaxed);
+  if (!ctx_.config.origin_allowed(origin)) {
+    ctx_.metrics.rejected_origin.fetch_add(1, std::memory_order_relaxed);
     LogLine(LogLevel::kDebug, "origin refused").kv("origin", origin);
     reply(http::status::forbidden, "origin not allowed\n", "text/plain", false);
     return;
@@ -239,10 +244,10 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
   // first offer; plain WebTorrent clients never see the frame.
   std::string hello;
   if (query_has(sv(req.target()), "deploynet")) {
-    hello = ice_message(server_.config().ice, unix_now_s());
+    hello = ice_message(ctx_.config.ice, unix_now_s());
   }
-  auto conn = std::make_shared<WsConn>(std::move(own), worker_, server_.context(), std::move(slot_),
-                                       server_.next_conn_id());
+  auto conn =
+      std::make_shared<WsConn>(std::move(own), worker_, ctx_, std::move(slot_), worker_.next_key());
   conn->start(std::move(response), std::move(early_bytes), hello);
 }
 
@@ -256,7 +261,7 @@ void HttpSession::reply(http::status status, std::string body, const char* conte
   response_->keep_alive(keep_alive);
   response_->body() = std::move(body);
   response_->prepare_payload();
-  stream_.expires_after(server_.config().handshake_timeout);
+  stream_.expires_after(ctx_.config.handshake_timeout);
   http::async_write(
       stream_, *response_,
       beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), !keep_alive));

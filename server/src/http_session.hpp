@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "context.hpp"
 #include "server.hpp"
 
 namespace deploynet::server {
@@ -20,7 +21,8 @@ class Worker;
 // worker; anything else gets /health, /metrics or 404 (keep-alive, bounded sizes, timeout).
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket&& socket, Worker& worker, Server& server, ConnSlot&& slot);
+  HttpSession(tcp::socket&& socket, Worker& worker, Context& ctx, StatusPages& pages,
+              ConnSlot&& slot);
   void run();
 
  private:
@@ -34,7 +36,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   beast::tcp_stream stream_;
   Worker& worker_;
-  Server& server_;
+  Context& ctx_;
+  StatusPages& pages_;
   ConnSlot slot_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;

@@ -51,7 +51,7 @@ Server::Server(Config config)
       workers_([this] {
         std::vector<std::unique_ptr<Worker>> w;
         for (unsigned i = 0; i < config_.threads; ++i) {
-          w.push_back(std::make_unique<Worker>(i, config_.threads));
+          w.push_back(std::make_unique<Worker>(i, config_.threads, metrics_));
         }
         return w;
       }()),
@@ -61,24 +61,25 @@ Server::Server(Config config)
       accept_retry_(workers_[0]->ioc()),
       shutdown_timer_(workers_[0]->ioc()) {
   set_log_level(config_.log_level);
+  for (auto& w : workers_) w->meet(workers_);
   if (config_.cluster) {
     metrics_.cluster_node.store(config_.cluster->node_id);
     cluster_ = std::make_unique<Cluster>(
         *config_.cluster, tracker_, metrics_, [this](std::vector<Outgoing>& out) {
           // Offers and answers from other nodes, for peers connected here.
           for (auto& o : out) {
-            auto link = o.to.lock();
-            if (!link) {
+            auto w = Worker::worker_of(o.to);
+            if (w >= workers_.size()) {
               metrics_.dropped_peer_gone.fetch_add(1, std::memory_order_relaxed);
               continue;
             }
             (o.kind == OutKind::kOffer ? metrics_.sent_offer : metrics_.sent_answer)
                 .fetch_add(1, std::memory_order_relaxed);
-            auto conn = std::static_pointer_cast<WsConn>(std::move(link));
-            auto& ioc = conn->worker().ioc();
-            net::post(ioc, [conn = std::move(conn), payload = serialize(std::move(o.message))] {
-              conn->send_text(payload);
-            });
+            Worker* worker = workers_[w].get();
+            net::post(worker->ioc(),
+                      [worker, to = o.to, payload = serialize(std::move(o.message))] {
+                        worker->send_local(to, payload);
+                      });
           }
         });
     tracker_.set_member_sink(
@@ -186,7 +187,7 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
   std::array<unsigned char, 16> ip_bytes;
   std::copy(ip.begin(), ip.end(), ip_bytes.begin());
   // A trusted proxy carries many clients: they are counted once its X-Forwarded-For is read.
-  bool proxy = trusted_proxy(ip_bytes);
+  bool proxy = config_.trusted_proxy(ip_bytes);
   {
     std::lock_guard lock(slots_mu_);
     auto& n = per_ip_[key];
@@ -215,16 +216,11 @@ void Server::on_accept(const boost::system::error_code& ec, tcp::socket socket, 
     do_accept();
     return;
   }
-  auto session = std::make_shared<HttpSession>(std::move(socket), worker, *this,
+  auto session = std::make_shared<HttpSession>(std::move(socket), worker, ctx_, *this,
                                                ConnSlot(this, ip_bytes, proxy));
   // The session's first read is started on its own worker's thread.
   net::post(worker.ioc(), [session] { session->run(); });
   do_accept();
-}
-
-bool Server::trusted_proxy(const std::array<unsigned char, 16>& ip) const {
-  return std::any_of(config_.trusted_proxies.begin(), config_.trusted_proxies.end(),
-                     [&](const Cidr& c) { return c.contains(ip); });
 }
 
 const char* Server::move_slot(const std::array<unsigned char, 16>& from,
@@ -281,14 +277,6 @@ void Server::release_slot(const std::array<unsigned char, 16>& ip) {
   --open_slots_;
   auto it = per_ip_.find(key);
   if (it != per_ip_.end() && --it->second == 0) per_ip_.erase(it);
-}
-
-bool Server::origin_allowed(std::string_view origin) const {
-  if (config_.allow_origins.empty()) return true;
-  for (const auto& o : config_.allow_origins) {
-    if (o == origin) return true;
-  }
-  return false;
 }
 
 std::string Server::render_metrics() {

@@ -56,10 +56,12 @@ class ConnSlot {
   bool proxy_ = false;
 };
 
-class Server {
+class Server : public StatusPages {
  public:
   explicit Server(Config config);
   ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
   // Binds the listening socket (throws with a clear message on failure).
   tcp::endpoint bind();
@@ -74,12 +76,9 @@ class Server {
   SiteStats& sites() { return sites_; }
   // What WebSocket connections hold instead of the server.
   Context& context() { return ctx_; }
-  bool origin_allowed(std::string_view origin) const;
-  bool trusted_proxy(const std::array<unsigned char, 16>& ip) const;
-  std::uint64_t next_conn_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
   Worker& worker(unsigned i) { return *workers_[i]; }
-  std::string render_metrics();
-  std::string render_health();
+  std::string render_metrics() override;
+  std::string render_health() override;
 
  private:
   friend class ConnSlot;
@@ -118,7 +117,6 @@ class Server {
   std::unordered_map<std::string, RateBucket> conn_rate_;  // new connections per address
   std::uint32_t open_slots_ = 0;
 
-  std::atomic<std::uint64_t> next_conn_id_{1};
   std::chrono::steady_clock::time_point shutdown_started_;
 };
 

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "server.hpp"
+#include "metrics.hpp"
 #include "ws_conn.hpp"
 
 namespace deploynet::server {
@@ -19,14 +19,20 @@ constexpr int kBurst = 64;
 constexpr std::size_t kReadBuffer = 64 * 1024 + 16;
 }  // namespace
 
-Worker::Worker(unsigned index, unsigned workers)
+Worker::Worker(unsigned index, unsigned workers, Metrics& metrics)
     : index_(index),
+      metrics_(metrics),
       work_(net::make_work_guard(ioc_)),
       sweep_timer_(ioc_),
       outboxes_(workers),
       targets_(workers, nullptr),
       read_buffer_(kReadBuffer) {
   schedule_sweep();
+}
+
+void Worker::meet(const std::vector<std::unique_ptr<Worker>>& all) {
+  targets_.assign(outboxes_.size(), nullptr);
+  for (std::size_t i = 0; i < all.size() && i < targets_.size(); ++i) targets_[i] = all[i].get();
 }
 
 void Worker::start_thread() {
@@ -57,6 +63,7 @@ void Worker::join() {
 void Worker::add(WsConn* conn) {
   conn->worker_slot = conns_.size();
   conns_.push_back(conn);
+  by_key_.emplace(conn->key(), conn);
 }
 
 void Worker::remove(WsConn* conn) {
@@ -65,24 +72,42 @@ void Worker::remove(WsConn* conn) {
   conns_[slot] = conns_.back();
   conns_[slot]->worker_slot = slot;
   conns_.pop_back();
+  by_key_.erase(conn->key());
 }
 
-void Worker::deliver(std::shared_ptr<WsConn> to, std::string payload) {
-  auto& target = to->worker();
-  if (&target == this) {
-    to->send_text(payload);
+WsConn* Worker::find(std::uint64_t key) const {
+  auto it = by_key_.find(key);
+  return it == by_key_.end() ? nullptr : it->second;
+}
+
+void Worker::send_local(std::uint64_t to, std::string_view payload) {
+  if (auto* conn = find(to)) {
+    conn->send_text(payload);
+  } else {
+    metrics_.dropped_peer_gone.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Worker::deliver(std::uint64_t to, std::string payload) {
+  auto target = worker_of(to);
+  if (target == index_) {
+    send_local(to, payload);
     return;
   }
-  targets_[target.index()] = &target;
-  outboxes_[target.index()].push_back({std::move(to), std::move(payload)});
+  if (target >= outboxes_.size() || !targets_[target]) {
+    metrics_.dropped_peer_gone.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  outboxes_[target].push_back({to, std::move(payload)});
 }
 
 void Worker::flush_outboxes() {
   for (unsigned i = 0; i < outboxes_.size(); ++i) {
     auto& box = outboxes_[i];
     if (box.empty()) continue;
-    net::post(targets_[i]->ioc(), [batch = std::move(box)]() mutable {
-      for (auto& d : batch) d.to->send_text(d.payload);
+    Worker* target = targets_[i];
+    net::post(target->ioc(), [target, batch = std::move(box)]() {
+      for (const auto& d : batch) target->send_local(d.to, d.payload);
     });
     box = {};
   }

@@ -28,12 +28,12 @@ void release_if_large(std::string& s) {
 
 }  // namespace
 
-WsConn::WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t id)
+WsConn::WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t key)
     : socket_(std::move(socket)),
       worker_(worker),
       ctx_(ctx),
       slot_(std::move(slot)),
-      id_(id),
+      id_(key),
       reader_(ctx.config.max_frame_bytes),
       tokens_(static_cast<float>(ctx.config.rate_burst)) {}
 
@@ -187,7 +187,7 @@ void WsConn::handle_message(std::string_view text) {
   } else if (auto* route = std::get_if<RouteRequest>(&std::get<InMessage>(parsed))) {
     m.recv_route.fetch_add(1, kRelaxed);
     std::vector<Outgoing> out;
-    if (ctx_.tracker.route(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, *route, out)) {
+    if (ctx_.tracker.route(ConnRef{id_, slot_.net_prefix()}, *route, out)) {
       m.route_ids.fetch_add(route->content_ids.size(), kRelaxed);
       m.sent_reply.fetch_add(1, kRelaxed);
     } else {
@@ -223,8 +223,7 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   if (req.offers_dropped) m.offers_over_cap.fetch_add(req.offers_dropped, kRelaxed);
 
   std::vector<Outgoing> out;
-  auto outcome = ctx_.tracker.announce(ConnRef{id_, weak_from_this(), slot_.net_prefix()}, req,
-                                       last_read_ms_, out);
+  auto outcome = ctx_.tracker.announce(ConnRef{id_, slot_.net_prefix()}, req, last_read_ms_, out);
   if (outcome.joined) joined_.emplace_back(req.info_hash, req.peer_id);
   if (outcome.left) std::erase(joined_, std::pair{req.info_hash, req.peer_id});
   if (outcome.offers_relayed) m.offers_relayed.fetch_add(outcome.offers_relayed, kRelaxed);
@@ -248,11 +247,6 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
       }
       continue;
     }
-    auto link = o.to.lock();
-    if (!link) {
-      m.dropped_peer_gone.fetch_add(1, kRelaxed);
-      continue;
-    }
     switch (o.kind) {
       case OutKind::kReply:
         m.sent_reply.fetch_add(1, kRelaxed);
@@ -264,12 +258,10 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
         m.sent_answer.fetch_add(1, kRelaxed);
         break;
     }
-    // Every link this server gives the tracker is a WsConn.
-    auto to = std::static_pointer_cast<WsConn>(std::move(link));
-    if (to.get() == this) {
+    if (o.to == id_) {
       send_text(serialize(std::move(o.message)));
     } else {
-      worker_.deliver(std::move(to), serialize(std::move(o.message)));
+      worker_.deliver(o.to, serialize(std::move(o.message)));
     }
   }
 }

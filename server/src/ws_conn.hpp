@@ -19,12 +19,13 @@ class Worker;
 
 // One WebSocket client after the upgrade: frames in, tracker, frames out. Lives on one worker;
 // every member function runs on that worker's thread.
-class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
+class WsConn : public std::enable_shared_from_this<WsConn> {
  public:
   using Socket = net::basic_stream_socket<tcp, net::io_context::executor_type>;
 
-  WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t id);
-  ~WsConn() override;
+  // Its key (`Worker::next_key`) addresses it in the tracker and in deliveries.
+  WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t key);
+  ~WsConn();
 
   // Starts with the 101 response to write and any bytes the client sent after its request.
   // `hello`: a first text frame to send right after the handshake (empty: none).
@@ -38,6 +39,7 @@ class WsConn : public PeerLink, public std::enable_shared_from_this<WsConn> {
   void start_write();
   bool dead() const { return dead_; }
   Worker& worker() { return worker_; }
+  std::uint64_t key() const { return id_; }
 
   std::size_t worker_slot = 0;  // position in the worker's list, kept by the worker
 

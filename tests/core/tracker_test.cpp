@@ -9,16 +9,10 @@
 namespace deploynet {
 namespace {
 
-struct Client : PeerLink {};
-
-// A swarm of clients, each with a connection id and a link, driving one Tracker.
+// A swarm of clients, each with a connection key, driving one Tracker.
 class TrackerTest : public ::testing::Test {
  protected:
-  ConnRef connect() {
-    auto c = std::make_shared<Client>();
-    clients_.push_back(c);
-    return ConnRef{clients_.size(), c};
-  }
+  ConnRef connect() { return ConnRef{++conns_}; }
 
   // The tracker's messages relay views of the request's bytes: serialized here, while the
   // request is alive, as the server does.
@@ -61,10 +55,9 @@ class TrackerTest : public ::testing::Test {
   // Messages delivered to a connection, parsed, and the outbox cleared of them.
   std::vector<rapidjson::Document> take(const ConnRef& c) {
     std::vector<rapidjson::Document> got;
-    auto target = c.link.lock();
     std::vector<Outgoing> rest;
     for (auto& o : out_) {
-      if (o.to.lock() == target) {
+      if (o.to == c.id) {
         got.emplace_back().Parse(serialize(o.message).c_str());
       } else {
         rest.push_back(std::move(o));
@@ -78,7 +71,7 @@ class TrackerTest : public ::testing::Test {
   std::mt19937_64 rng_{42};
   std::int64_t now_ms_ = 1'000'000;
   std::vector<Outgoing> out_;
-  std::vector<std::shared_ptr<Client>> clients_;
+  std::uint64_t conns_ = 0;
 };
 
 TEST_F(TrackerTest, AnnounceRepliesWithCountsAndInterval) {
@@ -259,10 +252,13 @@ TEST_F(TrackerTest, APeerIdOwnedByALiveConnectionCannotBeTakenOver) {
   EXPECT_FALSE(announce(thief, 0, AnnounceEvent::kStopped).left);
   EXPECT_EQ(tracker_.peer_count(), 1u);
 
-  // Once A's connection is gone, a new connection may reuse the id (a page reload).
-  clients_[a.id - 1].reset();
-  EXPECT_TRUE(announce(thief, 0, AnnounceEvent::kStarted).failure.empty());
-  EXPECT_FALSE(tracker_.leave(a.id, swarm(), peer(0)));  // the old owner no longer owns it
+  // Once A's connection has left (closing, it leaves every swarm it joined), a new connection
+  // may reuse the id (a page reload), and only that connection can remove it.
+  EXPECT_TRUE(tracker_.leave(a.id, swarm(), peer(0)));
+  auto again = announce(thief, 0, AnnounceEvent::kStarted);
+  EXPECT_TRUE(again.failure.empty());
+  EXPECT_TRUE(again.joined);
+  EXPECT_FALSE(tracker_.leave(a.id, swarm(), peer(0)));
   EXPECT_TRUE(tracker_.leave(thief.id, swarm(), peer(0)));
 }
 
@@ -422,7 +418,7 @@ TEST_F(TrackerTest, RemotePeersCountReceiveOffersThroughTheirNodeAndAnswerBack) 
   EXPECT_EQ(reply[0]["incomplete"].GetUint(), 1u);  // and so does the announcer
   ASSERT_EQ(out_.size(), 1u);                       // the offer, for node 7
   EXPECT_EQ(out_[0].node, 7u);
-  EXPECT_TRUE(out_[0].to.expired());
+  EXPECT_EQ(out_[0].to, 0u);
   EXPECT_EQ(out_[0].to_peer, peer(1));
   EXPECT_EQ(out_[0].from_peer, peer(0));
   EXPECT_EQ(out_[0].offer_id, offer_id(0));
@@ -466,9 +462,12 @@ TEST_F(TrackerTest, ANodeLeavingTakesOnlyItsPeersAndLocalPeersWin) {
   tracker_.remote_join(8, swarm(), peer(0), true, {});
   EXPECT_EQ(tracker_.peer_count(), 4u);
   EXPECT_EQ(tracker_.remote_peer_count(), 3u);
-  // A peer that reconnects here from a dead node takes its record over.
+  // A peer that reconnects here from a dead node takes its record over: joined on this
+  // connection (which leaves it when it closes).
   auto b = connect();
-  EXPECT_TRUE(announce(b, 3, AnnounceEvent::kStarted).failure.empty());
+  auto moved = announce(b, 3, AnnounceEvent::kStarted);
+  EXPECT_TRUE(moved.failure.empty());
+  EXPECT_TRUE(moved.joined);
   EXPECT_EQ(tracker_.remote_peer_count(), 2u);
   EXPECT_EQ(tracker_.drop_node(7), 2u);
   EXPECT_EQ(tracker_.swarm_count(), 1u);  // swarm(1) had only node 7's peer

@@ -5,7 +5,6 @@
 // and a random generator so tests are exact.
 
 #include <cstdint>
-#include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -17,19 +16,12 @@
 
 namespace deploynet {
 
-// Where messages for one connected client go. The server implements it on a WebSocket
-// session; the tracker only holds weak references, so a closed connection is never kept alive
-// by a swarm.
-class PeerLink {
- public:
-  virtual ~PeerLink() = default;
-};
-using LinkRef = std::weak_ptr<PeerLink>;
-
-// One connection as the tracker sees it.
+// One connection as the tracker sees it. Messages for it are addressed by its key: the
+// tracker never holds a connection, only the caller maps keys to sockets. A local peer record
+// exists exactly while its connection has not left (the caller calls `leave` for every swarm a
+// closing connection joined), so a key in the tracker is always a live connection's.
 struct ConnRef {
-  std::uint64_t id = 0;
-  LinkRef link;
+  std::uint64_t id = 0;          // non-zero, unique among the caller's open connections
   std::uint64_t net_prefix = 0;  // of the client's address (routing proximity); 0: unknown
 };
 
@@ -38,11 +30,11 @@ enum class OutKind : std::uint8_t { kReply, kOffer, kAnswer };
 // A message to deliver, typed: the caller serializes it (serialize()) once it has left any
 // lock it holds, and before the request that produced it is gone (a relay views its bytes).
 struct Outgoing {
-  LinkRef to;
+  std::uint64_t to = 0;  // the connection's key (0: for another node, below)
   OutKind kind;
   OutMessage message;
   // Cluster mode: an offer or answer for a peer connected to another signaling node (`node`
-  // non-zero, `to` empty), with what that node needs to deliver it and, for an offer, to
+  // non-zero, `to` 0), with what that node needs to deliver it and, for an offer, to
   // accept the answer that comes back.
   std::uint32_t node = 0;
   InfoHash info_hash{};
@@ -133,8 +125,7 @@ class Tracker {
   };
   struct Peer {
     PeerId id;
-    std::uint64_t conn_id;
-    LinkRef link;
+    std::uint64_t conn_id;  // 0 for a peer connected to another node
     bool seeder;
     std::vector<PendingOffer> pending;  // offers delivered to this peer, awaiting its answer
     std::uint32_t node = 0;             // cluster mode: the node it is connected to (0: here)
