@@ -45,18 +45,20 @@ const assetPaths = () => new Set(manifest.files.map((f) => f.path).filter((p) =>
 const originAssetRequests = (name, since) =>
   origin.log.slice(since).filter((e) => e.ua.endsWith(`visitor-${name}`) && assetPaths().has(e.path))
 
+// Waits until `v`'s cache holds the verified content of `paths`.
+const holds = (v, paths) => waitFor(() => v.page.evaluate(async (wanted) => {
+  const keys = await (await caches.open('deploynet-content-v1')).keys()
+  const held = new Set(keys.map((k) => new URL(k.url).pathname.split('/').pop()))
+  return wanted.every((id) => held.has(id))
+}, manifest.files.filter((f) => paths.includes(f.path)).map((f) => f.sha256)), 20_000, `${v.name} holding ${paths.length} assets`)
+const assetsOf = (page) => {
+  const html = fs.readFileSync(path.join(dir, page), 'utf8')
+  return [...assetPaths()].filter((p) => html.includes(`"${p}"`) || p.startsWith('/fonts/'))
+}
+
 test('first views load over HTTP and are seeded; a later visitor\'s next page needs no origin request for its assets', async () => {
   // A browses the whole site: its first view over HTTP (no reload), then under the worker.
   // Whatever a page loaded, over HTTP or from the cache, is verified content A can serve.
-  const holds = (v, paths) => waitFor(() => v.page.evaluate(async (wanted) => {
-    const keys = await (await caches.open('deploynet-content-v1')).keys()
-    const held = new Set(keys.map((k) => new URL(k.url).pathname.split('/').pop()))
-    return wanted.every((id) => held.has(id))
-  }, manifest.files.filter((f) => paths.includes(f.path)).map((f) => f.sha256)), 20_000, `${v.name} holding ${paths.length} assets`)
-  const assetsOf = (page) => {
-    const html = fs.readFileSync(path.join(dir, page), 'utf8')
-    return [...assetPaths()].filter((p) => html.includes(`"${p}"`) || p.startsWith('/fonts/'))
-  }
   const a = await visit('swA')
   assert.equal(a.r.stats.bytesFromPeers, 0)
   assert.ok(a.r.imagesOk)
@@ -147,7 +149,8 @@ test('stats() accounts for every byte the origin sent: within 2% of its access l
 })
 
 test('a redeploy takes effect: changed assets are new content, never the stale bytes', async () => {
-  const b = open.find((v) => v.name === 'swB')
+  const { v: b } = await visit('redeploy')
+  await holds(b, assetsOf('index.html'))
   const cssPath = path.join(dir, 'css/site.css')
   fs.appendFileSync(cssPath, '\n.top { background: #8b1e3f; }\n')
   manifest = (publish(dir, origin.url),
@@ -156,7 +159,7 @@ test('a redeploy takes effect: changed assets are new content, never the stale b
   await loadControlledPage(b, `${origin.url}/index.html`)
   assert.equal((await pageLooksRight(b)).header, 'rgb(139, 30, 63)')
   // Only the changed stylesheet went to the origin; the rest came from B's cache.
-  assert.deepEqual(originAssetRequests('swB', since).map((e) => e.path), ['/css/site.css'])
+  assert.deepEqual(originAssetRequests('redeploy', since).map((e) => e.path), ['/css/site.css'])
   const fresh = await b.page.evaluate(async () => (await window.deploynet).fetchPath('/css/site.css').then((x) => x.text()))
   assert.equal(fresh, fs.readFileSync(cssPath, 'utf8'))
   assert.equal(sha256(fs.readFileSync(cssPath)), manifest.files.find((f) => f.path === '/css/site.css').sha256)
