@@ -14,7 +14,7 @@ namespace {
 constexpr auto kSweepPeriod = std::chrono::milliseconds(500);
 // Handlers run back to back before the gathered writes go out: more frames per write under
 // load, while a flush is never more than this many handlers away.
-constexpr int kBurst = 64;
+constexpr int kBurst = 512;
 // Large enough for a whole maximal frame in one read most of the time.
 constexpr std::size_t kReadBuffer = 64 * 1024 + 16;
 }  // namespace
