@@ -88,7 +88,8 @@ async function runConfig (lab, label, withDeployNet) {
       for (const view of vis.views) {
         const st = view.stats
         console.log(`  ${vis.name} ${view.page}: load ${view.load.toFixed(0)} ms, rendered ${view.rendered.toFixed(0)} ms` +
-          (st ? `, peers ${st.peers}, from peers ${st.bytesFromPeers}, from origin ${st.bytesFromOrigin}, adopted ${st.bytesAdopted}` : ''))
+          (st ? `, peers ${st.peers}, from peers ${st.bytesFromPeers}, from origin ${st.bytesFromOrigin}, adopted ${st.bytesAdopted}` +
+            `, joining ${JSON.stringify(st.timeline)} first channel ${st.firstPeerMs?.toFixed(0)}` : ''))
       }
     }
     // With DeployNet, visitors stay (on their last page they serve the later ones); without,

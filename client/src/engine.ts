@@ -148,6 +148,12 @@ export interface Stats {
   originRequests: number;
   /** ms from the page's start (navigation) to the first open data channel; null: none yet. */
   firstPeerMs: number | null;
+  /**
+   * How joining went, in ms from the page's start (absent: not yet): the engine started, its
+   * signaling socket opened, ICE servers arrived, the first announce went out and was answered,
+   * the first offer arrived from a peer, the first answer to one of ours arrived.
+   */
+  timeline: Partial<Record<'start' | 'signalOpen' | 'ice' | 'announce' | 'announced' | 'offerIn' | 'answerIn', number>>;
   badPieces: number;
   bans: number;
   failures: number;
@@ -317,6 +323,7 @@ export class DeployNet extends Emitter<Events> {
   private manifestReady: Promise<void> = Promise.resolve();
   private serverIce: IceInfo | null = null;
   private firstPeerMs: number | null = null;
+  private readonly timeline: Stats['timeline'] = { start: Math.round(performance.now()) };
   private adopted = new Set<string>();
   private adoptQueue: string[] = []; // resource URLs loaded before the load event
   private pageOrigin: OriginUsage = { bytes: 0, requests: 0 }; // this page's own network loads
@@ -348,6 +355,11 @@ export class DeployNet extends Emitter<Events> {
     this.bucket = new TokenBucket(this.options.uploadLimit);
   }
 
+  /** The first time of a step of joining (`stats().timeline`). */
+  private mark(step: keyof Stats['timeline']) {
+    this.timeline[step] ??= Math.round(performance.now());
+  }
+
   /** Whether this page can take part in the swarm at all. */
   get p2pAvailable(): boolean {
     return (
@@ -370,6 +382,7 @@ export class DeployNet extends Emitter<Events> {
       // The first offers need the ICE servers: the page's own, or the ones our server sends
       // right after the socket opens (a foreign tracker never does: then after `iceWait`).
       s.on('open', () => {
+        this.mark('signalOpen');
         this.serverIce = null;
         if (this.options.iceServers) {
           void this.announce('started');
@@ -382,6 +395,7 @@ export class DeployNet extends Emitter<Events> {
         }, this.options.iceWait);
       });
       s.on('ice', (ice) => {
+        this.mark('ice');
         this.serverIce = ice;
         if (this.iceTimer) {
           clearTimeout(this.iceTimer);
@@ -390,6 +404,7 @@ export class DeployNet extends Emitter<Events> {
         }
       });
       s.on('announced', (a) => {
+        this.mark('announced');
         this.swarmPeers = a.complete + a.incomplete;
         this.joined = true;
         // Routes once joined, then at most every 30 s (membership changes slowly).
@@ -397,9 +412,11 @@ export class DeployNet extends Emitter<Events> {
       });
       s.on('route', (routes, n) => this.onRoutes(routes, n));
       s.on('offer', (o) => {
+        this.mark('offerIn');
         void this.onOffer(o.peerId, o.offerId, o.offer);
       });
       s.on('answer', (a) => {
+        this.mark('answerIn');
         void this.onAnswer(a.peerId, a.offerId, a.answer);
       });
       s.on('warning', (w) => this.emit('warning', w));
@@ -631,6 +648,7 @@ export class DeployNet extends Emitter<Events> {
           ...Array.from({ length: Math.max(0, random) }, () => this.makeOffer()),
         ])
       ).filter((o): o is OutOffer => !!o);
+      this.mark('announce');
       this.signal?.announce({
         event,
         numwant: offers.length,
@@ -1374,6 +1392,7 @@ export class DeployNet extends Emitter<Events> {
       originBytes: this.pageOrigin.bytes + this.workerOrigin.bytes + (navNet ? bodyBytes(nav) : 0),
       originRequests: this.pageOrigin.requests + this.workerOrigin.requests + (navNet ? 1 : 0),
       firstPeerMs: this.firstPeerMs,
+      timeline: { ...this.timeline },
       ...this.counters,
       assets: [...this.assets],
     };
