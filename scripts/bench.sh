@@ -133,6 +133,10 @@ if part client; then
   echo
   DEPLOYNET_SIGNAL=$PWD/build/release/server/deploynet-signal DEPLOYNET_CLI=$PWD/build/release/cli/deploynet \
     node bench/client-bench.mjs
+  # The same in the lab's broadband profile: peers with 10 Mbit/s uplinks, the origin 50 Mbit/s
+  # down the downloader's access link. Needs root (namespaces).
+  echo
+  DEPLOYNET_CLI=$PWD/build/release/cli/deploynet node bench/client-bench.mjs --lab broadband
 fi
 if part lab; then
   echo
