@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, freePort } from '../integration/harness.mjs'
-import { startOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected, waitForSwarm } from './harness.mjs'
+import { startOrigin, startNginxOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected, waitForSwarm } from './harness.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -238,6 +238,42 @@ test('a peer that vanishes mid-transfer: the transfer completes from elsewhere',
   assert.equal(reqs.length, 1)
   assert.match(reqs[0].range, /^bytes=\d+-\d+$/)
   await b.close()
+})
+
+test('nginx as the origin: a transfer a vanished peer left unfinished ends with a Range request nginx answers 206', async () => {
+  const dir = fs.mkdtempSync('/tmp/dn-client-nginx-site-')
+  const nginx = await startNginxOrigin(dir)
+  try {
+    const files = { '/img/big.png': 900_000 }
+    const s = makeSite(files, nginx.url, dir)
+    const swarm = `swarm-nginx-${++swarmN}`.padEnd(20, '-')
+    const openAt = async (name, options) => {
+      const v = await visitor(name)
+      visitors.push(v)
+      await startEngine(v, nginx.url, { signal: [signal.url], firstByteTimeout: 4000, swarm, ...options })
+      return v
+    }
+    const a = await openAt('A7', { uploadLimit: 150_000 })
+    await fetchAll(a, ['/img/big.png'])
+    const b = await openAt('B7', {})
+    await waitConnected(b, 1, 1, 'B connected to A, knowing what A holds')
+    const pending = fetchAll(b, ['/img/big.png'])
+    await waitForSwarm(async () => (await b.page.evaluate(() => window.dn.stats().bytesFromPeers)) > 0, 30_000, 'B verified a piece from A')
+    await a.close()
+    const r = await pending
+    assert.equal(r.hashes['/img/big.png'], s.contents['/img/big.png'])
+    const asset = r.stats.assets.find((x) => x.path === '/img/big.png')
+    assert.ok(asset.fromPeers > 0 && asset.fromOrigin > 0 && asset.fromOrigin < files['/img/big.png'], JSON.stringify(asset))
+    const reqs = nginx.log.filter((e) => e.ua.endsWith('visitor-B7') && e.path === '/img/big.png')
+    assert.equal(reqs.length, 1, JSON.stringify(reqs))
+    assert.match(reqs[0].range, /^bytes=\d+-\d+$/)
+    assert.equal(reqs[0].status, 206)
+    assert.equal(reqs[0].bytes, asset.fromOrigin)
+    await b.close()
+  } finally {
+    await nginx.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 test('a peer flooding cancels and haves cannot grow another visitor\'s memory', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chromium } from 'playwright-core'
-import { waitFor } from '../integration/harness.mjs'
+import { waitFor, startNginx, freePort } from '../integration/harness.mjs'
 
 export { waitFor }
 
@@ -70,6 +70,45 @@ export async function startOrigin (siteDir) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${server.address().port}`
   return { url, log, delays, stop: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }) }
+}
+
+// nginx as the origin, serving `siteDir` (DeployNet's client files copied in) on a free port,
+// with the same `log` entries as startOrigin, read from its JSON access log.
+export async function startNginxOrigin (siteDir) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dn-nginx-origin-'))
+  for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) fs.copyFileSync(path.join(clientDir, f), path.join(siteDir, f))
+  const port = await freePort()
+  const accessLog = path.join(dir, 'access.log')
+  fs.writeFileSync(accessLog, '')
+  const nginx = await startNginx(dir, port, `
+user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 256; }
+http {
+  include /etc/nginx/mime.types;
+  types { application/wasm wasm; }
+  log_format deploynet escape=json '{"path":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range","ua":"$http_user_agent"}';
+  access_log ${accessLog} deploynet;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${siteDir};
+    add_header Cache-Control no-cache;
+  }
+}
+`)
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get log () { return fs.readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) },
+    async stop () {
+      await nginx.stop()
+      fs.rmSync(dir, { recursive: true, force: true })
+    },
+  }
 }
 
 // A site of `files` ({path: size}) of random bytes, plus test.html, published for `origin`.
