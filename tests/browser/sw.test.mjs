@@ -21,6 +21,7 @@ after(async () => {
   for (const v of open) await v.close()
   await origin?.stop()
   await signal?.stop()
+  if (dir) fs.rmSync(dir, { recursive: true, force: true })
 })
 
 async function visit (name, opts = {}, loadOpts = {}) {

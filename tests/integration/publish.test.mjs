@@ -1,10 +1,10 @@
 // deploynet publish / verify / keygen on real directory trees, hostile ones included. The
 // manifest is checked against docs/manifest.schema.json and its signature with WebCrypto
 // Ed25519, as a browser would.
-import { test } from 'node:test'
+import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync, execFileSync } from 'node:child_process'
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, symlinkSync, existsSync, utimesSync, appendFileSync } from 'node:fs'
+import { mkdtempSync as makeTemp, rmSync, mkdirSync, writeFileSync, readFileSync, symlinkSync, existsSync, utimesSync, appendFileSync } from 'node:fs'
 import { createHash, randomBytes, webcrypto } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -15,6 +15,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const cli = process.env.DEPLOYNET_CLI || path.join(root, 'build/test/cli/deploynet')
 const schema = JSON.parse(readFileSync(path.join(root, 'docs/manifest.schema.json'), 'utf8'))
 const validate = new Ajv2020({ allErrors: true }).compile(schema)
+
+// Every temporary directory a test makes, removed when the file is done.
+const temps = []
+const mkdtempSync = (prefix) => { const d = makeTemp(prefix); temps.push(d); return d }
+after(() => { for (const d of temps) rmSync(d, { recursive: true, force: true }) })
 
 const run = (...args) => spawnSync(cli, args, { encoding: 'utf8' })
 const sha = buf => createHash('sha256').update(buf).digest('hex')
