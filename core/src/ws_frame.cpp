@@ -1,5 +1,6 @@
 #include "deploynet/ws_frame.hpp"
 
+#include <cstdint>
 #include <cstring>
 
 #include "deploynet/utf8.hpp"
@@ -93,7 +94,18 @@ MessageReader::Event MessageReader::next(std::span<char> buf, std::size_t& consu
   if (buf.size() < header + 4 + len) return ev;
   const char* mask = buf.data() + header;
   char* payload = buf.data() + header + 4;
-  for (std::size_t i = 0; i < len; ++i) payload[i] ^= mask[i & 3];
+  // Unmasked eight bytes at a time (the mask repeats every four), the tail byte by byte.
+  std::uint64_t m8 = 0;
+  for (int k = 0; k < 8; ++k)
+    m8 |= std::uint64_t{static_cast<unsigned char>(mask[k & 3])} << (8 * k);
+  std::size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, payload + i, 8);
+    w ^= m8;
+    std::memcpy(payload + i, &w, 8);
+  }
+  for (; i < len; ++i) payload[i] ^= mask[i & 3];
   consumed = header + 4 + static_cast<std::size_t>(len);
   std::string_view data(payload, static_cast<std::size_t>(len));
 

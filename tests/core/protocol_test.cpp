@@ -2,7 +2,9 @@
 #include "deploynet/utf8.hpp"
 
 #include <gtest/gtest.h>
+
 #include <rapidjson/document.h>
+#include <random>
 
 namespace deploynet {
 namespace {
@@ -391,6 +393,64 @@ TEST(Serialize, TypedOutMessages) {
   OutMessage done = SerializedOut{"as sent"};
   EXPECT_EQ(serialize(done), "as sent");
   EXPECT_EQ(serialize(std::move(done)), "as sent");
+}
+
+}  // namespace
+}  // namespace deploynet
+
+namespace deploynet {
+namespace {
+
+// The per-byte definition valid_utf8's word-at-a-time ASCII path must agree with.
+bool valid_utf8_bytewise(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n = (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 0;
+    if (n == 0 || i + n >= s.size()) return false;
+    std::uint32_t cp = c & (0x3Fu >> n);
+    for (std::size_t k = 1; k <= n; ++k) {
+      auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3Fu);
+    }
+    constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+TEST(Utf8, WordAtATimeAsciiAgreesWithTheBytewiseDefinitionAtEveryOffset) {
+  const std::string tails[] = {
+      "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xC3", "\xED\xA0\x80",
+      "\xC0\xAF", "\xFF",         "\xF4\x90\x80\x80", "\x80", ""};
+  int checked = 0;
+  for (std::size_t before = 0; before <= 17; ++before) {
+    for (const auto& t : tails) {
+      for (std::size_t after = 0; after <= 9; ++after) {
+        std::string s = std::string(before, 'a') + t + std::string(after, 'z');
+        EXPECT_EQ(valid_utf8(s), valid_utf8_bytewise(s)) << before << "/" << after;
+        ++checked;
+      }
+    }
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    std::string s(rng() % 40, 'x');
+    for (auto& ch : s) {
+      ch = static_cast<char>(rng() % 4 == 0 ? 0x80 + rng() % 0x80 : 0x20 + rng() % 0x5F);
+    }
+    EXPECT_EQ(valid_utf8(s), valid_utf8_bytewise(s));
+    ++checked;
+  }
+  EXPECT_GT(checked, 20000);
+  EXPECT_TRUE(valid_utf8(std::string(100, 'a') + "\xE2\x82\xAC"));
+  EXPECT_FALSE(valid_utf8(std::string(100, 'a') + "\xFF" + std::string(7, 'b')));
 }
 
 }  // namespace

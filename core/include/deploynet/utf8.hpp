@@ -12,6 +12,16 @@ namespace deploynet {
 constexpr bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
+    // ASCII (all of an SDP, nearly all signaling) eight bytes at a time.
+    while (i + 8 <= s.size()) {
+      std::uint64_t w = 0;
+      for (std::size_t k = 0; k < 8; ++k) {
+        w |= std::uint64_t{static_cast<unsigned char>(s[i + k])} << (8 * k);
+      }
+      if (w & 0x8080808080808080ull) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       ++i;
