@@ -85,6 +85,7 @@ export interface DeployNetOptions {
 
 // Re-offering to members not connected: first gap, and the most it backs off to.
 const TOP_UP_MIN_MS = 3000;
+const MAX_EARLY_MESSAGES = 4096; // held until the manifest is in, engine-wide
 const TOP_UP_MAX_MS = 30_000;
 
 const DEFAULTS = {
@@ -323,6 +324,8 @@ export class DeployNet extends Emitter<Events> {
   private manifestReady: Promise<void> = Promise.resolve();
   private serverIce: IceInfo | null = null;
   private firstPeerMs: number | null = null;
+  /** Peers' messages that came before the manifest (null once it is in). */
+  private early: [Peer, WireMessage][] | null = [];
   private readonly timeline: Stats['timeline'] = { start: Math.round(performance.now()) };
   private adopted = new Set<string>();
   private adoptQueue: string[] = []; // resource URLs loaded before the load event
@@ -423,10 +426,15 @@ export class DeployNet extends Emitter<Events> {
       try {
         await this.manifestReady;
       } catch (err) {
+        this.early = null;
         s.destroy();
         this.signal = null;
         throw err;
       }
+      // What peers said before the manifest was in (their hellos above all), now, in order.
+      const early = this.early ?? [];
+      this.early = null;
+      for (const [peer, m] of early) if (!peer.closed) this.onMessage(peer, m);
       if (this.swarmPeers > 0) this.askRoutes();
       this.watchdog = setInterval(() => this.tick(), 250);
       if (this.options.report && !this.options.swarm) {
@@ -742,7 +750,16 @@ export class DeployNet extends Emitter<Events> {
     };
     if (peer.open) onOpen();
     else peer.on('open', onOpen);
-    peer.on('message', (m) => this.onMessage(peer, m));
+    peer.on('message', (m) => {
+      // A channel can open before this page's manifest is in (the swarm is joined while it
+      // loads): what the peer says meanwhile waits for it instead of being lost.
+      if (this.early) {
+        if (this.early.length >= MAX_EARLY_MESSAGES) peer.destroy('too many messages before the manifest');
+        else this.early.push([peer, m]);
+        return;
+      }
+      this.onMessage(peer, m);
+    });
     peer.on('close', (reason) => {
       this.connecting.delete(peer);
       if (this.peers.get(peer.id) === peer) {

@@ -155,6 +155,25 @@ test('a peer serving corrupted pieces is banned and not one bad byte is used', a
   for (const v of [m, a, b]) await v.close()
 })
 
+test('a peer\'s hello that arrives before this page\'s manifest is kept: what the peer holds is known', async () => {
+  const swarm = `swarm-early-${++swarmN}`.padEnd(20, '-')
+  const a = await open('A8', { swarm })
+  await fetchAll(a, PATHS)
+  // B's manifest takes 2.5 s; its channel to A opens well before (the swarm is joined meanwhile).
+  origin.delays.set('/deploynet.json', 2500)
+  try {
+    const b = await open('B8', { swarm })
+    const opened = await b.page.evaluate(() => window.dn.stats().firstPeerMs)
+    const manifestAt = await b.page.evaluate(() => performance.getEntriesByType('resource').find((e) => e.name.endsWith('/deploynet.json'))?.responseEnd)
+    assert.ok(opened !== null && opened < manifestAt, `channel at ${opened} ms, manifest at ${manifestAt} ms`)
+    await waitConnected(b, PATHS.length, 1, 'B knowing what A holds')
+    await a.close()
+    await b.close()
+  } finally {
+    origin.delays.delete('/deploynet.json')
+  }
+})
+
 test('signaling server down: everything loads over HTTP within the budget (debug says why)', async () => {
   const closedPort = await freePort() // nothing listens there
   const v = await open('S3', { signal: [`ws://127.0.0.1:${closedPort}/`], firstByteTimeout: 300, debug: true })
