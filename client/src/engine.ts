@@ -717,9 +717,13 @@ export class DeployNet extends Emitter<Events> {
       peer.destroy('banned');
       return;
     }
+    // Tracked before the answer is applied (accept names the peer at once): on a busy page the
+    // channel can open, and the peer's hello arrive, before setRemoteDescription's promise
+    // settles, and a message with no listener yet would be lost.
+    const accepted = peer.accept(from, answer);
+    this.track(peer);
     try {
-      await peer.accept(from, answer);
-      this.track(peer);
+      await accepted;
     } catch (_err) {
       peer.destroy('bad answer');
     }

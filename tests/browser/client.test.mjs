@@ -330,6 +330,42 @@ test('a peer flooding cancels and haves cannot grow another visitor\'s memory', 
   await victim.close()
 })
 
+test('a hello that arrives before the answer\'s promise settles is kept (a busy page)', async () => {
+  // On a busy page the data channel can open, and the answerer's first messages arrive, before
+  // the offerer's setRemoteDescription promise settles. Here it settles 1.5 s late at B.
+  const swarm = `swarm-late-sdp-${++swarmN}`.padEnd(20, '-')
+  const lateAnswer = `(() => {
+    const set = RTCPeerConnection.prototype.setRemoteDescription
+    const create = RTCPeerConnection.prototype.createDataChannel
+    window.openedBeforeSettled = 0
+    RTCPeerConnection.prototype.createDataChannel = function (...a) {
+      const c = create.apply(this, a)
+      c.addEventListener('open', () => { if (this.answerPending) window.openedBeforeSettled++ })
+      return c
+    }
+    RTCPeerConnection.prototype.setRemoteDescription = async function (d) {
+      if (d?.type !== 'answer') return set.call(this, d)
+      this.answerPending = true
+      const r = await set.call(this, d)
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      this.answerPending = false
+      return r
+    }
+  })()`
+  // A sends no offers of its own: B's offer is the one A answers, so B is the side that waits.
+  const a = await open('A10', { swarm, offers: 0 })
+  await fetchAll(a, PATHS)
+  const b = await open('B10', { swarm }, lateAnswer)
+  await waitConnected(b, PATHS.length, 1, 'B connected to A, knowing what A holds', [a, b])
+  // The race did happen: B's channel was up before its answer's promise settled.
+  assert.ok(await b.page.evaluate(() => window.openedBeforeSettled) >= 1)
+  const rb = await fetchAll(b, PATHS)
+  assert.deepEqual(rb.hashes, site.contents)
+  assert.equal(rb.stats.bytesFromPeers, TOTAL)
+  await b.close()
+  await a.close()
+})
+
 test('two connections to one peer that open in a different order on each side: both keep the same one', async () => {
   // B's offer reaches A twice (a random and a targeted offer can), and the two channels open in
   // one order at B and in the other at A. Each side keeping "the one that opened first" would
