@@ -15,6 +15,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { spawn, execFileSync } from 'node:child_process'
+import { originConf, readAccessLog } from '../scripts/nginx.mjs'
 
 const here = path.dirname(new URL(import.meta.url).pathname)
 export const root = path.resolve(here, '..')
@@ -206,40 +207,15 @@ export class Lab {
   /** nginx serving `siteDir` on the origin, with a JSON access log (one line per request). */
   async startOrigin (siteDir) {
     const dir = path.join(this.work, 'nginx')
-    for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) fs.mkdirSync(path.join(dir, d), { recursive: true })
+    fs.mkdirSync(dir, { recursive: true })
     this.accessLogFile = path.join(dir, 'access.log')
-    fs.writeFileSync(this.accessLogFile, '')
-    fs.writeFileSync(path.join(dir, 'nginx.conf'), `
-user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  include /etc/nginx/mime.types;
-  types { font/ttf ttf; application/wasm wasm; }
-  log_format deploynet escape=json '{"path":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range","ua":"$http_user_agent","ms":$request_time}';
-  access_log ${this.accessLogFile} deploynet;
-  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy; fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi; scgi_temp_path ${dir}/tmp/scgi;
-  sendfile on;
-  server {
-    listen ${ORIGIN_ADDR}:80;
-    root ${siteDir};
-    index index.html;
-    add_header Cache-Control no-cache;
-  }
-}
-`)
+    fs.writeFileSync(path.join(dir, 'nginx.conf'), originConf(dir, { listen: `${ORIGIN_ADDR}:80`, root: siteDir, accessLog: this.accessLogFile }))
     const p = this.spawnIn('origin', '/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')])
     await this.waitTcp('origin', ORIGIN_ADDR, 80, p)
     return p
   }
 
-  accessLog () {
-    return fs.readFileSync(this.accessLogFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
-  }
+  accessLog () { return readAccessLog(this.accessLogFile) }
 
   clearAccessLog () { fs.writeFileSync(this.accessLogFile, '') }
 

@@ -12,6 +12,7 @@ import path from 'node:path'
 import net from 'node:net'
 import { spawn } from 'node:child_process'
 import { visitor, loadControlledPage, makeDemoSite } from '../tests/browser/harness.mjs'
+import { originConf } from './nginx.mjs'
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 const env = process.env
@@ -55,30 +56,7 @@ export function buildSite () {
 }
 
 function startNginx () {
-  for (const d of ['tmp/body', 'tmp/proxy', 'tmp/fastcgi', 'tmp/uwsgi', 'tmp/scgi']) fs.mkdirSync(path.join(work, d), { recursive: true })
-  fs.writeFileSync(path.join(work, 'access.log'), '')
-  fs.writeFileSync(path.join(work, 'nginx.conf'), `
-user root;
-worker_processes 1;
-daemon off;
-pid ${work}/nginx.pid;
-error_log ${work}/nginx-error.log warn;
-events { worker_connections 512; }
-http {
-  include /etc/nginx/mime.types;
-  types { font/ttf ttf; }
-  log_format deploynet escape=json '{"path":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range","ua":"$http_user_agent"}';
-  access_log ${work}/access.log deploynet;
-  client_body_temp_path ${work}/tmp/body; proxy_temp_path ${work}/tmp/proxy; fastcgi_temp_path ${work}/tmp/fastcgi;
-  uwsgi_temp_path ${work}/tmp/uwsgi; scgi_temp_path ${work}/tmp/scgi;
-  server {
-    listen 127.0.0.1:${WEB_PORT};
-    root ${site};
-    index index.html;
-    add_header Cache-Control no-cache;
-  }
-}
-`)
+  fs.writeFileSync(path.join(work, 'nginx.conf'), originConf(work, { listen: `127.0.0.1:${WEB_PORT}`, root: site, accessLog: path.join(work, 'access.log'), workerConnections: 512 }))
   const p = spawn('/usr/sbin/nginx', ['-p', work, '-c', path.join(work, 'nginx.conf')], { stdio: 'inherit' })
   children.push(p)
   return p

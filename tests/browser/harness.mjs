@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chromium } from 'playwright-core'
 import { waitFor, startNginx, freePort } from '../integration/harness.mjs'
+import { originConf, readAccessLog } from '../../scripts/nginx.mjs'
 
 export { waitFor }
 
@@ -79,31 +80,10 @@ export async function startNginxOrigin (siteDir) {
   for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) fs.copyFileSync(path.join(clientDir, f), path.join(siteDir, f))
   const port = await freePort()
   const accessLog = path.join(dir, 'access.log')
-  fs.writeFileSync(accessLog, '')
-  const nginx = await startNginx(dir, port, `
-user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 256; }
-http {
-  include /etc/nginx/mime.types;
-  types { application/wasm wasm; }
-  log_format deploynet escape=json '{"path":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range","ua":"$http_user_agent"}';
-  access_log ${accessLog} deploynet;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${siteDir};
-    add_header Cache-Control no-cache;
-  }
-}
-`)
+  const nginx = await startNginx(dir, port, originConf(dir, { listen: `127.0.0.1:${port}`, root: siteDir, accessLog, workerConnections: 256 }))
   return {
     url: `http://127.0.0.1:${port}`,
-    get log () { return fs.readFileSync(accessLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) },
+    get log () { return readAccessLog(accessLog) },
     async stop () {
       await nginx.stop()
       fs.rmSync(dir, { recursive: true, force: true })
@@ -234,11 +214,11 @@ export const swarmReport = (v) => v.page.evaluate(async () => {
     id: dn.peerId, signal: s.signal, peers: dn.peerList(), firstPeerMs: s.firstPeerMs, readyState: document.readyState,
     now: Math.round(performance.now()),
     // The engine's handshakes under way and what it knows of the swarm (internal fields).
-    connecting: [...(dn.connecting ?? [])].map((p) => ({
+    connecting: [...(dn.peerSet?.connecting ?? [])].map((p) => ({
       id: p.id, initiator: p.initiator, age: Math.round(performance.now() - p.created),
       pc: p.pc.connectionState, ice: p.pc.iceConnectionState, signaling: p.pc.signalingState,
     })),
-    swarmPeers: dn.swarmPeers, lastAnnounce: Math.round(dn.lastAnnounce ?? -1), topUpGap: dn.topUpGap,
+    members: dn.peerSet?.members, lastAnnounce: Math.round(dn.peerSet?.lastAnnounce ?? -1), topUpGap: dn.peerSet?.topUpGap,
     assets: s.assets.map((a) => [a.path, a.fromPeers, a.fromOrigin, a.fromCache, a.prefetch ?? false, a.originReason ?? '']),
     events: (window.dnEvents ?? []).slice(-20),
   }

@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import WebSocket from 'ws'
 import { startServer, metric, freePort, selfSignedCert, startNginx, openWss } from './harness.mjs'
+import { nginxConf } from '../../scripts/nginx.mjs'
 
 let signal, nginx, port, dir
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
@@ -18,20 +19,12 @@ before(async () => {
   selfSignedCert(dir)
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, d))
   port = await freePort()
-  const conf = `
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  include ${dir}/deploynet-signal.conf;
-}
-`
+  const conf = nginxConf(dir, {
+    rlimit: 8192,
+    workerConnections: 4096,
+    http: `  access_log off;
+  include ${dir}/deploynet-signal.conf;`,
+  })
   // The configuration the README gives (deploy/), with this test's port, upstream and certificate.
   const site = fs.readFileSync(path.join(root, 'deploy/nginx-deploynet-signal.conf'), 'utf8')
     .replace('server 127.0.0.1:8000;', `server 127.0.0.1:${signal.port};`)

@@ -8,6 +8,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { startServer, metric, waitFor, freePort, selfSignedCert, startNginx, openWss } from './harness.mjs'
+import { nginxConf } from '../../scripts/nginx.mjs'
 
 let signal, nginx, port, dir
 
@@ -18,24 +19,17 @@ before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dn-pp-'))
   selfSignedCert(dir)
   port = await freePort()
-  const conf = `
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-stream {
-  server {
+  const conf = nginxConf(dir, {
+    modules: ['ngx_stream_module'],
+    stream: `  server {
     listen 127.0.0.1:${port} ssl;
     ssl_certificate ${dir}/cert.pem;
     ssl_certificate_key ${dir}/key.pem;
     proxy_pass 127.0.0.1:${signal.port};
     proxy_bind 127.0.0.254;
     proxy_protocol on;
-  }
-}
-`
+  }`,
+  })
   nginx = await startNginx(dir, port, conf)
 })
 
