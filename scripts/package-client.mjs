@@ -74,7 +74,7 @@ function reference () {
   const index = fs.readFileSync(path.join(types, 'index.d.ts'), 'utf8')
   let md = `# deploynet-client ${version}: API reference\n\nGenerated from the TypeScript declarations by \`make package\`; do not edit.\n` +
     'Import from `deploynet-client` (ES module); the classic script `deploynet-client/script` exposes the same as the global `DeployNet`.\n'
-  for (const m of index.matchAll(/export \{([^}]*)\} from '\.\/(\w+)'/g)) {
+  for (const m of index.matchAll(/export (?:type )?\{([^}]*)\} from '\.\/(\w+)'/g)) {
     const names = m[1].split(',').map((s) => s.trim().replace(/^type /, '')).filter(Boolean)
     const src = fs.readFileSync(path.join(types, `${m[2]}.d.ts`), 'utf8')
     for (const name of names) {

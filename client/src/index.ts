@@ -1,5 +1,7 @@
 // DeployNet browser client. `DeployNet.start({ signal: 'wss://…' })` joins the site's swarm;
 // `fetchPath('/app.js')` returns verified bytes from peers, or from the origin when peers
 // cannot deliver in time. The public API: the engine, its options and its figures.
-export { DeployNet, swarmIdFor, type DeployNetOptions, type FetchOptions, type Stats, type AssetStats } from './engine';
+export { DeployNet, swarmIdFor, type DeployNetOptions, type FetchOptions, type Stats } from './engine';
+export type { AssetStats } from './transfers';
+export { DeployNetError, type ErrorCode } from './errors';
 export { attachServiceWorker } from './page';

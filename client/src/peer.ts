@@ -95,13 +95,15 @@ export class Peer extends Emitter<Events> {
     return { peer, offer: plain(pc.localDescription) };
   }
 
-  /** Answers a remote offer; the answer goes back through the signaling server. */
+  /** Answers a remote offer on `warm` (a connection created with `config` and a candidate
+   *  pool, its candidates gathered ahead) or on a new connection. */
   static async answer(
     config: RTCConfiguration,
     remoteId: string,
     offer: RTCSessionDescriptionInit,
+    warm?: RTCPeerConnection,
   ): Promise<{ peer: Peer; answer: RTCSessionDescriptionInit }> {
-    const pc = new RTCPeerConnection(config);
+    const pc = warm ?? new RTCPeerConnection(config);
     const peer = new Peer(pc, remoteId, false);
     pc.ondatachannel = (ev) => peer.attach(ev.channel);
     try {

@@ -1,8 +1,36 @@
 // Piece scheduling, as pure functions (unit-tested in Node; the engine supplies the state).
 
-export const TODO = 0;
-export const REQUESTED = 1;
-export const VERIFIED = 2;
+/** Where each piece of a transfer stands: to do, requested from a peer, verified in place. */
+export const PieceState = { Todo: 0, Requested: 1, Verified: 2 } as const;
+export type PieceState = (typeof PieceState)[keyof typeof PieceState];
+export const TODO = PieceState.Todo;
+export const REQUESTED = PieceState.Requested;
+export const VERIFIED = PieceState.Verified;
+
+/** The states of a transfer's pieces, one byte each (`states` for the planning functions). */
+export class Pieces {
+  readonly states: Uint8Array;
+  constructor(n: number) {
+    this.states = new Uint8Array(n);
+  }
+  get length(): number {
+    return this.states.length;
+  }
+  get(i: number): PieceState {
+    return this.states[i] as PieceState;
+  }
+  set(i: number, s: PieceState) {
+    this.states[i] = s;
+  }
+  /** Every piece in state `s`. */
+  all(s: PieceState): boolean {
+    return this.states.every((x) => x === s);
+  }
+  /** Some piece in state `s`. */
+  any(s: PieceState): boolean {
+    return this.states.includes(s);
+  }
+}
 
 /**
  * Which pieces to request from which candidates now. Candidates come best first; each piece
@@ -12,7 +40,7 @@ export const VERIFIED = 2;
  * `fromEnd`: last pieces first (beside the origin, which streams from the start).
  */
 export function planRequests(
-  state: Uint8Array,
+  state: ArrayLike<number>,
   inflight: number[],
   maxInflight: number,
   limit = Infinity,
@@ -57,16 +85,17 @@ export function rankPeers<T extends Candidate>(peers: T[], responsible: string[]
  * last one (inclusive end, as in a Range header); null when every piece is missing (plain GET)
  * or none is.
  */
-export function originRange(state: Uint8Array, pieceSize: number, size: number): [number, number] | null {
+export function originRange(state: ArrayLike<number>, pieceSize: number, size: number): [number, number] | null {
   let first = -1;
   let last = -1;
+  let verified = 0;
   for (let i = 0; i < state.length; i++) {
     if (state[i] !== VERIFIED) {
       if (first < 0) first = i;
       last = i;
-    }
+    } else verified++;
   }
   if (first < 0) return null;
-  if (first === 0 && last === state.length - 1 && !state.some((s) => s === VERIFIED)) return null;
+  if (first === 0 && last === state.length - 1 && verified === 0) return null;
   return [first * pieceSize, Math.min(size, (last + 1) * pieceSize) - 1];
 }

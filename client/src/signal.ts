@@ -35,6 +35,8 @@ type Events = {
 export interface IceInfo {
   iceServers: RTCIceServer[];
   policy: RTCIceTransportPolicy;
+  /** When TURN credentials in it expire (ms since the epoch). */
+  expires?: number;
 }
 
 /** The signaling URL with `deploynet` in its query: asks the server for the extension frame. */
@@ -60,7 +62,11 @@ function iceInfo(m: Record<string, any>): IceInfo | null {
     if (typeof s.credential === 'string') server.credential = s.credential;
     iceServers.push(server);
   }
-  return { iceServers, policy: m.ice_transport_policy === 'relay' ? 'relay' : 'all' };
+  return {
+    iceServers,
+    policy: m.ice_transport_policy === 'relay' ? 'relay' : 'all',
+    ...(Number.isSafeInteger(m.expires) ? { expires: m.expires * 1000 } : {}),
+  };
 }
 
 export interface SignalOptions {

@@ -305,7 +305,7 @@ test('a peer flooding cancels and haves cannot grow another visitor\'s memory', 
   // 50,000 cancels for requests never made and 50,000 haves of content not in the manifest,
   // through the real data channel (each a valid wire message).
   await attacker.page.evaluate(async () => {
-    const peer = [...window.dn.peers.values()][0]
+    const peer = [...window.dn.peerSet.peers.values()][0]
     const hex = () => Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, '0')).join('')
     for (let i = 0; i < 50_000; i++) {
       peer.send({ type: 'cancel', reqId: i + 1 })
@@ -320,8 +320,8 @@ test('a peer flooding cancels and haves cannot grow another visitor\'s memory', 
   assert.equal(r.hashes['/style.css'], site.contents['/style.css'])
   assert.equal(r.stats.assets.find((x) => x.path === '/style.css').fromPeers, FILES['/style.css'])
   const held = await victim.page.evaluate(() => {
-    const p = [...window.dn.peers.values()][0]
-    return { serving: window.dn.serving.size, have: p.have.size }
+    const p = [...window.dn.peerSet.peers.values()][0]
+    return { serving: window.dn.uploader.serving.size, have: p.have.size }
   })
   // What the attacker really holds (it prefetched the site from the victim), nothing more.
   assert.equal(held.serving, 0)
@@ -394,18 +394,18 @@ test('two connections to one peer that open in a different order on each side: b
   const a = await open('A9', { swarm }, holdFirst)
   const aId = await a.page.evaluate(() => window.dn.peerId)
   const b = await open('B9', { swarm })
-  await waitForSwarm(() => b.page.evaluate((id) => window.dn.peers.has(id), aId), 30_000, 'B connected to A')
+  await waitForSwarm(() => b.page.evaluate((id) => window.dn.peerSet.peers.has(id), aId), 30_000, 'B connected to A')
   // B's random and targeted offers can both have reached A already; if not, a second one.
   const channelsIn = () => a.page.evaluate(() => window.channelsIn)
   await new Promise((resolve) => setTimeout(resolve, 1000))
   if ((await channelsIn()) < 2) {
     await b.page.evaluate(async (id) => {
-      const o = await window.dn.makeOffer(id)
-      window.dn.signal.announce({ numwant: 1, offers: [o] })
+      const o = await window.dn.peerSet.makeOffer(id)
+      window.dn.peerSet.signal.announce({ numwant: 1, offers: [o] })
     }, aId)
   }
   // Settled: one connection each way, no handshake under way.
-  const state = (v) => v.page.evaluate(() => ({ kept: [...window.dn.peers.values()].map((p) => p.offerId), connecting: [...window.dn.connecting].filter((p) => p.id).length }))
+  const state = (v) => v.page.evaluate(() => ({ kept: [...window.dn.peerSet.peers.values()].map((p) => p.offerId), connecting: [...window.dn.peerSet.connecting].filter((p) => p.id).length }))
   const settled = async () => {
     const [sa, sb] = [await state(a), await state(b)]
     return sa.connecting === 0 && sb.connecting === 0 && sa.kept.length === 1 && sb.kept.length === 1 ? [sa.kept[0], sb.kept[0]] : null

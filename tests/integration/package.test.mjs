@@ -38,7 +38,7 @@ test('the packed client installs and works in a fresh project', () => {
     for (const f of got.files) assert.ok(fs.statSync(f).size > 1000, f)
     // Internals are not exported.
     const mod = execFileSync('node', ['--input-type=module', '-e', "import * as m from 'deploynet-client'; console.log(Object.keys(m).sort().join(','))"], { cwd: app, encoding: 'utf8' })
-    assert.equal(mod.trim(), 'DeployNet,attachServiceWorker,swarmIdFor')
+    assert.equal(mod.trim(), 'DeployNet,DeployNetError,attachServiceWorker,swarmIdFor')
 
     // A site's TypeScript against the package's types.
     const tsconfig = { compilerOptions: { target: 'ES2020', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2020', 'DOM'], strict: true, noEmit: true, skipLibCheck: false }, include: ['*.ts'] }

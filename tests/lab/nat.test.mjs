@@ -51,9 +51,9 @@ async function restartSignal (args) {
   signal = await lab.startSignal(signalBinary, args)
 }
 
-async function visit (k, name, options = {}, { engine = true } = {}) {
+async function visit (k, name, options = {}, { engine = true, initScript } = {}) {
   const b = lab.browser(k)
-  const v = await visitor(name, { contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
+  const v = await visitor(name, { initScript, contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
   open.push(v)
   // A first transfer over a new connection on these links can pause for seconds (SCTP backs off
   // after the router's tail drops) and would then be finished from the origin by design; these
@@ -64,7 +64,7 @@ async function visit (k, name, options = {}, { engine = true } = {}) {
 
 // The candidate types of the pair the data channel runs on, as Chromium's stats report them.
 const selectedPair = (v) => v.page.evaluate(async () => {
-  for (const p of window.dn.peers.values()) {
+  for (const p of window.dn.peerSet.peers.values()) {
     const stats = await p.pc.getStats()
     for (const s of stats.values()) {
       if (s.type === 'candidate-pair' && s.state === 'succeeded' && s.nominated) {
@@ -110,6 +110,38 @@ test('two visitors behind NAT exchange the site over STUN (server-reflexive cand
   assert.deepEqual(originRequests('stunB'), [])
   const pair = await selectedPair(b)
   assert.ok(pair && (pair.local === 'srflx' || pair.remote === 'srflx'), JSON.stringify(pair))
+  await closeAll()
+})
+
+// When each RTCPeerConnection of a page was created (performance.now()).
+const PC_TIMES = `(() => {
+  window.pcTimes = []
+  const PC = window.RTCPeerConnection
+  window.RTCPeerConnection = class extends PC {
+    constructor (...a) { super(...a); window.pcTimes.push(performance.now()) }
+  }
+})()`
+
+test('a later view gathers its offers while its socket connects, and they are answered on a connection gathered ahead', { skip }, async () => {
+  const { swarm, a } = await seeded('warm', ['--stun', STUN])
+  const b = await visit(2, 'warmB', { swarm }, { initScript: PC_TIMES })
+  const joined = async () => {
+    await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 15_000, 'B connected to A')
+    return b.page.evaluate(() => ({ timeline: window.dn.stats().timeline, firstPc: window.pcTimes[0] }))
+  }
+  // First view of the tab: nothing known before the server's ICE servers arrive.
+  const first = await joined()
+  assert.ok(first.firstPc > first.timeline.ice, JSON.stringify(first))
+  // B's next page view (a new engine, the same tab): the ICE servers kept from the last view
+  // let its first offers gather while the signaling socket is still connecting.
+  await startEngine(b, ORIGIN, { signal: [SIGNAL], firstByteTimeout: 4000, stallTimeout: 20_000, swarm })
+  const later = await joined()
+  assert.ok(later.firstPc < later.timeline.signalOpen, JSON.stringify(later))
+  // A answered B's offers on connections it had gathered ahead (a candidate pool).
+  const pools = await a.page.evaluate(() => [...window.dn.peerSet.peers.values()].map((p) => p.pc.getConfiguration().iceCandidatePoolSize))
+  assert.ok(pools.length >= 1 && pools.every((n) => n === 1), JSON.stringify(pools))
+  const rb = await fetchAll(b, PATHS)
+  assert.deepEqual(rb.hashes, site.contents)
   await closeAll()
 })
 

@@ -1,0 +1,594 @@
+// Transfers: one scheduler for every asset a page asks for, with two kinds of source side by
+// side — the connected peers that hold it (pieces requested in parallel, each verified against
+// the manifest before use) and the origin (one HTTP stream from the first missing piece, a
+// Range request when peers already delivered some). The delivery policy (policy.ts) decides,
+// from measured state, which of them a transfer starts with; a source that stalls or fails
+// hands its pieces to the other. No DOM, no WebRTC: the peers, the origin and the store are
+// interfaces, so the scheduler runs under Node's test runner with simulated ones.
+
+import { Emitter } from './emitter';
+import { DeployNetError } from './errors';
+import { type ManifestFile, type ManifestIndex, sha256Hex } from './manifest';
+import { type Decision, decide, type RateMeter, type SourceState } from './policy';
+import { originRange, PieceState, Pieces, planRequests, rankPeers } from './scheduler';
+import type { RejectReason, WireMessage } from './wire';
+
+/** What a transfer needs of a connected peer (peer.ts). */
+export interface PeerLink {
+  readonly id: string;
+  readonly open: boolean;
+  /** Round-trip time, ms (Infinity: not measured). */
+  readonly rtt: number;
+  /** Content ids the peer said it holds. */
+  readonly have: Set<string>;
+  /** Its measured delivery rate to us. */
+  readonly rx: RateMeter;
+  send(m: WireMessage): boolean;
+}
+
+/** What the transfers need of the swarm: its connected peers and how joining goes. */
+export interface PeerSource<P extends PeerLink> {
+  connected(): Iterable<P>;
+  isBanned(id: string): boolean;
+  /** Peer ids the signaling server named responsible for a content id, in its order. */
+  responsible(contentId: string): string[];
+  /** Connected peers in the local ring's order for a content id ([] without the ring). */
+  ringOrder(contentId: string): string[];
+  /** The swarm's part of the policy's state (policy.ts: SourceState). */
+  joining(): Pick<SourceState, 'signal' | 'helloPending' | 'handshakeNearlyDone' | 'handshakeUnderWay' | 'alone'>;
+  /** A peer that sent bad data: dropped, never asked again. */
+  ban(peer: P, reason: string): void;
+}
+
+/** The origin as a source: its HTTP, and what it is measured to deliver. */
+export interface OriginSource {
+  fetch(
+    path: string,
+    init: { headers?: Record<string, string>; cache?: RequestCache; signal?: AbortSignal },
+  ): Promise<Response>;
+  /** ms expected for `bytes` (its measured time to first byte and throughput). */
+  expected(bytes: number): number;
+  /** Whether `expected` rests on measurements. */
+  readonly measured: boolean;
+}
+
+/** Verified content kept for serving (store.ts). */
+export interface ContentSink {
+  get(id: string): Promise<Uint8Array | null>;
+  put(id: string, bytes: Uint8Array): Promise<void>;
+}
+
+export interface TransferOptions {
+  firstByteTimeout: number;
+  stallTimeout: number;
+  maxInflightPerPeer: number;
+  hedge: boolean;
+  debug: boolean;
+}
+
+export interface AssetStats {
+  path: string;
+  contentId: string;
+  size: number;
+  fromPeers: number;
+  fromOrigin: number;
+  fromCache: number;
+  peers: number;
+  ms: number;
+  /** Why the origin served (some of) it, if it did. */
+  originReason?: string;
+  /** Fetched ahead of need, from peers, for the visitor's next pages. */
+  prefetch?: boolean;
+}
+
+type Events = {
+  /** An asset is complete (or came from the store). */
+  asset: [AssetStats];
+  /** Verified content was stored: it can be announced to peers. */
+  stored: [contentId: string];
+  warning: [string];
+};
+
+interface Transfer {
+  file: ManifestFile;
+  buf: Uint8Array;
+  pieces: Pieces;
+  got: Uint32Array; // bytes of each requested piece received so far
+  excluded: Set<string>;
+  used: Set<string>;
+  fromPeers: number;
+  fromOrigin: number;
+  started: number;
+  firstByte: boolean;
+  /** The origin is streaming this transfer from `originAt` on (peers take pieces from the end). */
+  origin: boolean;
+  originAt: number;
+  originAbort: AbortController | null; // the origin's stream, while it is still arriving
+  originRead: number; // bytes read from the current origin stream
+  originReason?: string;
+  done: boolean;
+  resolve: (b: Uint8Array) => void;
+  reject: (e: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | null;
+  /** Render-blocking: goes to the origin at once unless a connected peer holds it. */
+  urgent: boolean;
+  /** A prefetch: from peers or not at all. */
+  peersOnly: boolean;
+}
+
+interface Req<P> {
+  t: Transfer;
+  piece: number;
+  peer: P;
+  buf: Uint8Array; // the piece as it arrives; copied into the transfer only once verified
+  progress: number; // time of the last chunk (or of the request)
+}
+
+export class Transfers<P extends PeerLink> extends Emitter<Events> {
+  readonly counters = { bytesFromPeers: 0, bytesFromOrigin: 0, bytesFromCache: 0, badPieces: 0, failures: 0 };
+  /** Bytes read from origin streams cut short (Resource Timing counts no body for those). */
+  cutBytes = 0;
+  private running = new Map<string, Promise<Uint8Array>>(); // by content id
+  private active = new Set<Transfer>();
+  private reqs = new Map<number, Req<P>>();
+  private nextReq = 1;
+
+  constructor(
+    private index: ManifestIndex,
+    private peers: PeerSource<P>,
+    private origin: OriginSource,
+    private store: ContentSink,
+    private options: TransferOptions,
+  ) {
+    super();
+  }
+
+  /** Whether a content id is being fetched. */
+  has(contentId: string): boolean {
+    return this.running.has(contentId);
+  }
+
+  /** Prefetches under way. */
+  prefetches(): number {
+    let n = 0;
+    for (const t of this.active) if (t.peersOnly) n++;
+    return n;
+  }
+
+  /**
+   * The verified bytes of a file of the manifest. `urgent`: the page needs it now;
+   * `peersOnly`: a prefetch, from peers or not at all (rejected with ERR_PREFETCH).
+   */
+  get(file: ManifestFile, urgent: boolean, peersOnly = false): Promise<Uint8Array> {
+    let p = this.running.get(file.sha256);
+    if (p && !peersOnly) {
+      // Already under way as a prefetch, or for a patient request: now the page needs it.
+      for (const t of this.active) {
+        if (t.file.sha256 !== file.sha256) continue;
+        t.peersOnly = false;
+        t.urgent ||= urgent;
+        const d = t.firstByte ? null : this.decideFor(t);
+        if (d?.source === 'origin') void this.fromOrigin(t, d.reason);
+      }
+    }
+    if (!p) {
+      p = this.download(file, urgent, peersOnly).finally(() => this.running.delete(file.sha256));
+      this.running.set(file.sha256, p);
+    }
+    return p;
+  }
+
+  private async download(file: ManifestFile, urgent: boolean, peersOnly: boolean): Promise<Uint8Array> {
+    const started = performance.now();
+    const cached = await this.store.get(file.sha256);
+    if (cached) {
+      this.counters.bytesFromCache += cached.length;
+      this.emit('asset', {
+        path: file.path,
+        contentId: file.sha256,
+        size: file.size,
+        fromPeers: 0,
+        fromOrigin: 0,
+        fromCache: cached.length,
+        peers: 0,
+        ms: performance.now() - started,
+      });
+      return cached;
+    }
+    const n = file.pieces.length;
+    const t: Transfer = {
+      file,
+      buf: new Uint8Array(file.size),
+      pieces: new Pieces(n),
+      got: new Uint32Array(n),
+      excluded: new Set(),
+      used: new Set(),
+      fromPeers: 0,
+      fromOrigin: 0,
+      started,
+      firstByte: false,
+      origin: false,
+      originAt: 0,
+      originAbort: null,
+      originRead: 0,
+      done: false,
+      resolve: () => {},
+      reject: () => {},
+      timer: null,
+      urgent,
+      peersOnly,
+    };
+    const result = new Promise<Uint8Array>((resolve, reject) => {
+      t.resolve = resolve;
+      t.reject = reject;
+    });
+    this.active.add(t);
+    const d = this.decideFor(t);
+    if (d.source === 'origin' || d.source === 'both') {
+      // 'both': the origin streams from the head; once it answers, peers take the tail.
+      void this.fromOrigin(t, d.reason);
+    } else {
+      t.timer = setTimeout(() => {
+        if (!t.firstByte) void this.fromOrigin(t, 'first byte timeout');
+      }, this.options.firstByteTimeout);
+      this.schedule(t);
+    }
+    try {
+      return await result;
+    } finally {
+      this.active.delete(t);
+      if (t.timer) clearTimeout(t.timer);
+    }
+  }
+
+  // ---- what peers say ----
+
+  /** A peer said it holds a content id: transfers of it may use the peer. */
+  onHave(contentId: string) {
+    for (const t of this.active) if (t.file.sha256 === contentId) this.schedule(t);
+  }
+
+  /** A chunk of a piece a peer was asked for. */
+  async onPiece(peer: P, reqId: number, piece: number, offset: number, data: Uint8Array) {
+    const r = this.reqs.get(reqId);
+    if (!r || r.peer !== peer) return; // cancelled or re-requested elsewhere: late bytes are dropped
+    const t = r.t;
+    const len = r.buf.length;
+    if (piece !== r.piece || offset !== t.got[piece] || offset + data.length > len) {
+      this.reqs.delete(reqId);
+      if (t.pieces.get(piece) === PieceState.Requested) t.pieces.set(piece, PieceState.Todo);
+      this.peers.ban(peer, 'piece out of order or too long');
+      this.schedule(t);
+      return;
+    }
+    this.firstByte(t);
+    r.buf.set(data, offset);
+    t.got[piece] += data.length;
+    r.progress = performance.now();
+    peer.rx.add(data.length, r.progress);
+    if (t.got[piece] < len) return;
+    this.reqs.delete(reqId);
+    if (this.inflight(peer) === 0) peer.rx.idle();
+    const hash = await sha256Hex(r.buf);
+    if (t.done || t.pieces.get(piece) === PieceState.Verified) return; // the origin got there first
+    if (hash !== t.file.pieces[piece]) {
+      // Not one byte of a bad piece is used: it is asked again elsewhere, its sender banned.
+      this.counters.badPieces++;
+      t.pieces.set(piece, PieceState.Todo);
+      this.peers.ban(peer, 'bad piece');
+      this.schedule(t);
+      return;
+    }
+    t.buf.set(r.buf, piece * this.index.manifest.piece_size);
+    t.pieces.set(piece, PieceState.Verified);
+    t.fromPeers += len;
+    t.used.add(peer.id);
+    this.counters.bytesFromPeers += len;
+    if (t.pieces.all(PieceState.Verified)) await this.finish(t);
+    this.scheduleAll(); // the peer has room again: for this transfer or any other
+  }
+
+  /** A peer declined a request: busy (asked again on the next tick), or not this peer. */
+  onReject(peer: P, reqId: number, reason: RejectReason) {
+    const r = this.reqs.get(reqId);
+    if (!r || r.peer !== peer) return;
+    this.reqs.delete(reqId);
+    r.t.pieces.set(r.piece, PieceState.Todo);
+    if (reason === 'busy') return;
+    r.t.excluded.add(peer.id);
+    if (reason === 'missing') peer.have.delete(r.t.file.sha256);
+    this.scheduleAll();
+  }
+
+  /** A peer is gone: what it was asked for is asked elsewhere. */
+  onPeerClose(peer: P) {
+    for (const [id, r] of this.reqs) {
+      if (r.peer !== peer) continue;
+      this.reqs.delete(id);
+      if (r.t.pieces.get(r.piece) === PieceState.Requested) r.t.pieces.set(r.piece, PieceState.Todo);
+      this.schedule(r.t);
+    }
+  }
+
+  /** Every 250 ms: stalled pieces asked elsewhere, then every transfer scheduled again. */
+  tick() {
+    const now = performance.now();
+    for (const [id, r] of this.reqs) {
+      if (now - r.progress > this.options.stallTimeout) {
+        this.reqs.delete(id);
+        r.peer.send({ type: 'cancel', reqId: id });
+        r.t.pieces.set(r.piece, PieceState.Todo);
+        r.t.excluded.add(r.peer.id);
+        this.schedule(r.t);
+      }
+    }
+    this.scheduleAll();
+  }
+
+  /** Leaving: what is still under way finishes from the origin. */
+  destroy() {
+    for (const t of this.active) if (!t.done) void this.fromOrigin(t, 'destroyed');
+  }
+
+  // ---- scheduling ----
+
+  /** Peers to ask for a transfer, best first (scheduler.ts: rankPeers). */
+  private candidates(t: Transfer): P[] {
+    const cid = t.file.sha256;
+    const open: P[] = [];
+    for (const p of this.peers.connected()) {
+      if (p.open && p.have.has(cid) && !this.peers.isBanned(p.id) && !t.excluded.has(p.id)) open.push(p);
+    }
+    if (open.length === 0) return open;
+    return rankPeers(open, this.peers.responsible(cid), this.peers.ringOrder(cid));
+  }
+
+  private inflight(peer: P): number {
+    let n = 0;
+    for (const r of this.reqs.values()) if (r.peer === peer) n++;
+    return n;
+  }
+
+  private schedule(t: Transfer, limit = Infinity) {
+    if (t.done) return;
+    const peers = this.candidates(t);
+    if (peers.length === 0) {
+      // Midway, with nobody left to ask (and no peer just connected about to say what it
+      // holds): the origin finishes the job.
+      if (!t.origin && t.firstByte && !t.pieces.any(PieceState.Requested) && !this.peers.joining().helloPending)
+        void this.fromOrigin(t, 'no peer has the rest');
+      return;
+    }
+    // Beside a streaming origin, peers take what it will reach last: the pieces from the end,
+    // at least one piece clear of its position.
+    let state = t.pieces.states;
+    if (t.origin) {
+      const first = Math.floor(t.originAt / this.index.manifest.piece_size) + 2;
+      state = state.map((s, i) => (i < first ? PieceState.Verified : s));
+    }
+    const inflight = peers.map((p) => this.inflight(p));
+    for (const [piece, i] of planRequests(state, inflight, this.options.maxInflightPerPeer, limit, t.origin)) {
+      const reqId = this.nextReq++;
+      const len = this.index.pieceLength(t.file, piece);
+      this.reqs.set(reqId, { t, piece, peer: peers[i], buf: new Uint8Array(len), progress: performance.now() });
+      t.pieces.set(piece, PieceState.Requested);
+      t.got[piece] = 0;
+      peers[i].rx.busy(performance.now());
+      peers[i].send({ type: 'request', reqId, contentId: t.file.sha256, piece });
+    }
+  }
+
+  /** Every transfer, after a peer said what it holds or has room again. */
+  scheduleAll() {
+    // First one piece for every transfer still waiting for its first byte (each asset starts
+    // arriving, and none runs into the budget behind another's pieces), then the rest.
+    for (const t of this.active) {
+      if (t.done || t.origin || t.pieces.any(PieceState.Requested)) continue;
+      const d = t.firstByte ? null : this.decideFor(t);
+      if (d?.source === 'origin') void this.fromOrigin(t, d.reason);
+      else this.schedule(t, 1);
+    }
+    for (const t of this.active) this.schedule(t);
+  }
+
+  /** The delivery policy's choice for a transfer now (policy.ts), from the measured state. */
+  private decideFor(t: Transfer): Decision {
+    // Called on every scheduling pass: the bytes still missing without walking the pieces.
+    const missing = Math.max(0, t.file.size - t.fromPeers - t.fromOrigin);
+    return decide(
+      { size: missing, urgent: t.urgent },
+      {
+        ...this.peers.joining(),
+        holders: this.candidates(t).map((p) => ({ rtt: p.rtt, rate: p.rx.rate })),
+        originMs: this.origin.expected(missing),
+        originMeasured: this.origin.measured,
+      },
+      this.options.firstByteTimeout,
+      this.options.hedge,
+    );
+  }
+
+  private firstByte(t: Transfer) {
+    if (t.firstByte) return;
+    t.firstByte = true;
+    if (t.timer) {
+      clearTimeout(t.timer);
+      t.timer = null;
+    }
+  }
+
+  /** Requests of a transfer to peers, cancelled (all, or those for one piece). */
+  private cancelPeers(t: Transfer, piece = -1, exclude = false) {
+    for (const [id, r] of this.reqs) {
+      if (r.t !== t || (piece >= 0 && r.piece !== piece)) continue;
+      this.reqs.delete(id);
+      r.peer.send({ type: 'cancel', reqId: id });
+      if (exclude) {
+        // Peers that had their chance at the head make way; the tail stays theirs.
+        t.pieces.set(r.piece, PieceState.Todo);
+        if (!t.firstByte) t.excluded.add(r.peer.id);
+      }
+    }
+  }
+
+  // ---- the origin ----
+
+  /**
+   * The origin as one more source: it streams the transfer from the first piece not yet
+   * verified, each piece verified as it completes, while peers that hold the content take
+   * pieces from the end; when every piece is in, the origin's download is cut short (its
+   * access log then shows only what it really sent).
+   */
+  private async fromOrigin(t: Transfer, why: string) {
+    if (t.done || t.origin) return;
+    if (t.peersOnly) {
+      // A prefetch the peers cannot serve is dropped: the origin is for what the page needs.
+      t.done = true;
+      this.cancelPeers(t);
+      t.reject(new DeployNetError('ERR_PREFETCH', `${t.file.path}: ${why}`));
+      return;
+    }
+    t.origin = true;
+    t.originReason = why;
+    if (this.options.debug) {
+      let connected = 0;
+      let holding = 0;
+      for (const p of this.peers.connected()) {
+        connected++;
+        if (p.have.size > 0) holding++;
+      }
+      console.info(
+        `deploynet: ${t.file.path} from the origin: ${why} (${connected} peers connected, ${holding} announced content)`,
+      );
+    }
+    this.cancelPeers(t, -1, true);
+    const ps = this.index.manifest.piece_size;
+    const abort = new AbortController();
+    t.originAbort = abort;
+    let mismatch = false;
+    try {
+      const range = originRange(t.pieces.states, ps, t.file.size);
+      const start = range ? range[0] : 0;
+      const headers: Record<string, string> = range ? { range: `bytes=${range[0]}-${range[1]}` } : {};
+      const res = await this.origin.fetch(t.file.path, { headers, cache: 'no-store', signal: abort.signal });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      if (range && res.status !== 206) throw new Error(`HTTP ${res.status} to a Range request`);
+      const total = range ? range[1] + 1 - start : t.file.size;
+      const reader = res.body.getReader();
+      let pos = start;
+      t.originAt = pos;
+      this.schedule(t); // peers may start on the tail at once
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (pos + value.length > start + total || pos + value.length > t.file.size) {
+          throw new Error(`origin sent more than the ${total} bytes asked for`);
+        }
+        this.writeUnverified(t, value, pos);
+        const before = Math.floor(pos / ps);
+        pos += value.length;
+        t.originAt = pos;
+        t.originRead = pos - start;
+        // Received whole: its Resource Timing entry counts it (stats().originBytes).
+        if (pos === start + total) t.originAbort = null;
+        t.fromOrigin += value.length;
+        this.counters.bytesFromOrigin += value.length;
+        this.firstByte(t);
+        // Pieces the stream completed: verified here, taken from peers that were on them.
+        const after = pos === t.file.size ? t.pieces.length : Math.floor(pos / ps);
+        for (let i = before; i < after; i++) {
+          if (t.pieces.get(i) === PieceState.Verified) continue;
+          const piece = t.buf.subarray(i * ps, i * ps + this.index.pieceLength(t.file, i));
+          if ((await sha256Hex(piece)) !== t.file.pieces[i]) {
+            mismatch = true;
+            throw new DeployNetError('ERR_ORIGIN_MISMATCH', `${t.file.path} differs from the manifest`);
+          }
+          this.cancelPeers(t, i);
+          t.pieces.set(i, PieceState.Verified);
+        }
+        if (t.pieces.all(PieceState.Verified)) {
+          // Cut short (peers brought the rest): Resource Timing counts no body for a cancelled
+          // response, so what was read is counted here.
+          if (t.originAbort) this.cutOrigin(t);
+          void reader.cancel().catch(() => {});
+          break;
+        }
+      }
+      if (t.done) return;
+      if (!t.pieces.all(PieceState.Verified)) throw new Error(`origin sent ${pos - start} of ${total} bytes`);
+      this.emit('warning', `origin used for ${t.file.path}: ${why}`);
+      await this.finish(t);
+    } catch (caught) {
+      let err = caught;
+      if (t.done) return;
+      if (mismatch) {
+        // The origin is the authority: its bytes are returned, but never stored or served.
+        this.emit('warning', String((caught as Error).message));
+        this.cutOrigin(t);
+        try {
+          const whole = new Uint8Array(
+            await (await this.origin.fetch(t.file.path, { cache: 'no-store' })).arrayBuffer(),
+          );
+          t.fromOrigin += whole.length;
+          this.counters.bytesFromOrigin += whole.length;
+          t.done = true;
+          t.resolve(whole);
+          return;
+        } catch (e) {
+          err = e;
+        }
+      }
+      this.counters.failures++;
+      t.done = true;
+      t.reject(new DeployNetError('ERR_ORIGIN', `${t.file.path}: ${String(err)}`));
+    } finally {
+      t.originAbort = null;
+    }
+  }
+
+  /**
+   * Copies bytes the origin streamed into the transfer, except over pieces peers already
+   * delivered and verified: a read can reach into them (the stream is cut only once every piece
+   * is in), and the origin's bytes there were never checked.
+   */
+  private writeUnverified(t: Transfer, value: Uint8Array, pos: number) {
+    const ps = this.index.manifest.piece_size;
+    for (let off = 0; off < value.length; ) {
+      const at = pos + off;
+      const piece = Math.floor(at / ps);
+      const n = Math.min(value.length - off, (piece + 1) * ps - at);
+      if (t.pieces.get(piece) !== PieceState.Verified) t.buf.set(value.subarray(off, off + n), at);
+      off += n;
+    }
+  }
+
+  /** Stops a transfer's origin stream midway, counting what it delivered (see fromOrigin). */
+  private cutOrigin(t: Transfer) {
+    if (!t.originAbort) return;
+    this.cutBytes += t.originRead;
+    t.originAbort.abort();
+    t.originAbort = null;
+  }
+
+  private async finish(t: Transfer) {
+    if (t.done) return;
+    t.done = true;
+    this.cutOrigin(t);
+    this.cancelPeers(t);
+    await this.store.put(t.file.sha256, t.buf);
+    this.emit('stored', t.file.sha256);
+    this.emit('asset', {
+      path: t.file.path,
+      contentId: t.file.sha256,
+      size: t.file.size,
+      fromPeers: t.fromPeers,
+      fromOrigin: t.fromOrigin,
+      fromCache: 0,
+      peers: t.used.size,
+      ms: performance.now() - t.started,
+      ...(t.originReason ? { originReason: t.originReason } : {}),
+      ...(t.peersOnly ? { prefetch: true } : {}),
+    });
+    t.resolve(t.buf);
+  }
+}
