@@ -44,17 +44,18 @@ test-integration: build-test client
 	  node --test --test-concurrency=1 --test-timeout=300000 tests/integration/*.test.mjs \
 	    tests/client/*.test.mjs tests/browser/*.test.mjs tests/lab/*.test.mjs
 
-# libFuzzer targets (Debian's clang): the frame codec, the protocol parser, the manifest parser.
+# libFuzzer targets (Debian's clang): the frame codec, the protocol parser, the manifest parser,
+# the PROXY header; and a JS fuzzer of the browser client's wire decoder.
 build-fuzz: deps
 	@CXX=clang++ cmake -S fuzz -B build/fuzz -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build build/fuzz -j $(JOBS)
 
-test-fuzz: build-fuzz
+test-fuzz: build-fuzz client
 	@scripts/fuzz.sh 200000
 
 # Long runs: FUZZ_RUNS executions of each target (0 crashes expected).
 FUZZ_RUNS ?= 10000000
-fuzz: build-fuzz
+fuzz: build-fuzz client
 	@scripts/fuzz.sh $(FUZZ_RUNS)
 
 test: test-unit test-fuzz test-integration

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target (fuzz/) for RUNS executions, from the committed corpus (new inputs
-# go to build/fuzz/corpus-TARGET, never into the repository). Any crash fails, with the input
-# kept as build/fuzz/crash-*.
+# Runs each libFuzzer target (fuzz/) for RUNS executions from the committed corpus (new inputs
+# go to build/fuzz/corpus-TARGET, never into the repository), then the JS fuzzer of the
+# browser client's wire decoder (fuzz/wire_fuzz.mjs). Any crash fails, with the input kept as
+# build/fuzz/crash-*.
 #   scripts/fuzz.sh [RUNS]      (make fuzz: 10,000,000 each; make test: a short run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +21,6 @@ for t in ws_frame protocol manifest proxy_header; do
     status=1
   fi
 done
+# The browser client's wire decoder (a JS fuzzer over the bundle the browser runs).
+if ! node fuzz/wire_fuzz.mjs "$RUNS"; then status=1; fi
 exit $status
