@@ -139,9 +139,11 @@ export interface Stats {
   /**
    * How joining went, in ms from the page's start (absent: not yet): the engine started, its
    * signaling socket opened, ICE servers arrived, the first announce went out and was answered,
-   * the first offer arrived from a peer, the first answer to one of ours arrived.
+   * the first offer arrived from a peer and was answered, the first answer to one of ours arrived.
    */
-  timeline: Partial<Record<'start' | 'signalOpen' | 'ice' | 'announce' | 'announced' | 'offerIn' | 'answerIn', number>>;
+  timeline: Partial<
+    Record<'start' | 'signalOpen' | 'ice' | 'announce' | 'announced' | 'offerIn' | 'answerOut' | 'answerIn', number>
+  >;
   badPieces: number;
   bans: number;
   failures: number;

@@ -20,11 +20,12 @@ type Events = { open: []; message: [WireMessage]; close: [reason: string] };
 // Gathering "complete" can take seconds (every interface, every server, TURN over TCP); a
 // server-reflexive or relayed candidate is what a peer behind another NAT needs, so once one
 // is there (or, with no ICE servers, the host candidates are), a short grace ends the wait.
-async function gathered(pc: RTCPeerConnection, config: RTCConfiguration) {
-  if (pc.iceGatheringState === 'complete') return;
+// Called before setLocalDescription, so that no candidate event is missed.
+function gathered(pc: RTCPeerConnection, config: RTCConfiguration): Promise<void> {
+  if (pc.iceGatheringState === 'complete') return Promise.resolve();
   const relayOnly = config.iceTransportPolicy === 'relay';
   const servers = (config.iceServers ?? []).length > 0;
-  await new Promise<void>((resolve) => {
+  return new Promise<void>((resolve) => {
     let grace: ReturnType<typeof setTimeout> | null = null;
     const done = () => {
       clearTimeout(t);
@@ -90,26 +91,28 @@ export class Peer extends Emitter<Events> {
     const pc = new RTCPeerConnection(config);
     const peer = new Peer(pc, '', true);
     peer.attach(pc.createDataChannel('deploynet', { ordered: true }));
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc, config);
+    const offer = await pc.createOffer();
+    const ready = gathered(pc, config);
+    await pc.setLocalDescription(offer);
+    await ready;
     return { peer, offer: plain(pc.localDescription) };
   }
 
-  /** Answers a remote offer on `warm` (a connection created with `config` and a candidate
-   *  pool, its candidates gathered ahead) or on a new connection. */
+  /** Answers a remote offer; the answer goes back through the signaling server. */
   static async answer(
     config: RTCConfiguration,
     remoteId: string,
     offer: RTCSessionDescriptionInit,
-    warm?: RTCPeerConnection,
   ): Promise<{ peer: Peer; answer: RTCSessionDescriptionInit }> {
-    const pc = warm ?? new RTCPeerConnection(config);
+    const pc = new RTCPeerConnection(config);
     const peer = new Peer(pc, remoteId, false);
     pc.ondatachannel = (ev) => peer.attach(ev.channel);
     try {
       await pc.setRemoteDescription(offer);
-      await pc.setLocalDescription(await pc.createAnswer());
-      await gathered(pc, config);
+      const answer = await pc.createAnswer();
+      const ready = gathered(pc, config);
+      await pc.setLocalDescription(answer);
+      await ready;
     } catch (err) {
       peer.destroy('bad offer');
       throw err;

@@ -27,7 +27,7 @@ export interface SwarmOptions {
 }
 
 /** The steps of joining, for `stats().timeline`. */
-export type JoinStep = 'signalOpen' | 'ice' | 'announce' | 'announced' | 'offerIn' | 'answerIn';
+export type JoinStep = 'signalOpen' | 'ice' | 'announce' | 'announced' | 'offerIn' | 'answerOut' | 'answerIn';
 
 type Events = {
   /** A channel opened to a peer now in the set. */
@@ -56,8 +56,6 @@ const ROUTES_EVERY_MS = 30_000; // membership changes slowly
 const ICE_CACHE_KEY = 'deploynet-ice';
 const ICE_CACHE_MS = 10 * 60_000;
 const ICE_EXPIRY_MARGIN_MS = 60_000;
-// A connection gathered ahead for the next offer to answer is replaced after this long.
-const WARM_MAX_MS = 5 * 60_000;
 
 /** The ICE servers a signaling server sent to this tab before, while still valid. */
 function cachedIce(key: string): IceInfo | null {
@@ -112,10 +110,7 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
   private iceTimer: ReturnType<typeof setTimeout> | null = null;
   /** Offers gathered while the signaling socket connects, for the first announce. */
   private earlyOffers: Promise<(OutOffer | null)[]> | null = null;
-  /** A connection with its candidates gathered ahead, for the next offer to answer. */
-  private warm: { pc: RTCPeerConnection; key: string; at: number } | null = null;
   private opened = false;
-  private destroyed = false;
 
   /** `contentIds`: what routes are asked for (the manifest's ids; null until it is in). */
   constructor(
@@ -128,13 +123,11 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
     const s = new SignalClient(options.signal, options.swarm, options.peerId);
     this.signal = s;
     // ICE servers known already (the page's own, or kept from the last view): the first offers
-    // gather their candidates while the socket connects, and one connection gathers ahead for
-    // the first offer to answer.
+    // gather their candidates while the socket connects.
     if (options.iceServers || this.cachedIce) {
       this.earlyOffers = Promise.all(
         Array.from({ length: Math.min(options.offers, options.maxPeers) }, () => this.makeOffer()),
       );
-      this.warmUp();
     }
     // The first offers need the ICE servers: the page's own, or the ones our server sends
     // right after the socket opens (a foreign tracker never does: then after `iceWait`).
@@ -157,7 +150,6 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
       this.emit('step', 'ice');
       this.serverIce = ice;
       storeIce(this.iceKey, ice);
-      this.warmUp();
       if (this.iceTimer) {
         clearTimeout(this.iceTimer);
         this.iceTimer = null;
@@ -225,13 +217,9 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
   /** Every 250 ms (the engine's tick). */
   tick(now: number) {
     this.topUp(now);
-    if (this.warm && now - this.warm.at > WARM_MAX_MS) this.warmUp();
   }
 
   destroy() {
-    this.destroyed = true;
-    this.warm?.pc.close();
-    this.warm = null;
     if (this.iceTimer) clearTimeout(this.iceTimer);
     this.signal.destroy();
     this.ring?.destroy();
@@ -298,36 +286,6 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
       iceServers: this.options.iceServers ?? ice?.iceServers ?? [],
       iceTransportPolicy: this.options.iceTransportPolicy ?? ice?.policy ?? 'all',
     };
-  }
-
-  /**
-   * One connection with a candidate pool, so that answering the next offer does not wait for
-   * a STUN round trip (or a TURN allocation): created once the ICE servers are known, again
-   * after each use, and replaced when they change or it has waited `WARM_MAX_MS`.
-   */
-  private warmUp() {
-    const config = this.rtcConfig();
-    if (this.destroyed || (config.iceServers ?? []).length === 0) return;
-    const key = JSON.stringify(config);
-    const now = performance.now();
-    if (this.warm && this.warm.key === key && now - this.warm.at < WARM_MAX_MS) return;
-    this.warm?.pc.close();
-    this.warm = null;
-    try {
-      this.warm = { pc: new RTCPeerConnection({ ...config, iceCandidatePoolSize: 1 }), key, at: now };
-    } catch {
-      /* answered on a new connection */
-    }
-  }
-
-  /** The warm connection, if it was made for `config`. */
-  private takeWarm(config: RTCConfiguration): RTCPeerConnection | undefined {
-    const w = this.warm;
-    this.warm = null;
-    if (!w) return undefined;
-    if (w.key === JSON.stringify(config) && performance.now() - w.at < WARM_MAX_MS) return w.pc;
-    w.pc.close();
-    return undefined;
   }
 
   private async makeOffer(to?: string): Promise<OutOffer | null> {
@@ -418,13 +376,11 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
   private async onOffer(from: string, offerId: string, offer: RTCSessionDescriptionInit) {
     if (from === this.options.peerId || this.peers.has(from) || this.banned.has(from) || this.room() <= 0) return;
     try {
-      const config = this.rtcConfig();
-      const warm = this.takeWarm(config);
-      if (warm) setTimeout(() => this.warmUp(), 0);
-      const { peer, answer } = await Peer.answer(config, from, offer, warm);
+      const { peer, answer } = await Peer.answer(this.rtcConfig(), from, offer);
       peer.offerId = offerId;
       this.track(peer);
       this.signal.answer(from, offerId, answer);
+      this.emit('step', 'answerOut');
     } catch (err) {
       this.emit('warning', `ERR_WEBRTC: answering ${String(err)}`);
     }

@@ -122,8 +122,8 @@ const PC_TIMES = `(() => {
   }
 })()`
 
-test('a later view gathers its offers while its socket connects, and they are answered on a connection gathered ahead', { skip }, async () => {
-  const { swarm, a } = await seeded('warm', ['--stun', STUN])
+test('a later view gathers its offers while its socket connects (ICE servers kept from the last view)', { skip }, async () => {
+  const { swarm } = await seeded('warm', ['--stun', STUN])
   const b = await visit(2, 'warmB', { swarm }, { initScript: PC_TIMES })
   const joined = async () => {
     await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 15_000, 'B connected to A')
@@ -137,9 +137,7 @@ test('a later view gathers its offers while its socket connects, and they are an
   await startEngine(b, ORIGIN, { signal: [SIGNAL], firstByteTimeout: 4000, stallTimeout: 20_000, swarm })
   const later = await joined()
   assert.ok(later.firstPc < later.timeline.signalOpen, JSON.stringify(later))
-  // A answered B's offers on connections it had gathered ahead (a candidate pool).
-  const pools = await a.page.evaluate(() => [...window.dn.peerSet.peers.values()].map((p) => p.pc.getConfiguration().iceCandidatePoolSize))
-  assert.ok(pools.length >= 1 && pools.every((n) => n === 1), JSON.stringify(pools))
+  // And the offers work: B joins A and gets the site from it.
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
   await closeAll()
