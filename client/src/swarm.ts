@@ -111,6 +111,7 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
   /** Offers gathered while the signaling socket connects, for the first announce. */
   private earlyOffers: Promise<(OutOffer | null)[]> | null = null;
   private opened = false;
+  private left = false;
 
   /** `contentIds`: what routes are asked for (the manifest's ids; null until it is in). */
   constructor(
@@ -123,11 +124,18 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
     const s = new SignalClient(options.signal, options.swarm, options.peerId);
     this.signal = s;
     // ICE servers known already (the page's own, or kept from the last view): the first offers
-    // gather their candidates while the socket connects.
+    // gather their candidates while the socket connects — but not before the page has loaded
+    // (each connection costs the page's main thread a few milliseconds); if the socket opens
+    // first, they are made then, as without the kept servers.
     if (options.iceServers || this.cachedIce) {
-      this.earlyOffers = Promise.all(
-        Array.from({ length: Math.min(options.offers, options.maxPeers) }, () => this.makeOffer()),
-      );
+      const prepare = () => {
+        if (this.opened || this.earlyOffers || this.left) return;
+        this.earlyOffers = Promise.all(
+          Array.from({ length: Math.min(options.offers, options.maxPeers) }, () => this.makeOffer()),
+        );
+      };
+      if (typeof document === 'undefined' || document.readyState === 'complete') prepare();
+      else addEventListener('load', prepare, { once: true });
     }
     // The first offers need the ICE servers: the page's own, or the ones our server sends
     // right after the socket opens (a foreign tracker never does: then after `iceWait`).
@@ -220,6 +228,7 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
   }
 
   destroy() {
+    this.left = true;
     if (this.iceTimer) clearTimeout(this.iceTimer);
     this.signal.destroy();
     this.ring?.destroy();
