@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 
-/** The text of an nginx.conf for a private instance under `dir`. */
+/** The text of an nginx.conf for a private instance under `dir` (its temporary directories made). */
 export function nginxConf (dir, { http, stream, user = false, workerConnections = 1024, rlimit, modules = [] }) {
   const tmp = path.join(dir, 'tmp')
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(tmp, d), { recursive: true })
@@ -31,7 +31,7 @@ ${http}
 }
 
 /**
- * A site's origin: `root` served on `listen` with no-cache (every view revalidates, as the
+ * A site's origin (the access log started empty): `root` served on `listen` with no-cache (every view revalidates, as the
  * plain site would be measured), one JSON line per request in `accessLog`
  * (path, status, bytes, range, ua, ms).
  */
@@ -41,7 +41,7 @@ export function originConf (dir, { listen, root, accessLog, workerConnections = 
     user: true,
     workerConnections,
     http: `  include /etc/nginx/mime.types;
-  types { font/ttf ttf; application/wasm wasm; }
+  types { font/ttf ttf; }  # mime.types has application/wasm already
   log_format deploynet escape=json '{"path":"$uri","status":$status,"bytes":$body_bytes_sent,"range":"$http_range","ua":"$http_user_agent","ms":$request_time}';
   access_log ${accessLog} deploynet;
   sendfile on;

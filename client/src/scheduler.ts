@@ -3,9 +3,6 @@
 /** Where each piece of a transfer stands: to do, requested from a peer, verified in place. */
 export const PieceState = { Todo: 0, Requested: 1, Verified: 2 } as const;
 export type PieceState = (typeof PieceState)[keyof typeof PieceState];
-export const TODO = PieceState.Todo;
-export const REQUESTED = PieceState.Requested;
-export const VERIFIED = PieceState.Verified;
 
 /** The states of a transfer's pieces, one byte each (`states` for the planning functions). */
 export class Pieces {
@@ -49,7 +46,7 @@ export function planRequests(
   const out: [number, number][] = [];
   for (let k = 0; k < state.length && out.length < limit; k++) {
     const piece = fromEnd ? state.length - 1 - k : k;
-    if (state[piece] !== TODO) continue;
+    if (state[piece] !== PieceState.Todo) continue;
     let best = -1;
     for (let i = 0; i < inflight.length; i++) {
       if (inflight[i] < maxInflight && (best < 0 || inflight[i] < inflight[best])) best = i;
@@ -90,7 +87,7 @@ export function originRange(state: ArrayLike<number>, pieceSize: number, size: n
   let last = -1;
   let verified = 0;
   for (let i = 0; i < state.length; i++) {
-    if (state[i] !== VERIFIED) {
+    if (state[i] !== PieceState.Verified) {
       if (first < 0) first = i;
       last = i;
     } else verified++;
