@@ -1,6 +1,6 @@
 // Bundles the browser client with esbuild into build/client/:
 //   deploynet.mjs (ES module), deploynet.js (classic script, global `DeployNet`),
-//   deploynet-sw.js (service worker), deploynet_ring.wasm (copied), ring.mjs, scheduler.mjs, policy.mjs, transfers.mjs and
+//   deploynet-sw.js (service worker), deploynet_ring.wasm (copied), ring.mjs, scheduler.mjs, policy.mjs, transfers.mjs, range.mjs and
 //   wire.mjs (tests, bench).
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
@@ -34,6 +34,7 @@ const entries = [
   { entryPoints: ['client/src/policy.ts'], format: 'esm', outfile: `${out}/policy.mjs`, platform: 'neutral' },
   { entryPoints: ['client/src/wire.ts'], format: 'esm', outfile: `${out}/wire.mjs`, platform: 'neutral' },
   { entryPoints: ['client/src/transfers.ts'], format: 'esm', outfile: `${out}/transfers.mjs`, platform: 'neutral' },
+  { entryPoints: ['client/src/range.ts'], format: 'esm', outfile: `${out}/range.mjs`, platform: 'neutral' },
 ];
 await Promise.all(entries.map((e) => esbuild.build({ ...common, absWorkingDir: root, ...e })));
 fs.copyFileSync(path.join(wasmDir, 'deploynet_ring.wasm'), path.join(out, 'deploynet_ring.wasm'));

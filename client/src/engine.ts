@@ -14,7 +14,7 @@ import type { Peer } from './peer';
 import { loadRingModule, Ring } from './ring';
 import { ContentStore } from './store';
 import { type JoinStep, randomId, Swarm } from './swarm';
-import { type AssetStats, type PeerSource, Transfers } from './transfers';
+import { type AssetStats, type PeerSource, type RangeReader, Transfers } from './transfers';
 import { Uploader } from './uploader';
 import { MAX_HELLO_IDS, PROTOCOL_VERSION, type WireMessage } from './wire';
 
@@ -43,6 +43,11 @@ export interface DeployNetOptions {
   stallTimeout?: number;
   /** Pieces requested from one peer at once. */
   maxInflightPerPeer?: number;
+  /**
+   * Bytes the origin may stream ahead of a reader (a media element, a download through the
+   * service worker): what a visitor who stops watching never costs the origin.
+   */
+  readAhead?: number;
   /** Bytes per second served to peers in all (0: unlimited). */
   uploadLimit?: number;
   /** Piece uploads served at once. */
@@ -100,6 +105,7 @@ const DEFAULTS = {
   firstByteTimeout: 500,
   stallTimeout: 3000,
   maxInflightPerPeer: 8,
+  readAhead: 4 * 1024 * 1024,
   uploadLimit: 0,
   maxUploads: 16,
   region: '',
@@ -603,6 +609,20 @@ export class DeployNet extends Emitter<Events> {
     return new Response(bytes as Uint8Array<ArrayBuffer>, {
       headers: { 'content-type': file.type, 'content-length': String(bytes.length) },
     });
+  }
+
+  /**
+   * Bytes `start`..`end` (inclusive) of a path of the manifest, verified, in order as they
+   * arrive (a Range request through the service worker: media, downloads). The transfer
+   * follows the reader: in order from its position, the origin no further ahead than it needs.
+   */
+  read(path: string, start: number, end: number, urgent = false): { file: ManifestFile; reader: RangeReader } {
+    const file = this.index?.lookup(path);
+    if (!file || file.size === 0) throw new DeployNetError('ERR_NOT_IN_MANIFEST', path);
+    if (!this.transfers) throw new DeployNetError('ERR_MANIFEST', 'no manifest');
+    if (!(start >= 0 && start <= end && start < file.size))
+      throw new DeployNetError('ERR_RANGE', `${path}: ${start}-${end}`);
+    return { file, reader: this.transfers.read(file, start, end, urgent) };
   }
 
   private fetchFile(file: ManifestFile, urgent: boolean, peersOnly = false): Promise<Uint8Array> {

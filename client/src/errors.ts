@@ -7,7 +7,9 @@ export type ErrorCode =
   | 'ERR_NOT_IN_MANIFEST'
   | 'ERR_ORIGIN'
   | 'ERR_ORIGIN_MISMATCH'
-  | 'ERR_PREFETCH';
+  | 'ERR_PREFETCH'
+  | 'ERR_ABANDONED'
+  | 'ERR_RANGE';
 
 export class DeployNetError extends Error {
   readonly code: ErrorCode;

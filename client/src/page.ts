@@ -1,6 +1,51 @@
 // The page's side of the service worker bridge: answers the worker's fetch requests with the
 // engine's verified bytes, and tells it which manifest this page runs.
 import type { DeployNet } from './engine';
+import type { RangeReader } from './transfers';
+
+/** The most bytes one answer to the worker's `pull` carries. */
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * A ranged read for the worker, over its port: first `{ok, type, size}`, then one answer per
+ * `pull` (`{chunk}`: the next verified bytes; `{done}`: the range is complete; `{ok: false}`:
+ * this page cannot go on, the worker asks the origin for the rest); `cancel` ends it.
+ */
+async function serveRange(
+  dn: Promise<DeployNet>,
+  d: { path: unknown; range: unknown; urgent: unknown },
+  port: MessagePort,
+) {
+  let reader: RangeReader;
+  try {
+    const [start, end] = d.range as [number, number];
+    const opened = (await dn).read(String(d.path), Number(start), Number(end), d.urgent === true);
+    reader = opened.reader;
+    port.postMessage({ ok: true, type: opened.file.type, size: opened.file.size });
+  } catch (err) {
+    port.postMessage({ ok: false, error: String(err) });
+    return;
+  }
+  const end = () => {
+    reader.close();
+    port.close();
+  };
+  port.onmessage = async (ev: MessageEvent) => {
+    if (ev.data?.type === 'cancel') return end();
+    if (ev.data?.type !== 'pull') return;
+    try {
+      const chunk = await reader.next(READ_CHUNK);
+      if (!chunk) {
+        port.postMessage({ done: true });
+        return end();
+      }
+      port.postMessage({ chunk: chunk.buffer }, [chunk.buffer]);
+    } catch (err) {
+      port.postMessage({ ok: false, error: String(err) });
+      end();
+    }
+  };
+}
 
 export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string, manifest: string): Promise<boolean> {
   if (!('serviceWorker' in navigator)) return false;
@@ -8,6 +53,7 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   container.addEventListener('message', async (ev: MessageEvent) => {
     if (ev.data?.type !== 'deploynet-fetch' || !ev.ports[0]) return;
     const port = ev.ports[0];
+    if (Array.isArray(ev.data.range)) return serveRange(dn, ev.data, port);
     try {
       const res = await (await dn).fetchPath(String(ev.data.path), { urgent: ev.data.urgent !== false });
       const bytes = await res.arrayBuffer(); // a copy: the engine's stored bytes stay intact

@@ -34,7 +34,9 @@ export class Pieces {
  * still to do goes to the least loaded candidate under `maxInflight` (ties: the better one),
  * so a transfer spreads over every peer that has the content, in parallel.
  * Returns at most `limit` [piece, candidate index] pairs; `inflight` is updated in place.
- * `fromEnd`: last pieces first (beside the origin, which streams from the start).
+ * `fromEnd`: last pieces first (beside the origin, which streams from the start); otherwise in
+ * order from piece `from` (a reader's position: a media element's playback, a download's
+ * progress), wrapping round to the pieces before it.
  */
 export function planRequests(
   state: ArrayLike<number>,
@@ -42,10 +44,12 @@ export function planRequests(
   maxInflight: number,
   limit = Infinity,
   fromEnd = false,
+  from = 0,
 ): [number, number][] {
   const out: [number, number][] = [];
-  for (let k = 0; k < state.length && out.length < limit; k++) {
-    const piece = fromEnd ? state.length - 1 - k : k;
+  const n = state.length;
+  for (let k = 0; k < n && out.length < limit; k++) {
+    const piece = fromEnd ? n - 1 - k : (from + k) % n;
     if (state[piece] !== PieceState.Todo) continue;
     let best = -1;
     for (let i = 0; i < inflight.length; i++) {

@@ -4,6 +4,10 @@
 const CACHE = 'deploynet-content-v1';
 const PREFIX = '/__deploynet/content/';
 
+/** Entries up to this size are read whole into memory to serve their pieces (bytes). */
+const SMALL_BYTES = 8 * 1024 * 1024;
+const MAX_BLOBS = 16;
+
 const contentUrl = (id: string) => new URL(PREFIX + id, self.location.origin).href;
 
 /** Verified content from the Cache API, as the service worker serves it (no page needed). */
@@ -22,6 +26,8 @@ export async function cachedContent(id: string): Promise<Response | undefined> {
 export class ContentStore {
   private mem = new Map<string, Uint8Array>();
   private memBytes = 0;
+  // Large entries of the Cache API as Blob handles: slices are read from disk, never the whole.
+  private blobs = new Map<string, Blob>();
   private cache: Promise<Cache | null>;
 
   constructor(private maxMemoryBytes = 64 * 1024 * 1024) {
@@ -67,6 +73,31 @@ export class ContentStore {
     return bytes;
   }
 
+  /**
+   * Bytes `start`..`end` (exclusive) of verified content: from memory, or read from the Cache
+   * API without loading the rest (a 100 MB video's 64 KiB piece costs 64 KiB, not 100 MB).
+   */
+  async slice(id: string, start: number, end: number): Promise<Uint8Array | null> {
+    const m = this.mem.get(id);
+    if (m) return m.subarray(start, end);
+    let blob = this.blobs.get(id);
+    if (!blob) {
+      const cache = await this.cache;
+      const res = cache ? await cache.match(this.url(id)) : undefined;
+      if (!res) return null;
+      const length = Number(res.headers.get('content-length'));
+      if (Number.isFinite(length) && length <= SMALL_BYTES) {
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        this.remember(id, bytes);
+        return bytes.subarray(start, end);
+      }
+      blob = await res.blob();
+      this.blobs.set(id, blob);
+      if (this.blobs.size > MAX_BLOBS) this.blobs.delete(this.blobs.keys().next().value as string);
+    }
+    return new Uint8Array(await blob.slice(start, end).arrayBuffer());
+  }
+
   /** Content ids held (memory and Cache API). */
   async ids(): Promise<string[]> {
     const out = new Set(this.mem.keys());
@@ -83,6 +114,7 @@ export class ContentStore {
   /** Drops everything not in `keep` (content of older deploys). Returns how many went. */
   async evictExcept(keep: Set<string>): Promise<number> {
     let n = 0;
+    for (const id of [...this.blobs.keys()]) if (!keep.has(id)) this.blobs.delete(id);
     for (const [id, b] of this.mem) {
       if (!keep.has(id)) {
         this.mem.delete(id);

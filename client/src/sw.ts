@@ -1,13 +1,17 @@
 // deploynet-sw.js: the service worker. It intercepts same-origin GET requests for paths in the
 // manifest: verified content this browser holds is served from the cache at once; otherwise the
 // page that made the request (which holds the P2P engine: RTCPeerConnection does not exist in
-// workers) fetches the verified bytes over a MessageChannel. Everything else, and every
-// failure, goes to the network untouched: navigations, Range and HEAD requests, cross-origin
-// URLs, paths outside the manifest, pages whose engine is not up yet.
+// workers) fetches the verified bytes over a MessageChannel. Range requests (media elements,
+// downloads) and large files are answered as streams, in order as pieces verify (206 with its
+// Content-Range for a Range). Everything else, and every failure, goes to the network
+// untouched: navigations, HEAD requests, multi-range requests, cross-origin URLs, paths
+// outside the manifest, pages whose engine is not up yet; a stream the page cannot finish is
+// finished by the origin (a Range request for the rest).
 //
 // Register it at the site root: navigator.serviceWorker.register('/deploynet-sw.js?manifest=/deploynet.json')
 /// <reference lib="webworker" />
 import { bodyBytes, isOriginFetch, MARKER, type OriginUsage, originFetch } from './origin';
+import { parseRange } from './range';
 import { cachedContent } from './store';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
@@ -22,6 +26,7 @@ const pages = new Map<string, PageInfo>(); // by client id
 interface SwFile {
   sha256: string;
   type: string;
+  size: number;
 }
 let manifest: {
   deployId: string;
@@ -45,7 +50,7 @@ function useManifest(raw: string) {
   const files = new Map<string, SwFile>();
   for (const f of m.files) {
     if (typeof f?.path === 'string' && typeof f.sha256 === 'string')
-      files.set(f.path, { sha256: f.sha256, type: String(f.type ?? '') });
+      files.set(f.path, { sha256: f.sha256, type: String(f.type ?? ''), size: Number(f.size) || 0 });
   }
   manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files, raw, checkedAt: Date.now() };
 }
@@ -170,15 +175,119 @@ function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
   });
 }
 
+/** Files this large are streamed to the page as they verify, even without a Range. */
+const STREAM_MIN = 4 * 1024 * 1024;
+/** How long a page may take to answer one pull of a stream before the origin takes over. */
+const CHUNK_ANSWER_MS = 20_000;
+
+function rangeHeaders(file: SwFile, [start, end]: [number, number], ranged: boolean, via: string) {
+  const h: Record<string, string> = {
+    'content-type': file.type || 'application/octet-stream',
+    'content-length': String(end - start + 1),
+    'accept-ranges': 'bytes',
+    [MARKER]: via,
+  };
+  if (ranged) h['content-range'] = `bytes ${start}-${end}/${file.size}`;
+  return h;
+}
+
+/** Talks to a page's ranged read (page.ts: serveRange) over a port: one message per answer. */
+function portAsker(port: MessagePort) {
+  return (msg: unknown, ms: number) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const t = setTimeout(() => resolve({ ok: false, error: 'page did not answer' }), ms);
+      port.onmessage = (ev) => {
+        clearTimeout(t);
+        resolve((ev.data ?? {}) as Record<string, unknown>);
+      };
+      if (msg) port.postMessage(msg);
+    });
+}
+
+/**
+ * A range of a file, streamed from the page's engine as it verifies, chunk by chunk as the
+ * consumer (a media element, a download) reads: nothing is fetched far ahead of it. If the
+ * page fails or goes away midway, the rest comes from the origin in one Range request.
+ */
+async function streamViaPage(
+  client: Client,
+  e: FetchEvent,
+  path: string,
+  file: SwFile,
+  range: [number, number],
+  ranged: boolean,
+): Promise<Response | null> {
+  const ch = new MessageChannel();
+  const ask = portAsker(ch.port1);
+  const head = ask(null, PAGE_ANSWER_MS);
+  client.postMessage({ type: 'deploynet-fetch', path, urgent: isUrgent(e.request), range }, [ch.port2]);
+  if ((await head).ok !== true) {
+    ch.port1.close();
+    return null;
+  }
+  const [, end] = range;
+  let pos = range[0];
+  let rest: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (!rest) {
+          const m = await ask({ type: 'pull' }, CHUNK_ANSWER_MS);
+          const chunk = m.chunk instanceof ArrayBuffer ? new Uint8Array(m.chunk) : null;
+          if (chunk && chunk.length > 0 && pos + chunk.length <= end + 1) {
+            pos += chunk.length;
+            controller.enqueue(chunk);
+            return;
+          }
+          if (m.done === true && pos === end + 1) {
+            ch.port1.close();
+            controller.close();
+            return;
+          }
+          ch.port1.postMessage({ type: 'cancel' });
+          ch.port1.close();
+          const res = await fromNetwork(
+            new Request(e.request.url, { headers: { range: `bytes=${pos}-${end}` } }),
+            e.clientId,
+          );
+          if (res.status !== 206 || !res.body || !res.headers.get('content-range')?.startsWith(`bytes ${pos}-`)) {
+            controller.error(new Error(`the origin answered ${res.status} for the rest of ${path}`));
+            return;
+          }
+          rest = res.body.getReader();
+        }
+        const { done, value } = await rest.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      },
+      cancel() {
+        ch.port1.postMessage({ type: 'cancel' });
+        ch.port1.close();
+        void rest?.cancel();
+      },
+    },
+    new CountQueuingStrategy({ highWaterMark: 2 }),
+  );
+  return new Response(body, { status: ranged ? 206 : 200, headers: rangeHeaders(file, range, ranged, 'p2p-engine') });
+}
+
 async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   const passthrough = () => fromNetwork(e.request, e.clientId);
   // A navigation revalidates the manifest (below): what the cache serves is this deploy's.
   if (loading || (!manifest && Date.now() - failedAt > RETRY_MS)) await loadManifest();
   const file = manifest?.files.get(path);
   if (!file) return passthrough();
+  const rangeHeader = e.request.headers.get('range');
+  const range = rangeHeader === null ? null : parseRange(rangeHeader, file.size);
+  if (rangeHeader !== null && !range) return passthrough();
   // Verified content this browser already holds (from peers, the origin or the HTTP cache of
   // an earlier view) is served here, at once, with no page engine and no request at all.
   const cached = await cachedContent(file.sha256);
+  if (cached?.body && range) {
+    // A slice of the stored entry, read from disk as the consumer reads it.
+    const blob = (await cached.blob()).slice(range[0], range[1] + 1);
+    return new Response(blob, { status: 206, headers: rangeHeaders(file, range, true, 'cache') });
+  }
   if (cached?.body) {
     // Streamed from the cache as it is stored, never copied through this worker's memory.
     const headers: Record<string, string> = {
@@ -195,6 +304,10 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   const urgent = isUrgent(e.request);
   const client = await sw.clients.get(e.clientId);
   if (!client) return passthrough();
+  if (range || file.size >= STREAM_MIN) {
+    const whole: [number, number] = [0, file.size - 1];
+    return (await streamViaPage(client, e, path, file, range ?? whole, range !== null)) ?? passthrough();
+  }
   const reply = await ask(client, path, urgent);
   if (!reply.ok || !reply.bytes) return passthrough();
   return new Response(reply.bytes, {
@@ -241,7 +354,7 @@ sw.addEventListener('fetch', (e) => {
     );
     return;
   }
-  if (req.method !== 'GET' || req.headers.has('range') || isOriginFetch(req) || !e.clientId) return;
+  if (req.method !== 'GET' || isOriginFetch(req) || !e.clientId) return;
   const url = new URL(req.url);
   if (url.origin !== sw.location.origin || url.pathname === MANIFEST) return;
   // Known not to be in the manifest: untouched, without even a respondWith.

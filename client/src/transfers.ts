@@ -64,6 +64,8 @@ export interface TransferOptions {
   maxInflightPerPeer: number;
   hedge: boolean;
   debug: boolean;
+  /** How far the origin's stream may run ahead of the reader it serves (bytes). */
+  readAhead: number;
 }
 
 export interface AssetStats {
@@ -79,6 +81,31 @@ export interface AssetStats {
   originReason?: string;
   /** Fetched ahead of need, from peers, for the visitor's next pages. */
   prefetch?: boolean;
+}
+
+/**
+ * A reader of one file's verified bytes in order, from a start to an end byte (a Range request
+ * through the service worker: a media element playing and seeking, a download). Its transfer
+ * fetches in order from the reader's position; the origin, when it serves a reader, streams at
+ * most `readAhead` bytes ahead of it, as a browser's own media loading does.
+ */
+export interface RangeReader {
+  /** The next verified bytes at the reader's position (at most `max`), or null past its end. */
+  next(max?: number): Promise<Uint8Array | null>;
+  /** Done with it (the response was read whole, cancelled, or the page went away). */
+  close(): void;
+}
+
+/** A transfer started by readers, with none left, is dropped after this long (ms) unless peers
+ * are still bringing its pieces; its partial bytes would otherwise pin memory. */
+export const ABANDON_MS = 30_000;
+/** A paused origin stream with no reader left is cut after this long (ms). */
+const ORIGIN_IDLE_MS = 5_000;
+
+interface ReadState {
+  pos: number;
+  end: number; // inclusive
+  wake: (() => void) | null;
 }
 
 type Events = {
@@ -114,6 +141,15 @@ interface Transfer {
   urgent: boolean;
   /** A prefetch: from peers or not at all. */
   peersOnly: boolean;
+  /** Started by readers (Range requests): fetched in order from their positions, and the
+   * origin only as far ahead of them as they need; not necessarily every piece. */
+  ranged: boolean;
+  /** Cut on purpose (a reader sought elsewhere): the origin's stream ends without a failure. */
+  replan: boolean;
+  /** Wakes an origin stream paused ahead of its reader. */
+  resume: (() => void) | null;
+  /** Since when a ranged transfer has had no reader (performance.now()). */
+  quietSince: number;
 }
 
 interface Req<P> {
@@ -132,6 +168,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
   private active = new Set<Transfer>();
   private reqs = new Map<number, Req<P>>();
   private nextReq = 1;
+  private readers = new Map<string, Set<ReadState>>(); // by content id
 
   constructor(
     private index: ManifestIndex,
@@ -148,6 +185,143 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     return this.running.has(contentId);
   }
 
+  /**
+   * Reads a file's verified bytes `start`..`end` (inclusive) in order as they arrive, from the
+   * store, from a transfer under way, or from one started for this reader.
+   */
+  read(file: ManifestFile, start: number, end: number, urgent: boolean): RangeReader {
+    const cid = file.sha256;
+    const r: ReadState = { pos: start, end: Math.min(end, file.size - 1), wake: null };
+    const readers = this.readers.get(cid) ?? new Set<ReadState>();
+    this.readers.set(cid, readers);
+    readers.add(r);
+    let whole: Uint8Array | null = null;
+    let failure: unknown = null;
+    let closed = false;
+    this.get(file, urgent, false, true).then(
+      (b) => {
+        whole = b;
+        r.wake?.();
+      },
+      (err) => {
+        failure = err;
+        r.wake?.();
+      },
+    );
+    const t = this.transferOf(cid);
+    if (t) this.seek(t, r);
+    const waiting = setTimeout(() => {
+      // No byte for this reader in time (a seek to where no source was on its way): the origin.
+      const t = this.transferOf(cid);
+      if (!closed && t && r.pos === start && !this.readable(t, r.pos)) void this.fromOrigin(t, 'reader waited');
+    }, this.options.firstByteTimeout);
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(waiting);
+      readers.delete(r);
+      if (readers.size === 0 && this.readers.get(cid) === readers) this.readers.delete(cid);
+      const t = this.transferOf(cid);
+      if (t) {
+        t.quietSince = performance.now();
+        t.resume?.();
+      }
+    };
+    return {
+      next: async (max = 1 << 20) => {
+        for (;;) {
+          if (closed || r.pos > r.end) return null;
+          const stop = Math.min(r.end + 1, r.pos + max);
+          const t = this.transferOf(cid);
+          const src = whole ?? (t && this.readable(t, r.pos) ? t.buf : null);
+          if (src) {
+            const n = whole ? stop - r.pos : this.verifiedRun(t as Transfer, r.pos, stop);
+            const out = src.slice(r.pos, r.pos + n); // a copy: it leaves for the worker
+            r.pos += n;
+            if (t) {
+              t.resume?.();
+              if (!t.origin) this.schedule(t);
+            }
+            return out;
+          }
+          if (failure) throw failure;
+          await new Promise<void>((resolve) => {
+            r.wake = resolve;
+          });
+          r.wake = null;
+        }
+      },
+      close,
+    };
+  }
+
+  private transferOf(cid: string): Transfer | undefined {
+    for (const t of this.active) if (t.file.sha256 === cid && !t.done) return t;
+    return undefined;
+  }
+
+  private readable(t: Transfer, pos: number): boolean {
+    return t.pieces.get(Math.floor(pos / this.index.manifest.piece_size)) === PieceState.Verified;
+  }
+
+  /** Verified bytes from `pos` on, up to `stop`. */
+  private verifiedRun(t: Transfer, pos: number, stop: number): number {
+    const ps = this.index.manifest.piece_size;
+    let end = pos;
+    while (end < stop && this.readable(t, end)) end = Math.min(stop, (Math.floor(end / ps) + 1) * ps);
+    return end - pos;
+  }
+
+  /** The readers of a transfer. */
+  private readersOf(t: Transfer): Set<ReadState> {
+    return this.readers.get(t.file.sha256) ?? new Set();
+  }
+
+  /** Where a ranged transfer is wanted first: the piece of its reader furthest behind. */
+  private focus(t: Transfer): number {
+    let pos = Infinity;
+    for (const r of this.readersOf(t)) pos = Math.min(pos, r.pos);
+    return Number.isFinite(pos) ? Math.floor(pos / this.index.manifest.piece_size) : 0;
+  }
+
+  /** The reader an origin stream at `at` serves: the nearest one at or behind it, within reach. */
+  private servedReader(t: Transfer, at: number): ReadState | null {
+    let best: ReadState | null = null;
+    for (const r of this.readersOf(t)) {
+      if (
+        r.pos <= at + this.index.manifest.piece_size &&
+        at - r.pos <= this.options.readAhead &&
+        (!best || r.pos > best.pos)
+      )
+        best = r;
+    }
+    return best;
+  }
+
+  /**
+   * A reader joined a transfer under way (a seek, a resumed download): an origin stream that
+   * will not reach it soon and serves no other reader is cut, and the transfer re-planned from
+   * the new position.
+   */
+  private seek(t: Transfer, r: ReadState) {
+    if (this.readable(t, r.pos)) return;
+    if (t.origin && t.ranged && t.originAbort) {
+      const near = r.pos >= t.originAt && r.pos <= t.originAt + this.options.readAhead;
+      const others = [...this.readersOf(t)].some((x) => x !== r && this.servedReader(t, t.originAt) === x);
+      if (near || others) return;
+      t.replan = true;
+      this.cutOrigin(t);
+      return;
+    }
+    this.schedule(t);
+  }
+
+  /** A piece is verified: its readers may go on. */
+  private verified(t: Transfer, piece: number) {
+    t.pieces.set(piece, PieceState.Verified);
+    for (const r of this.readersOf(t)) r.wake?.();
+  }
+
   /** Prefetches under way. */
   prefetches(): number {
     let n = 0;
@@ -159,26 +333,32 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
    * The verified bytes of a file of the manifest. `urgent`: the page needs it now;
    * `peersOnly`: a prefetch, from peers or not at all (rejected with ERR_PREFETCH).
    */
-  get(file: ManifestFile, urgent: boolean, peersOnly = false): Promise<Uint8Array> {
+  get(file: ManifestFile, urgent: boolean, peersOnly = false, ranged = false): Promise<Uint8Array> {
     let p = this.running.get(file.sha256);
     if (p && !peersOnly) {
       // Already under way as a prefetch, or for a patient request: now the page needs it.
       for (const t of this.active) {
         if (t.file.sha256 !== file.sha256) continue;
         t.peersOnly = false;
+        if (!ranged) t.ranged = false; // now wanted whole
         t.urgent ||= urgent;
         const d = t.firstByte ? null : this.decideFor(t);
         if (d?.source === 'origin') void this.fromOrigin(t, d.reason);
       }
     }
     if (!p) {
-      p = this.download(file, urgent, peersOnly).finally(() => this.running.delete(file.sha256));
+      p = this.download(file, urgent, peersOnly, ranged).finally(() => this.running.delete(file.sha256));
       this.running.set(file.sha256, p);
     }
     return p;
   }
 
-  private async download(file: ManifestFile, urgent: boolean, peersOnly: boolean): Promise<Uint8Array> {
+  private async download(
+    file: ManifestFile,
+    urgent: boolean,
+    peersOnly: boolean,
+    ranged: boolean,
+  ): Promise<Uint8Array> {
     const started = performance.now();
     const cached = await this.store.get(file.sha256);
     if (cached) {
@@ -217,6 +397,10 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       timer: null,
       urgent,
       peersOnly,
+      ranged,
+      replan: false,
+      resume: null,
+      quietSince: started,
     };
     const result = new Promise<Uint8Array>((resolve, reject) => {
       t.resolve = resolve;
@@ -280,7 +464,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       return;
     }
     t.buf.set(r.buf, piece * this.index.manifest.piece_size);
-    t.pieces.set(piece, PieceState.Verified);
+    this.verified(t, piece);
     t.fromPeers += len;
     t.used.add(peer.id);
     this.counters.bytesFromPeers += len;
@@ -322,6 +506,24 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
         this.schedule(r.t);
       }
     }
+    for (const t of this.active) {
+      if (!t.ranged || t.done || this.readersOf(t).size > 0) {
+        t.quietSince = now;
+        continue;
+      }
+      const quiet = now - t.quietSince;
+      // No reader left: an origin stream paused ahead of none is cut; the transfer itself goes
+      // once peers are not bringing its pieces either.
+      if (t.originAbort && t.resume && quiet > ORIGIN_IDLE_MS) {
+        t.replan = true;
+        this.cutOrigin(t);
+      }
+      if (quiet > ABANDON_MS && !t.origin && !t.pieces.any(PieceState.Requested)) {
+        t.done = true;
+        this.cancelPeers(t);
+        t.reject(new DeployNetError('ERR_ABANDONED', `${t.file.path}: no reader left`));
+      }
+    }
     this.scheduleAll();
   }
 
@@ -354,20 +556,33 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     const peers = this.candidates(t);
     if (peers.length === 0) {
       // Midway, with nobody left to ask (and no peer just connected about to say what it
-      // holds): the origin finishes the job.
-      if (!t.origin && t.firstByte && !t.pieces.any(PieceState.Requested) && !this.peers.joining().helloPending)
+      // holds): the origin finishes the job (for a ranged transfer: while a reader needs it).
+      const needed = t.ranged ? this.readersOf(t).size > 0 : !t.pieces.any(PieceState.Requested);
+      if (!t.origin && t.firstByte && needed && !this.peers.joining().helloPending)
         void this.fromOrigin(t, 'no peer has the rest');
       return;
     }
-    // Beside a streaming origin, peers take what it will reach last: the pieces from the end,
-    // at least one piece clear of its position.
+    const ps = this.index.manifest.piece_size;
     let state = t.pieces.states;
-    if (t.origin) {
-      const first = Math.floor(t.originAt / this.index.manifest.piece_size) + 2;
+    let fromEnd = false;
+    let from = 0;
+    if (t.origin && t.ranged) {
+      // Beside the origin serving a reader, peers take what comes after the origin's reach.
+      const reach = Math.floor((t.originAt + this.options.readAhead) / ps);
+      const at = Math.floor(t.originAt / ps);
+      state = state.map((s, i) => (i >= at && i <= reach ? PieceState.Verified : s));
+      from = reach + 1;
+    } else if (t.origin) {
+      // Beside a streaming origin, peers take what it will reach last: the pieces from the end,
+      // at least one piece clear of its position.
+      const first = Math.floor(t.originAt / ps) + 2;
       state = state.map((s, i) => (i < first ? PieceState.Verified : s));
+      fromEnd = true;
+    } else if (t.ranged) {
+      from = this.focus(t); // in order from the reader furthest behind
     }
     const inflight = peers.map((p) => this.inflight(p));
-    for (const [piece, i] of planRequests(state, inflight, this.options.maxInflightPerPeer, limit, t.origin)) {
+    for (const [piece, i] of planRequests(state, inflight, this.options.maxInflightPerPeer, limit, fromEnd, from)) {
       const reqId = this.nextReq++;
       const len = this.index.pieceLength(t.file, piece);
       this.reqs.set(reqId, { t, piece, peer: peers[i], buf: new Uint8Array(len), progress: performance.now() });
@@ -394,7 +609,8 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
   /** The delivery policy's choice for a transfer now (policy.ts), from the measured state. */
   private decideFor(t: Transfer): Decision {
     // Called on every scheduling pass: the bytes still missing without walking the pieces.
-    const missing = Math.max(0, t.file.size - t.fromPeers - t.fromOrigin);
+    let missing = Math.max(0, t.file.size - t.fromPeers - t.fromOrigin);
+    if (t.ranged) missing = Math.min(missing, this.options.readAhead); // what its readers want next
     return decide(
       { size: missing, urgent: t.urgent },
       {
@@ -441,6 +657,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
    */
   private async fromOrigin(t: Transfer, why: string) {
     if (t.done || t.origin) return;
+    if (t.ranged && this.readersOf(t).size === 0 && !t.peersOnly) return; // nobody to serve
     if (t.peersOnly) {
       // A prefetch the peers cannot serve is dropped: the origin is for what the page needs.
       t.done = true;
@@ -461,13 +678,35 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
         `deploynet: ${t.file.path} from the origin: ${why} (${connected} peers connected, ${holding} announced content)`,
       );
     }
-    this.cancelPeers(t, -1, true);
     const ps = this.index.manifest.piece_size;
+    // For readers: from the piece the reader furthest behind is missing; peers keep what they
+    // are bringing beyond the origin's reach.
+    const focus = t.ranged ? this.focus(t) : 0;
+    let states = t.pieces.states;
+    if (focus > 0) states = states.map((s, i) => (i < focus ? PieceState.Verified : s));
+    if (t.ranged) {
+      const reach = Math.floor((focus * ps + this.options.readAhead) / ps);
+      for (const [id, r] of this.reqs) {
+        if (r.t === t && r.piece >= focus && r.piece <= reach) {
+          this.reqs.delete(id);
+          r.peer.send({ type: 'cancel', reqId: id });
+          t.pieces.set(r.piece, PieceState.Todo);
+        }
+      }
+      states = states.map((s) => (s === PieceState.Requested ? PieceState.Verified : s));
+    } else {
+      this.cancelPeers(t, -1, true);
+    }
     const abort = new AbortController();
     t.originAbort = abort;
+    t.replan = false;
     let mismatch = false;
     try {
-      const range = originRange(t.pieces.states, ps, t.file.size);
+      if (t.ranged && !states.includes(PieceState.Todo)) {
+        t.origin = false; // nothing left for it to bring
+        return;
+      }
+      const range = originRange(states, ps, t.file.size);
       const start = range ? range[0] : 0;
       const headers: Record<string, string> = range ? { range: `bytes=${range[0]}-${range[1]}` } : {};
       const res = await this.origin.fetch(t.file.path, { headers, cache: 'no-store', signal: abort.signal });
@@ -479,6 +718,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       t.originAt = pos;
       this.schedule(t); // peers may start on the tail at once
       for (;;) {
+        if (t.ranged) await this.paceOrigin(t, pos, abort.signal);
         const { done, value } = await reader.read();
         if (done) break;
         if (pos + value.length > start + total || pos + value.length > t.file.size) {
@@ -504,7 +744,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
             throw new DeployNetError('ERR_ORIGIN_MISMATCH', `${t.file.path} differs from the manifest`);
           }
           this.cancelPeers(t, i);
-          t.pieces.set(i, PieceState.Verified);
+          this.verified(t, i);
         }
         if (t.pieces.all(PieceState.Verified)) {
           // Cut short (peers brought the rest): Resource Timing counts no body for a cancelled
@@ -515,12 +755,26 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
         }
       }
       if (t.done) return;
-      if (!t.pieces.all(PieceState.Verified)) throw new Error(`origin sent ${pos - start} of ${total} bytes`);
+      if (!t.pieces.all(PieceState.Verified)) {
+        if (pos < start + total) throw new Error(`origin sent ${pos - start} of ${total} bytes`);
+        // Its range done, with pieces left that it was not asked for (peers were on them, or a
+        // reader's range began later): the transfer is planned again.
+        t.origin = false;
+        this.schedule(t);
+        return;
+      }
       this.emit('warning', `origin used for ${t.file.path}: ${why}`);
       await this.finish(t);
     } catch (caught) {
       let err = caught;
       if (t.done) return;
+      if (t.replan && !mismatch) {
+        // Cut on purpose: a reader sought elsewhere, or none is left.
+        t.origin = false;
+        t.replan = false;
+        this.scheduleAll();
+        return;
+      }
       if (mismatch) {
         // The origin is the authority: its bytes are returned, but never stored or served.
         this.emit('warning', String((caught as Error).message));
@@ -543,6 +797,25 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       t.reject(new DeployNetError('ERR_ORIGIN', `${t.file.path}: ${String(err)}`));
     } finally {
       t.originAbort = null;
+      t.resume = null;
+    }
+  }
+
+  /**
+   * Holds a ranged transfer's origin stream while it is `readAhead` or more ahead of the reader
+   * it serves, or serves none (reading stops: the browser's flow control slows the origin, as
+   * a media element's own loading does).
+   */
+  private async paceOrigin(t: Transfer, at: number, signal: AbortSignal) {
+    for (;;) {
+      if (signal.aborted || t.done || !t.ranged) return;
+      const r = this.servedReader(t, at);
+      if (r && at - r.pos < this.options.readAhead) return;
+      await new Promise<void>((resolve) => {
+        t.resume = resolve;
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      t.resume = null;
     }
   }
 

@@ -46,7 +46,7 @@ export class Uploader {
 
   constructor(
     private index: ManifestIndex,
-    private store: { get(id: string): Promise<Uint8Array | null> },
+    private store: { slice(id: string, start: number, end: number): Promise<Uint8Array | null> },
     private maxUploads: number,
     uploadLimit: number,
   ) {
@@ -73,19 +73,19 @@ export class Uploader {
     this.serving.set(key, up);
     this.uploads++;
     try {
-      const bytes = await this.store.get(contentId);
-      if (!bytes) {
+      const at = piece * this.index.manifest.piece_size;
+      const len = this.index.pieceLength(file, piece);
+      const bytes = await this.store.slice(contentId, at, at + len);
+      if (!bytes || bytes.length !== len) {
         peer.send({ type: 'reject', reqId, reason: 'missing' });
         return;
       }
-      const at = piece * this.index.manifest.piece_size;
-      const len = this.index.pieceLength(file, piece);
       for (let off = 0; off < len; off += MAX_CHUNK) {
         if (up.cancelled || peer.closed) return;
         const n = Math.min(MAX_CHUNK, len - off);
         await this.bucket.take(n);
         await peer.drained();
-        const data = bytes.subarray(at + off, at + off + n);
+        const data = bytes.subarray(off, off + n);
         if (!peer.send({ type: 'piece', reqId, piece, offset: off, data })) return;
         this.bytes += n;
       }

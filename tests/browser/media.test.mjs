@@ -1,0 +1,146 @@
+// Media and downloads through the service worker, in Chromium with real WebRTC: a video played
+// and sought with its bytes from a peer (Range requests answered 206 by the worker as pieces
+// verify), a large download and a ranged one byte-identical to the origin's file, and a
+// corrupting peer on a multi-piece video (banned; the video plays, not one bad byte served).
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { startServer } from '../integration/harness.mjs'
+import { startOrigin, publish, visitor, loadControlledPage, sha256, waitFor, waitForSwarm } from './harness.mjs'
+
+const CORRUPT = `(() => {
+  const send = RTCDataChannel.prototype.send
+  RTCDataChannel.prototype.send = function (data) {
+    if (data instanceof Uint8Array && data[0] === 4 && data.length > 13) { data = data.slice(); data[data.length - 1] ^= 0xff }
+    return send.call(this, data)
+  }
+})()`
+
+let signal, origin, dir, video, big
+const open = []
+let swarmN = 0
+
+before(async () => {
+  signal = await startServer()
+  dir = fs.mkdtempSync('/tmp/dn-media-site-')
+  origin = await startOrigin(dir)
+  // A 20 s VP9 video (about 2.7 MB: 43 pieces of 64 KiB), made here from ffmpeg's test source.
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25', '-t', '20',
+    '-c:v', 'libvpx-vp9', '-b:v', '1500k', '-deadline', 'realtime', '-cpu-used', '8', '-g', '50',
+    path.join(dir, 'video.webm')])
+  fs.writeFileSync(path.join(dir, 'big.bin'), randomBytes(6 * 1024 * 1024 + 12345))
+  video = fs.readFileSync(path.join(dir, 'video.webm'))
+  big = fs.readFileSync(path.join(dir, 'big.bin'))
+  publish(dir, origin.url)
+})
+after(async () => {
+  for (const v of open) await v.close()
+  await origin?.stop()
+  await signal?.stop()
+  if (dir) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+// Pages of a site in its own swarm: a light home page, and a watch page whose video loads when
+// asked (preload="none": the test starts it once the visitor is connected).
+function pages (swarm) {
+  const tag = `<script>window.DeployNetConfig = { signal: ['${signal.url}'], swarm: '${swarm}', firstByteTimeout: 4000, hedge: false }</script>
+<script src="/deploynet.js" async></script>`
+  fs.writeFileSync(path.join(dir, `home-${swarm}.html`), `<!doctype html><html><head>${tag}</head><body>home</body></html>`)
+  fs.writeFileSync(path.join(dir, `watch-${swarm}.html`), `<!doctype html><html><head>${tag}</head><body>
+<video id="v" src="/video.webm" muted playsinline preload="none" width="320"></video></body></html>`)
+}
+
+// A visitor with the worker installed (a first view of the home page), then on the watch page.
+async function watcher (name, swarm, initScript) {
+  const v = await visitor(name, { initScript })
+  open.push(v)
+  await loadControlledPage(v, `${origin.url}/home-${swarm}.html`, { controlled: false })
+  await waitFor(() => v.page.evaluate(async () => !!(await navigator.serviceWorker.getRegistration())?.active), 20_000, `${name}'s worker active`)
+  await loadControlledPage(v, `${origin.url}/watch-${swarm}.html`)
+  await v.page.evaluate(async () => { window.dn = await window.deploynet })
+  return v
+}
+
+const seed = (v, paths) => v.page.evaluate(async (paths) => {
+  for (const p of paths) await (await window.dn.fetchPath(p)).arrayBuffer()
+}, paths)
+const holding = (v, n) => waitForSwarm(() => v.page.evaluate((n) => window.dn.peerList().some((p) => p.have >= n), n), 30_000, `${v.name} connected to a holder`)
+const originHits = (v, p, since) => origin.log.slice(since).filter((e) => e.ua.endsWith(`visitor-${v.name}`) && e.path === p)
+
+// Plays, checks that frames decode and time advances, seeks to `to` s and checks again.
+const playAndSeek = (v, to) => v.page.evaluate(async (to) => {
+  const el = document.getElementById('v')
+  const until = (fn, ms, what) => new Promise((resolve, reject) => {
+    const t0 = performance.now()
+    const check = () => fn() ? resolve() : performance.now() - t0 > ms ? reject(new Error(`${what} (at ${el.currentTime}, readyState ${el.readyState}, error ${el.error?.message ?? ''})`)) : setTimeout(check, 50)
+    check()
+  })
+  await el.play()
+  await until(() => el.currentTime > 1.5, 20_000, 'playback advancing')
+  const framesBefore = el.getVideoPlaybackQuality().totalVideoFrames
+  el.currentTime = to
+  await until(() => !el.seeking && el.currentTime > to + 1, 20_000, 'playback advancing after the seek')
+  return { duration: el.duration, frames: el.getVideoPlaybackQuality().totalVideoFrames, framesBefore, error: el.error?.message ?? null }
+}, to)
+
+test('a video plays and seeks through the worker with its bytes from a peer; the origin sees no video request', async () => {
+  const swarm = `media-${++swarmN}`.padEnd(20, '-')
+  pages(swarm)
+  const a = await watcher('MA', swarm)
+  await seed(a, ['/video.webm', '/big.bin'])
+  const b = await watcher('MB', swarm)
+  await holding(b, 2)
+  const since = origin.log.length
+  const r = await playAndSeek(b, 15)
+  assert.equal(r.error, null)
+  assert.ok(Math.abs(r.duration - 20) < 0.5, `duration ${r.duration}`)
+  assert.ok(r.framesBefore > 10 && r.frames > r.framesBefore, `frames decoded: ${r.framesBefore} then ${r.frames}`)
+  assert.deepEqual(originHits(b, '/video.webm', since), [], 'no video byte from the origin')
+  const s = await b.page.evaluate(() => window.dn.stats())
+  assert.ok(s.bytesFromPeers >= 500_000, `from peers: ${s.bytesFromPeers}`)
+
+  // Downloads: whole (streamed by the worker: over 4 MiB) and ranged, as a resumed download asks.
+  const d = await b.page.evaluate(async () => {
+    const hex = async (res) => Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await res.arrayBuffer())), (x) => x.toString(16).padStart(2, '0')).join('')
+    const whole = await fetch('/big.bin')
+    const wholeHash = await hex(whole)
+    const part = await fetch('/big.bin', { headers: { range: 'bytes=1000000-2999999' } })
+    return { status: whole.status, wholeHash, partStatus: part.status, contentRange: part.headers.get('content-range'), partHash: await hex(part), via: part.headers.get('x-deploynet') }
+  })
+  assert.equal(d.status, 200)
+  assert.equal(d.wholeHash, sha256(big))
+  assert.equal(d.partStatus, 206)
+  assert.equal(d.contentRange, `bytes 1000000-2999999/${big.length}`)
+  assert.equal(d.partHash, sha256(big.subarray(1_000_000, 3_000_000)))
+  assert.deepEqual(originHits(b, '/big.bin', since), [], 'no download byte from the origin')
+  // The video, read whole by the player's requests, is stored and served on from B's cache.
+  const cached = await b.page.evaluate(async () => {
+    const res = await fetch('/video.webm', { headers: { range: 'bytes=-1000' } })
+    return { status: res.status, via: res.headers.get('x-deploynet'), range: res.headers.get('content-range'), n: (await res.arrayBuffer()).byteLength }
+  })
+  assert.equal(cached.status, 206)
+  assert.equal(cached.range, `bytes ${video.length - 1000}-${video.length - 1}/${video.length}`)
+  assert.equal(cached.n, 1000)
+})
+
+test('a peer corrupting a multi-piece video is banned; the video plays from the origin, not one bad byte served', async () => {
+  const swarm = `media-${++swarmN}`.padEnd(20, '-')
+  pages(swarm)
+  const m = await watcher('MM', swarm, CORRUPT)
+  await seed(m, ['/video.webm'])
+  const c = await watcher('MC', swarm)
+  await holding(c, 1)
+  const r = await playAndSeek(c, 12)
+  assert.equal(r.error, null)
+  assert.ok(r.frames > r.framesBefore)
+  const got = await c.page.evaluate(async () => {
+    const res = await fetch('/video.webm', { headers: { range: 'bytes=0-' } })
+    const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', await res.arrayBuffer())), (x) => x.toString(16).padStart(2, '0')).join('')
+    return { hex, stats: window.dn.stats() }
+  })
+  assert.equal(got.hex, sha256(video))
+  assert.ok(got.stats.bans >= 1 && got.stats.badPieces >= 1, JSON.stringify({ bans: got.stats.bans, bad: got.stats.badPieces }))
+})

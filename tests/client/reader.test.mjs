@@ -1,0 +1,113 @@
+// Ranged reads (a media element playing and seeking, a download through the service worker)
+// over the transfers scheduler, with simulated peers and origin (sim.mjs): bytes in order and
+// verified, the origin never far ahead of the reader, a seek re-planned at once.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { PIECE, sha, sleep, makeFile, SimPeer, simOrigin, setup } from './sim.mjs'
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
+const { parseRange } = await import(path.join(process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client'), 'range.mjs'))
+
+// Reads a reader to its end (or `limit` bytes), as the worker's stream does.
+async function drain (reader, limit = Infinity) {
+  const parts = []
+  let n = 0
+  while (n < limit) {
+    const chunk = await reader.next(Math.min(64 * 1024, limit - n))
+    if (!chunk) break
+    parts.push(chunk)
+    n += chunk.length
+  }
+  return Buffer.concat(parts)
+}
+
+test('Range headers: one range, suffix and open-ended; the rest left to the origin', () => {
+  assert.deepEqual(parseRange('bytes=0-', 1000), [0, 999])
+  assert.deepEqual(parseRange('bytes=10-19', 1000), [10, 19])
+  assert.deepEqual(parseRange('bytes=990-5000', 1000), [990, 999])
+  assert.deepEqual(parseRange('bytes=-100', 1000), [900, 999])
+  assert.deepEqual(parseRange('bytes=-5000', 1000), [0, 999])
+  for (const h of ['bytes=1000-', 'bytes=20-10', 'bytes=-0', 'bytes=-', 'bytes=0-1,5-6', 'items=0-1', 'bytes=a-b', '']) {
+    assert.equal(parseRange(h, 1000), null, h)
+  }
+  assert.equal(parseRange('bytes=0-', 0), null)
+})
+
+test('a reader with the origin alone: bytes in order, the origin paced to readAhead beyond the reader, one request', async () => {
+  const { body, file } = makeFile(64 * PIECE + 77, '/video.webm')
+  const origin = simOrigin({ [file.path]: body })
+  const { t, store } = setup([], origin)
+  const reader = t.read(file, 0, file.size - 1, false)
+  const head = await drain(reader, 2 * PIECE)
+  assert.deepEqual(head, Buffer.from(body.subarray(0, 2 * PIECE)))
+  await sleep(200) // the reader pauses (a media element with its buffer full)
+  const sent = origin.log[0].sent
+  // readAhead (8 pieces) past the reader, plus what the stream had buffered (a chunk or two).
+  assert.ok(sent <= 2 * PIECE + 8 * PIECE + 4 * 8192, `the origin sent ${sent} bytes with the reader at ${2 * PIECE}`)
+  const rest = await drain(reader)
+  assert.equal(sha(Buffer.concat([head, rest])), file.sha256)
+  assert.equal(origin.log.length, 1)
+  assert.equal(origin.log[0].sent, file.size, 'no byte twice')
+  await sleep(20)
+  assert.ok(store.has(file.sha256), 'complete: stored, to be served to peers')
+})
+
+test('a seek far ahead cuts the origin stream and asks from the new position; the bytes there are right', async () => {
+  const { body, file } = makeFile(96 * PIECE, '/video.webm')
+  const origin = simOrigin({ [file.path]: body })
+  const { t } = setup([], origin)
+  const first = t.read(file, 0, file.size - 1, false)
+  await drain(first, PIECE)
+  first.close() // a media element cancels its response when it seeks
+  const at = 70 * PIECE + 123
+  const second = t.read(file, at, at + 3 * PIECE, false)
+  const got = await drain(second)
+  assert.deepEqual(got, Buffer.from(body.subarray(at, at + 3 * PIECE + 1)))
+  assert.equal(origin.log.length, 2)
+  assert.ok(origin.log[0].aborted, 'the first stream was cut')
+  assert.ok(origin.log[0].sent < 20 * PIECE, `the first stream sent ${origin.log[0].sent}`)
+  assert.equal(origin.log[1].range, `bytes=${70 * PIECE}-${file.size - 1}`)
+  second.close()
+})
+
+test('a reader with peers holding the file: pieces asked in order from its position, the origin never', async () => {
+  const { body, file } = makeFile(40 * PIECE, '/video.webm')
+  const a = new SimPeer('a', body, file.sha256)
+  const b = new SimPeer('b', body, file.sha256)
+  const origin = simOrigin({ [file.path]: body })
+  const { t } = setup([a, b], origin)
+  const at = 25 * PIECE + 5
+  const reader = t.read(file, at, file.size - 1, false)
+  const got = await drain(reader)
+  assert.deepEqual(got, Buffer.from(body.subarray(at)))
+  assert.equal(origin.log.length, 0)
+  // Requests in the order they were made (request ids grow): the reader's pieces first.
+  const asked = [...a.requests, ...b.requests].sort((x, y) => x.reqId - y.reqId).map((m) => m.piece)
+  assert.deepEqual(asked.slice(0, 8), [25, 26, 27, 28, 29, 30, 31, 32], `first asked: ${asked.slice(0, 8)}`)
+})
+
+test('a reader and a corrupting peer: the peer is banned, not one bad byte reaches the reader', async () => {
+  const { body, file } = makeFile(24 * PIECE, '/download.bin')
+  const bad = new SimPeer('bad', body, file.sha256, { kind: 'corrupt' })
+  const good = new SimPeer('good', body, file.sha256, { delay: 15 })
+  const { t, banned } = setup([bad, good], simOrigin({ [file.path]: body }))
+  const got = await drain(t.read(file, 0, file.size - 1, false))
+  assert.equal(sha(got), file.sha256)
+  assert.equal(banned.get('bad'), 'bad piece')
+})
+
+test('a reader whose peer leaves midway: the origin brings the rest from the reader position', async () => {
+  const { body, file } = makeFile(48 * PIECE, '/video.webm')
+  const leaving = new SimPeer('leaving', body, file.sha256, { chunkMs: 4 })
+  const origin = simOrigin({ [file.path]: body })
+  const { t } = setup([leaving], origin)
+  const reader = t.read(file, 0, file.size - 1, false)
+  const head = await drain(reader, 3 * PIECE)
+  leaving.open = false
+  t.onPeerClose(leaving)
+  const rest = await drain(reader)
+  assert.equal(sha(Buffer.concat([head, rest])), file.sha256)
+  assert.equal(origin.log.length, 1)
+  assert.ok(t.counters.bytesFromPeers > 0)
+})
