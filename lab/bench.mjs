@@ -4,13 +4,14 @@
 // access log, page load from the load event, "rendered" from first contentful paint.
 //
 //   node lab/bench.mjs [PROFILE...]      (default: lan broadband flash-crowd lossy)
-//   LAB_SITES='demo spa' (the demo site, Swagger UI as a single-page app)
+//   LAB_SITES='demo spa media' (the demo site, Swagger UI as a single-page app, the media site's
+//   video page: each visitor watches it LAB_WATCH_MS=20000; LAB_VIDEO_S=100 s of video at 4 Mbit/s)
 //   LAB_VISITORS=5 (each reads 3 pages)  LAB_READ_MS=2000 (on each page)  LAB_DEBUG=1 (per view)
 import fs from 'node:fs'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { Lab, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT, labSupport, root } from './lab.mjs'
-import { visitor, makeDemoSite, CHROMIUM_FLAGS } from '../tests/browser/harness.mjs'
+import { visitor, makeDemoSite, makeMediaSite, CHROMIUM_FLAGS } from '../tests/browser/harness.mjs'
 
 const VISITORS = Number(process.env.LAB_VISITORS ?? 5)
 const STAGGER = Number(process.env.LAB_STAGGER_MS ?? 1000)
@@ -38,9 +39,11 @@ const p90 = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ?
 // The sites: the demo (three pages) and a real single-page app (Swagger UI from its npm
 // package), viewed three times by each visitor. LAB_SITES picks them (default both).
 const SITES = (process.env.LAB_SITES ?? 'demo spa').split(/[ ,]+/).filter(Boolean)
-const SITE_PAGES = { demo: ['index.html', 'gallery.html', 'about.html'], spa: ['index.html', 'index.html', 'index.html'] }
+const SITE_PAGES = { demo: ['index.html', 'gallery.html', 'about.html'], spa: ['index.html', 'index.html', 'index.html'], media: ['video.html'] }
+let SITE = 'demo'
 let PAGES = SITE_PAGES.demo
 const READ_MS = Number(process.env.LAB_READ_MS ?? 2000)
+const WATCH_MS = Number(process.env.LAB_WATCH_MS ?? 20_000)
 
 // One visitor: a fresh browser in its own home network, reading the site's pages one after
 // the other. Page load and first contentful paint come from the page's own timing entries.
@@ -49,6 +52,7 @@ async function visit (lab, k, name, withDeployNet) {
   const v = await visitor(name, { contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
   const views = []
   for (const page of PAGES) {
+    const t0 = Date.now()
     try {
       await v.page.goto(`${ORIGIN}/${page}`, { waitUntil: 'load', timeout: 90_000 })
     } catch (err) {
@@ -63,7 +67,22 @@ async function visit (lab, k, name, withDeployNet) {
       const fcp = performance.getEntriesByName('first-contentful-paint')[0]
       return { load: nav.loadEventEnd, rendered: fcp ? fcp.startTime : nav.loadEventEnd }
     })
-    await new Promise((resolve) => setTimeout(resolve, READ_MS))
+    if (SITE === 'media' && withDeployNet) {
+      // A first view reloads once under the worker (data-first-visit="reload"): the view is the
+      // reloaded page, timed from the first navigation's start.
+      for (let i = 0; i < 100; i++) {
+        const ready = await v.page.evaluate(() => document.readyState === 'complete' && !!navigator.serviceWorker.controller).catch(() => false)
+        if (ready) break
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, SITE === 'media' ? WATCH_MS : READ_MS))
+    // A video page: its first frame (ms after the first navigation started) and its stalls.
+    const media = await v.page.evaluate(() => window.mediaMarks && {
+      firstFrame: window.mediaMarks.firstFrame === null ? null : performance.timeOrigin + window.mediaMarks.firstFrame,
+      stalls: window.mediaMarks.stalls, stalledMs: window.mediaMarks.stalledMs,
+    }).catch(() => null)
+    if (media?.firstFrame) media.firstFrame -= t0
     const stats = withDeployNet
       ? await v.page.evaluate(async () => {
         const dn = await window.deploynet
@@ -72,7 +91,7 @@ async function visit (lab, k, name, withDeployNet) {
         return dn.stats()
       })
       : null
-    views.push({ page, ...marks, stats })
+    views.push({ page, ...marks, media, stats })
   }
   return { v, name, views }
 }
@@ -143,6 +162,11 @@ async function runConfig (lab, label, withDeployNet) {
     load: views.map((x) => x.load), rendered: views.map((x) => x.rendered),
     originBytes: laterLog.reduce((a, e) => a + e.bytes, 0), originRequests: laterLog.length,
     originAssetRequests: laterLog.filter(isAsset).length, views: views.length,
+    firstFrame: views.map((x) => x.media?.firstFrame).filter((x) => typeof x === 'number'),
+    stalls: views.reduce((a, x) => a + (x.media?.stalls ?? 0), 0),
+    stalledMs: views.reduce((a, x) => a + (x.media?.stalledMs ?? 0), 0),
+    mediaBytes: laterLog.filter((e) => e.path.startsWith('/media/')).reduce((a, e) => a + e.bytes, 0),
+    mediaRequests: laterLog.filter((e) => e.path.startsWith('/media/')).length,
   }
   if (process.env.LAB_DEBUG) {
     // What the later visitors asked the origin for: path and status, requests, bytes.
@@ -170,6 +194,7 @@ async function runConfig (lab, label, withDeployNet) {
 
 async function benchProfile (name, site) {
   PAGES = SITE_PAGES[site]
+  SITE = site
   const lab = await Lab.create({ profile: name, visitors: VISITORS, linkBinary: bin('lab/deploynet-lab-link') })
   try {
     fs.chmodSync(lab.work, 0o755)
@@ -180,6 +205,9 @@ async function benchProfile (name, site) {
       const build = path.join(root, 'examples/spa/build.mjs')
       execFileSync('node', [build, p2pDir, ORIGIN, signalUrl])
       execFileSync('node', [build, plainDir, ORIGIN, signalUrl, '--plain'])
+    } else if (site === 'media') {
+      makeMediaSite(p2pDir, ORIGIN, signalUrl, ['--video-s', process.env.LAB_VIDEO_S ?? '100', '--download-mb', '1', '--photos', '1'])
+      plainCopy(p2pDir, plainDir)
     } else {
       makeDemoSite(p2pDir, ORIGIN, signalUrl, 1500)
       plainCopy(p2pDir, plainDir)
@@ -222,6 +250,13 @@ function report (r) {
   console.log(`  visitors connected to a peer ${(100 * p2p.connected).toFixed(0)}%; visitor pairs connected ` +
     `${p2p.pairs.connected}/${p2p.pairs.total}; first data channel open ${f(median(p2p.firstPeer))} ms after the page started ` +
     `(median of ${p2p.firstPeer.length} page views; p90 ${f(p90(p2p.firstPeer))})`)
+  if (plain.firstFrame.length) {
+    console.log(`  video: first frame ${f(median(plain.firstFrame))} ms plain, ${f(median(p2p.firstFrame))} ms DeployNet ` +
+      `(${(median(p2p.firstFrame) / median(plain.firstFrame)).toFixed(2)}x, medians of ${plain.firstFrame.length} / ${p2p.firstFrame.length}); ` +
+      `stalls ${plain.stalls} plain (${f(plain.stalledMs)} ms), ${p2p.stalls} DeployNet (${f(p2p.stalledMs)} ms); ` +
+      `video bytes from the origin ${pct(p2p.mediaBytes, plain.mediaBytes)} (${f(plain.mediaBytes / 1048576)} → ${f(p2p.mediaBytes / 1048576)} MiB), ` +
+      `video requests ${plain.mediaRequests} → ${p2p.mediaRequests}`)
+  }
   console.log(`  the visitors' own stats().originBytes: ${f(p2p.statsOriginBytes / 1024)} KiB in ${p2p.statsOriginRequests} requests ` +
     `(${(100 * p2p.statsOriginBytes / Math.max(1, p2p.originBytes)).toFixed(1)}% of the access log's bytes)`)
 }

@@ -144,4 +144,8 @@ if part lab; then
   # Chromium visitors behind NAT, nginx's access log, the same run. Needs root (namespaces).
   echo "== DeployNet against the plain site, in the network lab (lab/profiles)"
   node lab/bench.mjs
+  # The media site's video page, where the bytes are: broadband and a flash crowd.
+  echo
+  echo "== The media site (examples/media) against its plain copy, in the network lab"
+  LAB_SITES=media node lab/bench.mjs broadband flash-crowd
 fi

@@ -718,7 +718,15 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       t.originAt = pos;
       this.schedule(t); // peers may start on the tail at once
       for (;;) {
-        if (t.ranged) await this.paceOrigin(t, pos, abort.signal);
+        if (t.ranged) {
+          await this.paceOrigin(t, pos, abort.signal);
+          // Peers got ahead of the origin (their pieces are verified where it would go next):
+          // its stream is cut, and the transfer goes on from them.
+          if (pos < t.file.size && this.readable(t, pos) && pos % ps === 0) {
+            t.replan = true;
+            this.cutOrigin(t);
+          }
+        }
         const { done, value } = await reader.read();
         if (done) break;
         if (pos + value.length > start + total || pos + value.length > t.file.size) {

@@ -121,6 +121,18 @@ export function makeDemoSite (dir, origin, signalUrl, budgetMs = 1500) {
   return JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
 }
 
+// The media site (examples/media: a video, a large download, a gallery) for `signalUrl`,
+// published for `origin`, with DeployNet's own files, as makeDemoSite does. `sizes`: the
+// generator's flags (e.g. ['--video-s', '20']).
+export function makeMediaSite (dir, origin, signalUrl, sizes = []) {
+  execFileSync('node', [path.join(root, 'examples/media/generate.mjs'), dir, signalUrl, ...sizes])
+  for (const f of ['deploynet.js', 'deploynet-sw.js', 'deploynet_ring.wasm']) {
+    fs.copyFileSync(path.join(clientDir, f), path.join(dir, f))
+  }
+  publish(dir, origin)
+  return JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
+}
+
 // Opens `url` and waits until the page under the service worker's control has loaded
 // everything (the first-visit reload included). Returns its load end (ms, epoch), whether all
 // images decoded, and the engine's stats.
