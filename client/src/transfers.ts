@@ -307,8 +307,8 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     if (this.readable(t, r.pos)) return;
     if (t.origin && t.ranged && t.originAbort) {
       const near = r.pos >= t.originAt && r.pos <= t.originAt + this.options.readAhead;
-      const others = [...this.readersOf(t)].some((x) => x !== r && this.servedReader(t, t.originAt) === x);
-      if (near || others) return;
+      const served = this.servedReader(t, t.originAt);
+      if (near || (served && served !== r)) return;
       t.replan = true;
       this.cutOrigin(t);
       return;

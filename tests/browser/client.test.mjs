@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, freePort } from '../integration/harness.mjs'
-import { startOrigin, startNginxOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected, waitForSwarm } from './harness.mjs'
+import { startOrigin, startNginxOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected, waitForSwarm, CORRUPT } from './harness.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -120,16 +120,6 @@ test('hedging: an urgent request also goes to the origin when it is measured fas
 
 // A peer that flips one byte of every piece it sends: B must use none of it, ban it, and
 // still end up with the right bytes from the honest peer.
-const CORRUPT = `(() => {
-  const send = RTCDataChannel.prototype.send
-  RTCDataChannel.prototype.send = function (data) {
-    if (data instanceof Uint8Array && data[0] === 4 && data.length > 13) {
-      data = data.slice(); data[data.length - 1] ^= 0xff
-    }
-    return send.call(this, data)
-  }
-})()`
-
 test('a peer serving corrupted pieces is banned and not one bad byte is used', async () => {
   const swarm = `swarm-evil-${++swarmN}`.padEnd(20, '-')
   const m = await open('M2', { swarm }, CORRUPT)

@@ -28,6 +28,17 @@ export const CHROMIUM_FLAGS = [
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
   '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png', '.woff2': 'font/woff2' }
 
+// An init script that makes a visitor corrupt the last byte of every piece chunk it sends.
+export const CORRUPT = `(() => {
+  const send = RTCDataChannel.prototype.send
+  RTCDataChannel.prototype.send = function (data) {
+    if (data instanceof Uint8Array && data[0] === 4 && data.length > 13) {
+      data = data.slice(); data[data.length - 1] ^= 0xff
+    }
+    return send.call(this, data)
+  }
+})()`
+
 export const sha256 = (b) => createHash('sha256').update(b).digest('hex')
 
 // Static origin with single-range support. `log` holds one entry per request.

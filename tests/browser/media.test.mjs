@@ -9,15 +9,7 @@ import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { startServer } from '../integration/harness.mjs'
-import { startOrigin, publish, visitor, loadControlledPage, sha256, waitFor, waitForSwarm } from './harness.mjs'
-
-const CORRUPT = `(() => {
-  const send = RTCDataChannel.prototype.send
-  RTCDataChannel.prototype.send = function (data) {
-    if (data instanceof Uint8Array && data[0] === 4 && data.length > 13) { data = data.slice(); data[data.length - 1] ^= 0xff }
-    return send.call(this, data)
-  }
-})()`
+import { startOrigin, publish, visitor, loadControlledPage, sha256, waitFor, waitForSwarm, CORRUPT } from './harness.mjs'
 
 let signal, origin, dir, video, big
 const open = []
