@@ -271,6 +271,53 @@ async function streamViaPage(
   return new Response(body, { status: ranged ? 206 : 200, headers: rangeHeaders(file, range, ranged, 'p2p-engine') });
 }
 
+/**
+ * A stream asked for before the page's engine is up (a video element reading while its page
+ * parses): the origin starts it at once, and once the engine has said hello, the rest comes
+ * through the engine (from peers, when they hold it). The consumer sees one response.
+ */
+async function originThenPage(
+  e: FetchEvent,
+  path: string,
+  file: SwFile,
+  range: [number, number] | null,
+): Promise<Response> {
+  const res = await fromNetwork(e.request, e.clientId);
+  const [start, end] = range ?? [0, file.size - 1];
+  const whole = range === null;
+  const fits = whole
+    ? res.status === 200
+    : res.status === 206 && res.headers.get('content-range')?.startsWith(`bytes ${start}-`);
+  if (!fits || !res.body) return res;
+  const origin = res.body.getReader();
+  let pos = start;
+  let rest: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!rest && pos <= end && pages.get(e.clientId)?.paths.has(path)) {
+        const client = await sw.clients.get(e.clientId);
+        const via = client ? await streamViaPage(client, e, path, file, [pos, end], true) : null;
+        if (via?.body) {
+          void origin.cancel().catch(() => {});
+          rest = via.body.getReader();
+        }
+      }
+      const { done, value } = await (rest ?? origin).read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      pos += value.length;
+      controller.enqueue(value);
+    },
+    cancel() {
+      void origin.cancel().catch(() => {});
+      void rest?.cancel();
+    },
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   const passthrough = () => fromNetwork(e.request, e.clientId);
   // A navigation revalidates the manifest (below): what the cache serves is this deploy's.
@@ -298,9 +345,11 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
     if (length) headers['content-length'] = length;
     return new Response(cached.body, { status: 200, headers });
   }
-  // A page whose engine is not up yet cannot get anything from peers sooner than the origin.
+  // A page whose engine is not up yet cannot get anything from peers sooner than the origin;
+  // a stream is handed to the engine once it is up.
   const info = pages.get(e.clientId);
-  if (!info?.paths.has(path)) return passthrough();
+  if (!info?.paths.has(path))
+    return range || file.size >= STREAM_MIN ? originThenPage(e, path, file, range) : passthrough();
   const urgent = isUrgent(e.request);
   const client = await sw.clients.get(e.clientId);
   if (!client) return passthrough();

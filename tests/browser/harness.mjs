@@ -45,6 +45,7 @@ export const sha256 = (b) => createHash('sha256').update(b).digest('hex')
 export async function startOrigin (siteDir) {
   const log = []
   const delays = new Map() // path -> ms before the answer (a slow origin for that path)
+  const rates = new Map() // path -> bytes per second its body is sent at (a far origin for that path)
   const server = http.createServer((req, res) => {
     const delay = delays.get(new URL(req.url, 'http://x').pathname)
     if (delay) setTimeout(() => answer(req, res), delay)
@@ -75,13 +76,29 @@ export async function startOrigin (siteDir) {
         res.writeHead(200, headers)
         entry.status = 200
       }
-      entry.bytes = body.length
-      res.end(req.method === 'HEAD' ? undefined : body)
+      const rate = rates.get(url.pathname)
+      if (!rate || req.method === 'HEAD') {
+        entry.bytes = body.length
+        res.end(req.method === 'HEAD' ? undefined : body)
+        return
+      }
+      // Paced: 16 KiB at a time; `bytes` counts what was written before the client went away.
+      let at = 0
+      const step = () => {
+        if (res.destroyed) return
+        if (at >= body.length) { res.end(); return }
+        const n = Math.min(16384, body.length - at)
+        res.write(body.subarray(at, at + n))
+        at += n
+        entry.bytes = at
+        setTimeout(step, (n / rate) * 1000)
+      }
+      step()
     })
   }
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   const url = `http://127.0.0.1:${server.address().port}`
-  return { url, log, delays, stop: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }) }
+  return { url, log, delays, rates, stop: () => new Promise((resolve) => { server.closeAllConnections(); server.close(resolve) }) }
 }
 
 // nginx as the origin, serving `siteDir` (DeployNet's client files copied in) on a free port,

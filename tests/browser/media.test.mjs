@@ -37,12 +37,16 @@ after(async () => {
 
 // Pages of a site in its own swarm: a light home page, and a watch page whose video loads when
 // asked (preload="none": the test starts it once the visitor is connected).
-function pages (swarm) {
-  const tag = `<script>window.DeployNetConfig = { signal: ['${signal.url}'], swarm: '${swarm}', firstByteTimeout: 4000, hedge: false }</script>
+function pages (swarm, options = {}) {
+  const config = JSON.stringify({ signal: [signal.url], swarm, firstByteTimeout: 4000, hedge: false, ...options })
+  const tag = `<script>window.DeployNetConfig = ${config}</script>
 <script src="/deploynet.js" async></script>`
   fs.writeFileSync(path.join(dir, `home-${swarm}.html`), `<!doctype html><html><head>${tag}</head><body>home</body></html>`)
   fs.writeFileSync(path.join(dir, `watch-${swarm}.html`), `<!doctype html><html><head>${tag}</head><body>
 <video id="v" src="/video.webm" muted playsinline preload="none" width="320"></video></body></html>`)
+  // A video that starts loading while the page parses, before DeployNet's engine is up.
+  fs.writeFileSync(path.join(dir, `live-${swarm}.html`), `<!doctype html><html><head>${tag}</head><body>
+<video id="v" src="/video.webm" muted playsinline autoplay width="320"></video></body></html>`)
 }
 
 // A visitor with the worker installed (a first view of the home page), then on the watch page.
@@ -56,6 +60,7 @@ async function watcher (name, swarm, initScript) {
   return v
 }
 
+const videoFromOrigin = (v, since) => originHits(v, '/video.webm', since).reduce((a, e) => a + e.bytes, 0)
 const seed = (v, paths) => v.page.evaluate(async (paths) => {
   for (const p of paths) await (await window.dn.fetchPath(p)).arrayBuffer()
 }, paths)
@@ -135,4 +140,35 @@ test('a peer corrupting a multi-piece video is banned; the video plays from the 
   })
   assert.equal(got.hex, sha256(video))
   assert.ok(got.stats.bans >= 1 && got.stats.badPieces >= 1, JSON.stringify({ bans: got.stats.bans, bad: got.stats.badPieces }))
+})
+
+test('a video that starts before the engine is up: the origin starts it, the engine takes over and peers bring the rest', async () => {
+  const swarm = `media-${++swarmN}`.padEnd(20, '-')
+  // The origin readAhead (256 KiB) beyond the player at most; peers take what comes after.
+  pages(swarm, { readAhead: 256 * 1024 })
+  const a = await watcher('MS', swarm)
+  await seed(a, ['/video.webm'])
+  // A far origin for the video (300 KB/s): the player cannot have it all before the engine is up.
+  origin.rates.set('/video.webm', 300_000)
+  try {
+    const b = await visitor('ML')
+    open.push(b)
+    await loadControlledPage(b, `${origin.url}/home-${swarm}.html`, { controlled: false })
+    await waitFor(() => b.page.evaluate(async () => !!(await navigator.serviceWorker.getRegistration())?.active), 20_000, 'ML\'s worker active')
+    const since = origin.log.length
+    await loadControlledPage(b, `${origin.url}/live-${swarm}.html`)
+    await b.page.evaluate(async () => { window.dn = await window.deploynet })
+    const r = await playAndSeek(b, 15)
+    assert.equal(r.error, null)
+    assert.ok(r.frames > r.framesBefore, `frames decoded: ${r.framesBefore} then ${r.frames}`)
+    const hits = originHits(b, '/video.webm', since)
+    assert.ok(hits.length >= 1 && hits[0].range === 'bytes=0-', `the player's own request went to the origin first: ${JSON.stringify(hits)}`)
+    const fromOrigin = videoFromOrigin(b, since)
+    const s = await b.page.evaluate(() => window.dn.stats())
+    if (process.env.MEDIA_DEBUG) console.log('origin', fromOrigin, 'peers', s.bytesFromPeers, 'of', video.length, JSON.stringify(hits))
+    assert.ok(fromOrigin < 0.6 * video.length, `the origin sent ${fromOrigin} of ${video.length} bytes`)
+    assert.ok(s.bytesFromPeers > 0.3 * video.length, `from peers: ${s.bytesFromPeers}`)
+  } finally {
+    origin.rates.delete('/video.webm')
+  }
 })
