@@ -48,6 +48,8 @@ const seeds = [
   { type: 'reject', reqId: 5, reason: 'invalid' },
   { type: 'ping', nonce: 123456 },
   { type: 'pong', nonce: 0 },
+  { type: 'pieces', contentId: hex(32), count: 1, bits: new Uint8Array([0x80]) },
+  { type: 'pieces', contentId: hex(32), count: 43, bits: Uint8Array.from(bytes(6), (x, i) => (i === 5 ? x & 0xe0 : x)) },
 ].map(encode)
 
 const INTERESTING = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0x7f, 0x80, 0xfe, 0xff]
@@ -63,7 +65,7 @@ function mutate (input) {
       case 3: { // extend
         const out = new Uint8Array(b.length + 1 + below(64)); out.set(b); out.set(bytes(out.length - b.length), b.length); b = out; break
       }
-      case 4: if (b.length) b[0] = below(10); break // another type
+      case 4: if (b.length) b[0] = below(11); break // another type
       case 5: if (b.length >= 20) { const v = BOUNDS16[below(BOUNDS16.length)]; b[18] = v >> 8; b[19] = v & 255 } break // hello count
       case 6: if (b.length >= 5) { const at = 1 + below(Math.max(1, b.length - 4)); const v = [0, 1, 0x7fffffff, 0xffffffff][below(4)]; new DataView(b.buffer, b.byteOffset).setUint32(Math.min(at, b.length - 4), v) } break
       case 7: { // splice with another seed
@@ -117,7 +119,7 @@ for (let i = 0; i < RUNS; i++) {
   }
 }
 const s = Number(process.hrtime.bigint() - t0) / 1e9
-const all = ['hello', 'have', 'request', 'piece', 'cancel', 'reject', 'ping', 'pong']
+const all = ['hello', 'have', 'request', 'piece', 'cancel', 'reject', 'ping', 'pong', 'pieces']
 // ERR_WIRE_ID is encode's (a malformed hex id); the decoder reads raw bytes.
 const unreached = [...all.filter((t) => !types.has(t)), ...['ERR_WIRE_LENGTH', 'ERR_WIRE_TYPE', 'ERR_WIRE_RANGE'].filter((c) => !codes.has(c))]
 if (failures.length || unreached.length) {

@@ -394,7 +394,12 @@ export class DeployNet extends Emitter<Events> {
     });
     transfers.on('warning', (w) => this.emit('warning', w));
     this.transfers = transfers;
-    this.uploader = new Uploader(this.index, this.store, o.maxUploads, o.uploadLimit);
+    // Pieces come from what is stored, or from a file still being fetched (verified pieces).
+    const pieces = {
+      slice: async (id: string, start: number, end: number) =>
+        transfers.verifiedSlice(id, start, end) ?? (await this.store.slice(id, start, end)),
+    };
+    this.uploader = new Uploader(this.index, pieces, o.maxUploads, o.uploadLimit);
   }
 
   /**
@@ -558,6 +563,8 @@ export class DeployNet extends Emitter<Events> {
       have: have.slice(0, MAX_HELLO_IDS),
     });
     for (const id of have.slice(MAX_HELLO_IDS)) peer.send({ type: 'have', contentId: id });
+    // What is still being fetched: its verified pieces are served already.
+    for (const p of this.transfers?.partial(true) ?? []) peer.send({ type: 'pieces', ...p });
   }
 
   private onMessage(peer: Peer, m: WireMessage) {
@@ -575,8 +582,17 @@ export class DeployNet extends Emitter<Events> {
       case 'have':
         if (!this.index.byId.has(m.contentId)) return;
         peer.have.add(m.contentId);
+        peer.pieces.delete(m.contentId);
         this.transfers?.onHave(m.contentId);
         return;
+      case 'pieces': {
+        // Only files of this deploy, described whole: a peer's map never outgrows the manifest.
+        const file = this.index.byId.get(m.contentId);
+        if (!file || m.count !== file.pieces.length || peer.have.has(m.contentId)) return;
+        peer.pieces.set(m.contentId, m.bits);
+        this.transfers?.onHave(m.contentId);
+        return;
+      }
       case 'request':
         void this.uploader?.serve(peer, m.reqId, m.contentId, m.piece);
         return;
@@ -634,6 +650,8 @@ export class DeployNet extends Emitter<Events> {
   private tick() {
     const now = performance.now();
     this.transfers?.tick();
+    // Pieces verified since the last tick, offered to the connected peers.
+    for (const p of this.transfers?.partial() ?? []) this.peerSet?.broadcast({ type: 'pieces', ...p });
     this.maybeLoadRing();
     if (now - this.usageAsked > 1000) void this.refreshWorkerUsage();
     if (now - this.lastPrefetch > 1000) {

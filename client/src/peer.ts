@@ -52,6 +52,8 @@ function plain(d: RTCSessionDescription | null): RTCSessionDescriptionInit {
 export class Peer extends Emitter<Events> {
   id: string;
   readonly have = new Set<string>();
+  /** Files it is still fetching: the pieces it holds of each (a `pieces` bitfield). */
+  readonly pieces = new Map<string, Uint8Array>();
   rtt = Infinity;
   /** Its delivery rate to us (the delivery policy compares it with the origin's). */
   readonly rx = new RateMeter();

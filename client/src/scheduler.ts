@@ -36,7 +36,8 @@ export class Pieces {
  * Returns at most `limit` [piece, candidate index] pairs; `inflight` is updated in place.
  * `fromEnd`: last pieces first (beside the origin, which streams from the start); otherwise in
  * order from piece `from` (a reader's position: a media element's playback, a download's
- * progress), wrapping round to the pieces before it.
+ * progress), wrapping round to the pieces before it. `holds(candidate, piece)`: whether a
+ * candidate has a piece (peers still fetching a file hold only some).
  */
 export function planRequests(
   state: ArrayLike<number>,
@@ -45,6 +46,7 @@ export function planRequests(
   limit = Infinity,
   fromEnd = false,
   from = 0,
+  holds: (candidate: number, piece: number) => boolean = () => true,
 ): [number, number][] {
   const out: [number, number][] = [];
   const n = state.length;
@@ -52,10 +54,14 @@ export function planRequests(
     const piece = fromEnd ? n - 1 - k : (from + k) % n;
     if (state[piece] !== PieceState.Todo) continue;
     let best = -1;
+    let room = false;
     for (let i = 0; i < inflight.length; i++) {
-      if (inflight[i] < maxInflight && (best < 0 || inflight[i] < inflight[best])) best = i;
+      if (inflight[i] >= maxInflight) continue;
+      room = true;
+      if (holds(i, piece) && (best < 0 || inflight[i] < inflight[best])) best = i;
     }
-    if (best < 0) break;
+    if (!room) break;
+    if (best < 0) continue; // nobody with room holds this one (a peer still fetching the file)
     inflight[best]++;
     out.push([piece, best]);
   }

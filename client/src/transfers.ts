@@ -11,7 +11,7 @@ import { DeployNetError } from './errors';
 import { type ManifestFile, type ManifestIndex, sha256Hex } from './manifest';
 import { type Decision, decide, type RateMeter, type SourceState } from './policy';
 import { originRange, PieceState, Pieces, planRequests, rankPeers } from './scheduler';
-import type { RejectReason, WireMessage } from './wire';
+import { hasBit, type RejectReason, type WireMessage } from './wire';
 
 /** What a transfer needs of a connected peer (peer.ts). */
 export interface PeerLink {
@@ -21,6 +21,8 @@ export interface PeerLink {
   readonly rtt: number;
   /** Content ids the peer said it holds. */
   readonly have: Set<string>;
+  /** Files it is still fetching: the pieces it holds of each (`pieces` bitfields). */
+  readonly pieces: Map<string, Uint8Array>;
   /** Its measured delivery rate to us. */
   readonly rx: RateMeter;
   send(m: WireMessage): boolean;
@@ -169,6 +171,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
   private reqs = new Map<number, Req<P>>();
   private nextReq = 1;
   private readers = new Map<string, Set<ReadState>>(); // by content id
+  private progressed = new Set<string>(); // content ids with pieces verified since `partial()`
 
   constructor(
     private index: ManifestIndex,
@@ -316,9 +319,36 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     this.schedule(t);
   }
 
-  /** A piece is verified: its readers may go on. */
+  /**
+   * The files being fetched that gained verified pieces since the last call (every one with
+   * pieces, with `all`), as `pieces` bitfields: peers may ask for those pieces already.
+   */
+  partial(all = false): { contentId: string; count: number; bits: Uint8Array }[] {
+    const out = [];
+    for (const t of this.active) {
+      const cid = t.file.sha256;
+      if (t.done || !(all || this.progressed.has(cid)) || !t.pieces.any(PieceState.Verified)) continue;
+      const bits = new Uint8Array(Math.ceil(t.pieces.length / 8));
+      for (let i = 0; i < t.pieces.length; i++)
+        if (t.pieces.get(i) === PieceState.Verified) bits[i >> 3] |= 0x80 >> (i & 7);
+      out.push({ contentId: cid, count: t.pieces.length, bits });
+    }
+    if (!all) this.progressed.clear();
+    return out;
+  }
+
+  /** Bytes `start`..`end` (exclusive, within one piece) of a file still being fetched, if verified. */
+  verifiedSlice(contentId: string, start: number, end: number): Uint8Array | null {
+    const t = this.transferOf(contentId);
+    const ps = this.index.manifest.piece_size;
+    if (!t || end <= start || Math.floor(start / ps) !== Math.floor((end - 1) / ps) || end > t.file.size) return null;
+    return this.readable(t, start) ? t.buf.subarray(start, end) : null;
+  }
+
+  /** A piece is verified: its readers may go on, and peers may hear of it. */
   private verified(t: Transfer, piece: number) {
     t.pieces.set(piece, PieceState.Verified);
+    this.progressed.add(t.file.sha256);
     for (const r of this.readersOf(t)) r.wake?.();
   }
 
@@ -480,7 +510,10 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     r.t.pieces.set(r.piece, PieceState.Todo);
     if (reason === 'busy') return;
     r.t.excluded.add(peer.id);
-    if (reason === 'missing') peer.have.delete(r.t.file.sha256);
+    if (reason === 'missing') {
+      peer.have.delete(r.t.file.sha256);
+      peer.pieces.delete(r.t.file.sha256);
+    }
     this.scheduleAll();
   }
 
@@ -539,7 +572,8 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     const cid = t.file.sha256;
     const open: P[] = [];
     for (const p of this.peers.connected()) {
-      if (p.open && p.have.has(cid) && !this.peers.isBanned(p.id) && !t.excluded.has(p.id)) open.push(p);
+      if (!p.open || this.peers.isBanned(p.id) || t.excluded.has(p.id)) continue;
+      if (p.have.has(cid) || p.pieces.has(cid)) open.push(p);
     }
     if (open.length === 0) return open;
     return rankPeers(open, this.peers.responsible(cid), this.peers.ringOrder(cid));
@@ -551,17 +585,41 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     return n;
   }
 
+  /** Whether a peer holds a piece of a file (all of it, or that piece of a partial one). */
+  private holds(p: P, cid: string, piece: number): boolean {
+    if (p.have.has(cid)) return true;
+    const bits = p.pieces.get(cid);
+    return bits !== undefined && hasBit(bits, piece);
+  }
+
   private schedule(t: Transfer, limit = Infinity) {
     if (t.done) return;
     const peers = this.candidates(t);
-    if (peers.length === 0) {
-      // Midway, with nobody left to ask (and no peer just connected about to say what it
-      // holds): the origin finishes the job (for a ranged transfer: while a reader needs it).
-      const needed = t.ranged ? this.readersOf(t).size > 0 : !t.pieces.any(PieceState.Requested);
-      if (!t.origin && t.firstByte && needed && !this.peers.joining().helloPending)
-        void this.fromOrigin(t, 'no peer has the rest');
+    if (peers.length > 0) this.plan(t, peers, limit);
+    this.originIfNobody(t, peers);
+  }
+
+  /**
+   * Midway, with nobody bringing what is needed (and no peer just connected about to say what
+   * it holds): the origin finishes the job. For a ranged transfer, when no candidate holds the
+   * piece its reader furthest behind waits for.
+   */
+  private originIfNobody(t: Transfer, peers: P[]) {
+    if (t.origin || !t.firstByte || this.peers.joining().helloPending) return;
+    if (t.ranged) {
+      if (this.readersOf(t).size === 0) return;
+      let f = this.focus(t);
+      while (f < t.pieces.length && t.pieces.get(f) === PieceState.Verified) f++;
+      if (f >= t.pieces.length || t.pieces.get(f) !== PieceState.Todo) return;
+      if (peers.some((p) => this.holds(p, t.file.sha256, f))) return;
+    } else if (t.pieces.any(PieceState.Requested) || !t.pieces.any(PieceState.Todo)) {
       return;
     }
+    void this.fromOrigin(t, 'no peer has the rest');
+  }
+
+  /** Requests to peers for a transfer's pieces, in the order its sources call for. */
+  private plan(t: Transfer, peers: P[], limit: number) {
     const ps = this.index.manifest.piece_size;
     let state = t.pieces.states;
     let fromEnd = false;
@@ -582,7 +640,10 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       from = this.focus(t); // in order from the reader furthest behind
     }
     const inflight = peers.map((p) => this.inflight(p));
-    for (const [piece, i] of planRequests(state, inflight, this.options.maxInflightPerPeer, limit, fromEnd, from)) {
+    const cid = t.file.sha256;
+    const holds = (i: number, piece: number) => this.holds(peers[i], cid, piece);
+    const plan = planRequests(state, inflight, this.options.maxInflightPerPeer, limit, fromEnd, from, holds);
+    for (const [piece, i] of plan) {
       const reqId = this.nextReq++;
       const len = this.index.pieceLength(t.file, piece);
       this.reqs.set(reqId, { t, piece, peer: peers[i], buf: new Uint8Array(len), progress: performance.now() });

@@ -12,13 +12,21 @@
 //   6 reject   req id u32 | reason u8 (1 busy, 2 missing, 3 invalid)
 //   7 ping     nonce u32
 //   8 pong     nonce u32
+//   9 pieces   content id 32 | count u32 | bitfield ceil(count / 8): the pieces of a file this
+//              peer holds while it is still fetching it (bit i, most significant first, is
+//              piece i; the bits past count are zero); it replaces the last one for that id,
+//              and a `have` for the id supersedes it
 //
 // A piece (the manifest's piece size, 64 KiB by default) travels as chunks of at most
 // MAX_CHUNK bytes, so messages stay at sizes every browser's SCTP stack handles well.
 
-export const PROTOCOL_VERSION = 1;
+// 2: `pieces` (partial files offered as they verify). Peers of another version close the
+// channel after the hello: they ignore each other.
+export const PROTOCOL_VERSION = 2;
 export const MAX_CHUNK = 32 * 1024;
 export const MAX_HELLO_IDS = 1024;
+/** Pieces a `pieces` message may describe: 16 GiB at the default 64 KiB piece size. */
+export const MAX_PIECES = 262_144;
 
 export type RejectReason = 'busy' | 'missing' | 'invalid';
 
@@ -30,7 +38,8 @@ export type WireMessage =
   | { type: 'cancel'; reqId: number }
   | { type: 'reject'; reqId: number; reason: RejectReason }
   | { type: 'ping'; nonce: number }
-  | { type: 'pong'; nonce: number };
+  | { type: 'pong'; nonce: number }
+  | { type: 'pieces'; contentId: string; count: number; bits: Uint8Array };
 
 export class WireError extends Error {
   code: string;
@@ -40,7 +49,7 @@ export class WireError extends Error {
   }
 }
 
-const TYPES = ['', 'hello', 'have', 'request', 'piece', 'cancel', 'reject', 'ping', 'pong'] as const;
+const TYPES = ['', 'hello', 'have', 'request', 'piece', 'cancel', 'reject', 'ping', 'pong', 'pieces'] as const;
 const REASONS: RejectReason[] = ['busy', 'missing', 'invalid'];
 const HEX = '0123456789abcdef';
 
@@ -48,6 +57,11 @@ export function bytesToHex(b: Uint8Array): string {
   let s = '';
   for (let i = 0; i < b.length; i++) s += HEX[b[i] >> 4] + HEX[b[i] & 15];
   return s;
+}
+
+/** Whether bit `i` of a `pieces` bitfield is set. */
+export function hasBit(bits: Uint8Array, i: number): boolean {
+  return (bits[i >> 3] & (0x80 >> (i & 7))) !== 0;
 }
 
 export function hexToBytes(hex: string, length: number): Uint8Array {
@@ -111,6 +125,20 @@ export function encode(m: WireMessage): Uint8Array {
       out[0] = TYPES.indexOf(m.type);
       new DataView(out.buffer).setUint32(1, u32(m.type === 'cancel' ? m.reqId : m.nonce, 'id'));
       return out;
+    case 'pieces': {
+      const n = Math.ceil(m.count / 8);
+      if (!Number.isInteger(m.count) || m.count < 1 || m.count > MAX_PIECES || m.bits.length !== n) {
+        throw new WireError('ERR_WIRE_RANGE', 'pieces count');
+      }
+      if (m.count % 8 && m.bits[n - 1] & (0xff >> (m.count % 8)))
+        throw new WireError('ERR_WIRE_RANGE', 'bits past count');
+      out = new Uint8Array(37 + n);
+      out[0] = 9;
+      out.set(hexToBytes(m.contentId, 32), 1);
+      new DataView(out.buffer).setUint32(33, m.count);
+      out.set(m.bits, 37);
+      return out;
+    }
     case 'reject':
       out = new Uint8Array(6);
       out[0] = 6;
@@ -175,6 +203,16 @@ export function decode(input: ArrayBuffer | Uint8Array): WireMessage {
       const reason = REASONS[b[5] - 1];
       if (!reason) throw new WireError('ERR_WIRE_RANGE', `reject reason ${b[5]}`);
       return { type: 'reject', reqId: v.getUint32(1), reason };
+    }
+    case 9: {
+      need(b, 37, false);
+      const count = v.getUint32(33);
+      if (count < 1 || count > MAX_PIECES) throw new WireError('ERR_WIRE_RANGE', `pieces count ${count}`);
+      const n = Math.ceil(count / 8);
+      need(b, 37 + n, true);
+      // Canonical only: the bits past the count are zero.
+      if (count % 8 && b[36 + n] & (0xff >> (count % 8))) throw new WireError('ERR_WIRE_RANGE', 'bits past count');
+      return { type: 'pieces', contentId: bytesToHex(b.subarray(1, 33)), count, bits: b.slice(37) };
     }
     default:
       throw new WireError('ERR_WIRE_TYPE', `unknown message type ${b[0]}`);

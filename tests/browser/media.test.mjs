@@ -172,3 +172,36 @@ test('a video that starts before the engine is up: the origin starts it, the eng
     origin.rates.delete('/video.webm')
   }
 })
+
+test('a viewer midway through a video serves the pieces it holds, before it holds the whole file', async () => {
+  const swarm = `media-${++swarmN}`.padEnd(20, '-')
+  pages(swarm, { readAhead: 256 * 1024 })
+  const a = await watcher('MP', swarm)
+  // A reads the first MB of the video and stops there (a player with its buffer full): the
+  // origin runs at most readAhead beyond it, so A holds part of the file, not all of it.
+  await a.page.evaluate(async () => {
+    const { reader } = window.dn.read('/video.webm', 0, 999_999)
+    while (await reader.next()) { /* read */ }
+    window.kept = window.dn.read('/video.webm', 1_000_000, 2_000_000) // open, unread: the transfer stays
+  })
+  const b = await watcher('MQ', swarm)
+  await waitForSwarm(() => b.page.evaluate(() => window.dn.peerSet && [...window.dn.peerSet.peers.values()].some((p) => p.pieces.size > 0)),
+    30_000, 'MQ told which pieces MP holds')
+  const since = origin.log.length
+  const got = await b.page.evaluate(async () => {
+    const { reader } = window.dn.read('/video.webm', 0, 999_999)
+    const parts = []
+    for (let c; (c = await reader.next());) parts.push(c)
+    const all = new Uint8Array(parts.reduce((n, c) => n + c.length, 0))
+    let at = 0
+    for (const c of parts) { all.set(c, at); at += c.length }
+    const hex = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', all)), (x) => x.toString(16).padStart(2, '0')).join('')
+    return { hex, n: all.length, stats: window.dn.stats() }
+  })
+  assert.equal(got.n, 1_000_000)
+  assert.equal(got.hex, sha256(video.subarray(0, 1_000_000)))
+  assert.deepEqual(originHits(b, '/video.webm', since), [], 'the first MB from the viewer midway, none from the origin')
+  assert.ok(got.stats.bytesFromPeers >= 1_000_000, `from peers: ${got.stats.bytesFromPeers}`)
+  const aStats = await a.page.evaluate(() => window.dn.stats())
+  assert.ok(!aStats.assets.some((x) => x.path === '/video.webm'), 'A never held the whole video')
+})

@@ -32,6 +32,7 @@ export class SimPeer {
     Object.assign(this, { id, body, kind, delay, chunkMs, rtt })
     this.open = true
     this.have = new Set([contentId])
+    this.pieces = new Map()
     this.rx = new RateMeter()
     this.requests = []
     this.cancelled = new Set()

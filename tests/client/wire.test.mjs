@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..')
 const dir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(root, 'build/client')
-const { encode, decode } = await import(path.join(dir, 'wire.mjs'))
+const { encode, decode, hasBit } = await import(path.join(dir, 'wire.mjs'))
 const { planRequests, rankPeers, originRange } = await import(path.join(dir, 'scheduler.mjs'))
 
 const cid = () => randomBytes(32).toString('hex')
@@ -23,12 +23,17 @@ test('every message round-trips, with the documented layout', () => {
     { type: 'reject', reqId: 6, reason: 'missing' },
     { type: 'ping', nonce: 123 },
     { type: 'pong', nonce: 0 },
+    { type: 'pieces', contentId: cid(), count: 1, bits: new Uint8Array([0x80]) },
+    { type: 'pieces', contentId: cid(), count: 13, bits: new Uint8Array([0xa5, 0xf8]) },
+    { type: 'pieces', contentId: cid(), count: 16, bits: new Uint8Array([0xff, 0x01]) },
   ]
   for (const m of msgs) {
     const b = encode(m)
     const back = decode(b)
     if (m.type === 'piece') {
       assert.deepEqual({ ...back, data: Buffer.from(back.data) }, { ...m, data: Buffer.from(m.data) })
+    } else if (m.type === 'pieces') {
+      assert.deepEqual({ ...back, bits: Buffer.from(back.bits) }, { ...m, bits: Buffer.from(m.bits) })
     } else {
       assert.deepEqual(back, m)
     }
@@ -39,13 +44,21 @@ test('every message round-trips, with the documented layout', () => {
   assert.equal(Buffer.from(r).toString('hex'), '03' + '01020304' + id + '0a0b0c0d')
   assert.equal(Buffer.from(encode({ type: 'hello', version: 1, deployId: 'cd'.repeat(16), have: [id] })).toString('hex'),
     '01' + '01' + 'cd'.repeat(16) + '0001' + id)
+  // pieces: type | content id | count (BE) | bitfield, piece 0 in the top bit.
+  assert.equal(Buffer.from(encode({ type: 'pieces', contentId: id, count: 10, bits: new Uint8Array([0x81, 0x40]) })).toString('hex'),
+    '09' + id + '0000000a' + '8140')
+  assert.deepEqual([0, 1, 7, 9].map((i) => hasBit(new Uint8Array([0x81, 0x40]), i)), [true, false, true, true])
 })
 
 test('malformed frames are refused with stable codes, never half-parsed', () => {
   const bad = [
     [[], 'ERR_WIRE_LENGTH'],
     [[0], 'ERR_WIRE_TYPE'],
-    [[9, 0, 0, 0, 0], 'ERR_WIRE_TYPE'],
+    [[10, 0, 0, 0, 0], 'ERR_WIRE_TYPE'],
+    [[9, ...new Array(32).fill(1), 0, 0, 0, 0], 'ERR_WIRE_RANGE'],          // pieces of nothing
+    [[9, ...new Array(32).fill(1), 0, 4, 0, 1], 'ERR_WIRE_RANGE'],          // past MAX_PIECES
+    [[9, ...new Array(32).fill(1), 0, 0, 0, 9, 0xff], 'ERR_WIRE_LENGTH'],   // 9 pieces in one byte
+    [[9, ...new Array(32).fill(1), 0, 0, 0, 9, 0xff, 0xc0], 'ERR_WIRE_RANGE'], // a bit past the count
     [[2, ...new Array(31).fill(1)], 'ERR_WIRE_LENGTH'],       // short have
     [[2, ...new Array(33).fill(1)], 'ERR_WIRE_LENGTH'],       // long have
     [[3, 0, 0, 0, 1], 'ERR_WIRE_LENGTH'],                      // short request
@@ -80,6 +93,12 @@ test('planRequests spreads pieces over candidates, least loaded first, within th
   // Pieces in order; each to the least loaded (ties: the better ranked).
   assert.deepEqual(plan, [[0, 0], [1, 2], [3, 0], [4, 2], [6, 0], [7, 2], [8, 0], [9, 1]])
   assert.deepEqual(inflight, [4, 4, 3])
+  // Partial holders: a piece goes only to a candidate that holds it; pieces nobody with room
+  // holds are left for later (or the origin). Candidate 1 holds the even pieces only.
+  const partial = planRequests(new Uint8Array(6), [0, 0], 8, Infinity, false, 0, (i, piece) => i === 0 ? piece < 2 : piece % 2 === 0)
+  assert.deepEqual(partial, [[0, 0], [1, 0], [2, 1], [4, 1]])
+  // In order from a reader's position, wrapping round.
+  assert.deepEqual(planRequests(new Uint8Array(5), [0], 8, 3, false, 3), [[3, 0], [4, 0], [0, 0]])
   // Nobody with room: nothing planned.
   assert.deepEqual(planRequests(new Uint8Array(3), [4, 4], 4), [])
   assert.deepEqual(planRequests(new Uint8Array(3), [], 4), [])
