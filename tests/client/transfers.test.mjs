@@ -57,7 +57,7 @@ test('pieces stalled on a silent peer go elsewhere; with nobody left, the origin
 
   // Now the only holder goes away midway: the origin finishes from the first missing piece.
   const big = makeFile(16 * PIECE, '/big.bin')
-  const leaving = new SimPeer('leaving', big.body, big.file.sha256, { chunkMs: 3 })
+  const leaving = new SimPeer('leaving', big.body, big.file.sha256, { chunkMs: 10 }) // still busy at 60 ms
   const origin2 = simOrigin({ [big.file.path]: big.body })
   const s2 = setup([leaving], origin2)
   const done = s2.t.get(big.file, false)
