@@ -78,11 +78,16 @@ async function visit (lab, k, name, withDeployNet) {
     }
     await new Promise((resolve) => setTimeout(resolve, SITE === 'media' ? WATCH_MS : READ_MS))
     // A video page: its first frame (ms after the first navigation started) and its stalls.
-    const media = await v.page.evaluate(() => window.mediaMarks && {
-      firstFrame: window.mediaMarks.firstFrame === null ? null : performance.timeOrigin + window.mediaMarks.firstFrame,
-      stalls: window.mediaMarks.stalls, stalledMs: window.mediaMarks.stalledMs,
+    // Then the viewer pauses and stays on the page (with DeployNet or without: both the same).
+    const media = await v.page.evaluate(() => {
+      document.querySelector('video')?.pause()
+      return window.mediaMarks && {
+        firstFrame: window.mediaMarks.firstFrame === null ? null : performance.timeOrigin + window.mediaMarks.firstFrame,
+        stalls: window.mediaMarks.stalls, stalledMs: window.mediaMarks.stalledMs, navStart: performance.timeOrigin,
+      }
     }).catch(() => null)
     if (media?.firstFrame) media.firstFrame -= t0
+    if (media) media.navStart -= t0 // > 0: the page viewed began after a first-visit reload
     const stats = withDeployNet
       ? await v.page.evaluate(async () => {
         const dn = await window.deploynet
@@ -112,9 +117,11 @@ async function runConfig (lab, label, withDeployNet) {
       }
     }
     // With DeployNet, visitors stay (on their last page they serve the later ones); without,
-    // they would add nothing, so they leave.
-    if (withDeployNet) open.push(vis.v)
-    return withDeployNet ? null : vis.v.close()
+    // they would add nothing, so they leave; on the video page both stay (a paused player
+    // still buffers: what it costs the origin is counted on both sides).
+    const stay = withDeployNet || SITE === 'media'
+    if (stay) open.push(vis.v)
+    return stay ? null : vis.v.close()
   }
   try {
     // The first visitor alone; then the others one after another, or all together (a crowd).
@@ -163,6 +170,7 @@ async function runConfig (lab, label, withDeployNet) {
     originBytes: laterLog.reduce((a, e) => a + e.bytes, 0), originRequests: laterLog.length,
     originAssetRequests: laterLog.filter(isAsset).length, views: views.length,
     firstFrame: views.map((x) => x.media?.firstFrame).filter((x) => typeof x === 'number'),
+    navStart: views.map((x) => x.media?.navStart).filter((x) => typeof x === 'number'),
     stalls: views.reduce((a, x) => a + (x.media?.stalls ?? 0), 0),
     stalledMs: views.reduce((a, x) => a + (x.media?.stalledMs ?? 0), 0),
     mediaBytes: laterLog.filter((e) => e.path.startsWith('/media/')).reduce((a, e) => a + e.bytes, 0),
@@ -255,7 +263,8 @@ function report (r) {
       `(${(median(p2p.firstFrame) / median(plain.firstFrame)).toFixed(2)}x, medians of ${plain.firstFrame.length} / ${p2p.firstFrame.length}); ` +
       `stalls ${plain.stalls} plain (${f(plain.stalledMs)} ms), ${p2p.stalls} DeployNet (${f(p2p.stalledMs)} ms); ` +
       `video bytes from the origin ${pct(p2p.mediaBytes, plain.mediaBytes)} (${f(plain.mediaBytes / 1048576)} → ${f(p2p.mediaBytes / 1048576)} MiB), ` +
-      `video requests ${plain.mediaRequests} → ${p2p.mediaRequests}`)
+      `video requests ${plain.mediaRequests} → ${p2p.mediaRequests}; the viewed page began ${f(median(p2p.navStart))} ms ` +
+      `after the first navigation with DeployNet (the first-visit reload), ${f(median(plain.navStart))} ms without`)
   }
   console.log(`  the visitors' own stats().originBytes: ${f(p2p.statsOriginBytes / 1024)} KiB in ${p2p.statsOriginRequests} requests ` +
     `(${(100 * p2p.statsOriginBytes / Math.max(1, p2p.originBytes)).toFixed(1)}% of the access log's bytes)`)
