@@ -248,9 +248,16 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
             return out;
           }
           if (failure) throw failure;
+          // A reader kept waiting (the peers on its next piece are too slow for it: a player
+          // about to stall) has the origin bring its window.
+          const stalled = setTimeout(() => {
+            const t = this.transferOf(cid);
+            if (!closed && t && !t.origin && !this.readable(t, r.pos)) void this.fromOrigin(t, 'reader stalled');
+          }, this.options.firstByteTimeout);
           await new Promise<void>((resolve) => {
             r.wake = resolve;
           });
+          clearTimeout(stalled);
           r.wake = null;
         }
       },
@@ -726,6 +733,18 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       t.reject(new DeployNetError('ERR_PREFETCH', `${t.file.path}: ${why}`));
       return;
     }
+    const ps = this.index.manifest.piece_size;
+    // For readers, one window at a time: from the first missing piece to `readAhead` past the
+    // reader furthest behind, once that reader is within half a window of it (a stream open to
+    // the file's end has the origin send what peers then bring, and fill socket buffers that a
+    // cut throws away).
+    const focus = t.ranged ? this.focus(t) : 0;
+    const reach = Math.floor((focus * ps + this.options.readAhead) / ps);
+    if (t.ranged) {
+      let first = focus;
+      while (first < t.pieces.length && t.pieces.get(first) === PieceState.Verified) first++;
+      if (first > reach || (first - focus) * ps > this.options.readAhead / 2) return;
+    }
     t.origin = true;
     t.originReason = why;
     if (this.options.debug) {
@@ -739,14 +758,10 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
         `deploynet: ${t.file.path} from the origin: ${why} (${connected} peers connected, ${holding} announced content)`,
       );
     }
-    const ps = this.index.manifest.piece_size;
     // For readers: from the piece the reader furthest behind is missing; peers keep what they
     // are bringing beyond the origin's reach.
-    const focus = t.ranged ? this.focus(t) : 0;
     let states = t.pieces.states;
-    if (focus > 0) states = states.map((s, i) => (i < focus ? PieceState.Verified : s));
     if (t.ranged) {
-      const reach = Math.floor((focus * ps + this.options.readAhead) / ps);
       for (const [id, r] of this.reqs) {
         if (r.t === t && r.piece >= focus && r.piece <= reach) {
           this.reqs.delete(id);
@@ -754,7 +769,8 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
           t.pieces.set(r.piece, PieceState.Todo);
         }
       }
-      states = states.map((s) => (s === PieceState.Requested ? PieceState.Verified : s));
+      // What is before the reader, or asked of peers beyond the window, is not the origin's.
+      states = states.map((s, i) => (i < focus || s === PieceState.Requested ? PieceState.Verified : s));
     } else {
       this.cancelPeers(t, -1, true);
     }
@@ -767,7 +783,11 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
         t.origin = false; // nothing left for it to bring
         return;
       }
-      const range = originRange(states, ps, t.file.size);
+      let range = originRange(states, ps, t.file.size);
+      if (t.ranged) {
+        const [first, end] = range ?? [0, t.file.size - 1];
+        range = [first, Math.min(end, Math.min(t.file.size, (reach + 1) * ps) - 1)];
+      }
       const start = range ? range[0] : 0;
       const headers: Record<string, string> = range ? { range: `bytes=${range[0]}-${range[1]}` } : {};
       const res = await this.origin.fetch(t.file.path, { headers, cache: 'no-store', signal: abort.signal });
