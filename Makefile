@@ -103,7 +103,7 @@ install-files:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/deploynet/client \
 	  $(DESTDIR)$(PREFIX)/share/deploynet/nginx $(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -m 0755 $(INSTALL_FROM)/server/deploynet-signal $(INSTALL_FROM)/cli/deploynet $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 build/client/deploynet.js build/client/deploynet.mjs build/client/deploynet-sw.js \
+	install -m 0644 build/client/deploynet.js build/client/deploynet.mjs build/client/deploynet-sw.js build/client/deploynet-boot.js \
 	  build/client/deploynet_ring.wasm $(DESTDIR)$(PREFIX)/share/deploynet/client/
 	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' deploy/deploynet-signal.service \
 	  >$(DESTDIR)$(PREFIX)/lib/systemd/system/deploynet-signal.service

@@ -1,6 +1,6 @@
 // Bundles the browser client with esbuild into build/client/:
 //   deploynet.mjs (ES module), deploynet.js (classic script, global `DeployNet`),
-//   deploynet-sw.js (service worker), deploynet_ring.wasm (copied), ring.mjs, scheduler.mjs, policy.mjs, transfers.mjs, range.mjs and
+//   deploynet-sw.js (service worker), deploynet-boot.js (the inline bootstrap), deploynet_ring.wasm (copied), ring.mjs, scheduler.mjs, policy.mjs, transfers.mjs, range.mjs and
 //   wire.mjs (tests, bench).
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
@@ -28,6 +28,8 @@ const entries = [
     logOverride: { 'empty-import-meta': 'silent' },
     outfile: `${out}/deploynet.js`, footer: { js: 'DeployNet = DeployNet.DeployNet || DeployNet;' } },
   { entryPoints: ['client/src/sw.ts'], format: 'iife', outfile: `${out}/deploynet-sw.js` },
+  // The inline bootstrap `deploynet init` writes into pages (no source map: it is inlined).
+  { entryPoints: ['client/src/boot.ts'], format: 'iife', outfile: `${out}/deploynet-boot.js`, sourcemap: false },
   // For the Node tests and benchmarks:
   { entryPoints: ['client/src/ring.ts'], format: 'esm', outfile: `${out}/ring.mjs`, platform: 'neutral' },
   { entryPoints: ['client/src/scheduler.ts'], format: 'esm', outfile: `${out}/scheduler.mjs`, platform: 'neutral' },

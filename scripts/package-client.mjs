@@ -17,7 +17,7 @@ const { version, license } = JSON.parse(fs.readFileSync(path.join(root, 'package
 
 fs.rmSync(pkg, { recursive: true, force: true })
 fs.mkdirSync(path.join(pkg, 'dist'), { recursive: true })
-for (const f of ['deploynet.mjs', 'deploynet.mjs.map', 'deploynet.js', 'deploynet.js.map', 'deploynet-sw.js', 'deploynet-sw.js.map', 'deploynet_ring.wasm']) {
+for (const f of ['deploynet.mjs', 'deploynet.mjs.map', 'deploynet.js', 'deploynet.js.map', 'deploynet-sw.js', 'deploynet-sw.js.map', 'deploynet-boot.js', 'deploynet_ring.wasm']) {
   fs.copyFileSync(path.join(built, f), path.join(pkg, 'dist', f))
 }
 execFileSync(path.join(root, 'node_modules/.bin/tsc'), ['-p', path.join(root, 'client'), '--noEmit', 'false', '--declaration',
@@ -34,6 +34,7 @@ fs.writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({
     '.': { types: './dist/types/index.d.ts', import: './dist/deploynet.mjs' },
     './script': './dist/deploynet.js',
     './sw': './dist/deploynet-sw.js',
+    './boot': './dist/deploynet-boot.js',
     './ring.wasm': './dist/deploynet_ring.wasm',
     './package.json': './package.json',
   },

@@ -3,11 +3,13 @@
 //  1. copies DeployNet's browser files into DIR (under BASE): the script and the ring module
 //     under content-hashed names (cacheable for ever), the service worker under its fixed name
 //     (browsers re-check it on every navigation);
-//  2. puts one script tag into every HTML page, first in <head>, or replaces the one an earlier
-//     run put there (the tag carries `data-deploynet`);
+//  2. puts the inline bootstrap (deploynet-boot.js, a few hundred bytes) into every HTML page,
+//     first in <head>, or replaces the one an earlier run put there (it carries
+//     `data-deploynet`; an older run's external tag is replaced too);
 //  3. publishes the manifest (as `deploynet publish`).
 // Running it again on the same build changes nothing.
 
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -67,6 +69,60 @@ std::optional<fs::path> find_client_dir(const std::string& given) {
   for (const auto& d :
        {exe.parent_path() / "../share/deploynet/client", exe.parent_path() / "../../client"}) {
     if (ok(d)) return fs::weakly_canonical(d);
+  }
+  return std::nullopt;
+}
+
+// The Content-Security-Policy source that allows an inline script: 'sha256-<base64>'.
+std::string csp_hash(const std::string& script) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(script.data(), script.size(), d, &n, EVP_sha256(), nullptr);
+  unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+  int len = EVP_EncodeBlock(b64, d, static_cast<int>(n));
+  return "'sha256-" + std::string(reinterpret_cast<char*>(b64), static_cast<std::size_t>(len)) + "'";
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// The end of the opening tag that starts at `at` (after its '>'), or npos.
+std::size_t tag_end(const std::string& html, std::size_t at) {
+  auto gt = html.find('>', at);
+  return gt == std::string::npos ? gt : gt + 1;
+}
+
+// The tag an earlier run wrote (a <script data-deploynet>, with or without a body, up to its
+// </script>): [begin, end). Scanned by hand: no regex backtracking over a large page.
+std::optional<std::pair<std::size_t, std::size_t>> find_previous_tag(const std::string& html) {
+  const std::string l = lower(html);
+  for (std::size_t at = l.find("<script"); at != std::string::npos; at = l.find("<script", at + 1)) {
+    auto open_end = tag_end(l, at);
+    if (open_end == std::string::npos) return std::nullopt;
+    auto close = l.find("</script", open_end);
+    if (close == std::string::npos) return std::nullopt;
+    const auto open = std::string_view(l).substr(at, open_end - at);
+    if (open.find("data-deploynet") != std::string_view::npos) {
+      auto end = tag_end(l, close);
+      if (end == std::string::npos) return std::nullopt;
+      return std::pair{at, end};
+    }
+    at = close;
+  }
+  return std::nullopt;
+}
+
+// Just after the page's <head> (or <head ...>) tag, or nullopt.
+std::optional<std::size_t> after_head_start(const std::string& html) {
+  const std::string l = lower(html);
+  for (std::size_t at = l.find("<head"); at != std::string::npos; at = l.find("<head", at + 1)) {
+    char next = at + 5 < l.size() ? l[at + 5] : '\0';
+    if (next != '>' && !std::isspace(static_cast<unsigned char>(next))) continue;  // <header>
+    auto end = tag_end(l, at);
+    if (end == std::string::npos) return std::nullopt;
+    return end;
   }
   return std::nullopt;
 }
@@ -143,7 +199,12 @@ int init_main(int argc, char** argv) {
   auto js = read_all(*client / "deploynet.js");
   auto sw = read_all(*client / "deploynet-sw.js");
   auto wasm = read_all(*client / "deploynet_ring.wasm");
-  if (!js || !sw || !wasm) return fail("cannot read DeployNet's files in " + client->string(), 1);
+  auto boot = read_all(*client / "deploynet-boot.js");
+  if (!js || !sw || !wasm || !boot)
+    return fail("cannot read DeployNet's files in " + client->string(), 1);
+  while (!boot->empty() && (boot->back() == '\n' || boot->back() == ' ')) boot->pop_back();
+  if (lower(*boot).find("</script") != std::string::npos)
+    return fail("deploynet-boot.js cannot be inlined (it contains </script)", 1);
   const std::string js_name = "deploynet." + sha256_hex8(*js) + ".js";
   const std::string wasm_name = "deploynet_ring." + sha256_hex8(*wasm) + ".wasm";
   int written = 0;
@@ -166,17 +227,15 @@ int init_main(int argc, char** argv) {
     }
   }
 
-  // 2. The tag, in every page.
+  // 2. The bootstrap, inline in every page: nothing is fetched for DeployNet before the page's
+  // load event (boot.ts); its data- attributes configure the engine's script.
   std::string sig_attr;
   for (std::size_t i = 0; i < signals.size(); ++i) sig_attr += (i ? "," : "") + signals[i];
-  const std::string tag = "<script src=\"" + base + js_name + "\" data-deploynet data-signal=\"" +
-                          attr_escape(sig_attr) + "\" data-manifest=\"" + base +
-                          "deploynet.json\" data-sw=\"" + base +
-                          "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name +
-                          "\" async fetchpriority=\"low\"></script>";
-  static const std::regex previous(R"(<script\b[^>]*\bdata-deploynet\b[^>]*>\s*</script>)",
-                                   std::regex::icase);
-  static const std::regex head_start(R"(<head(\s[^>]*)?>)", std::regex::icase);
+  const std::string tag = "<script data-deploynet data-src=\"" + base + js_name +
+                          "\" data-signal=\"" + attr_escape(sig_attr) + "\" data-manifest=\"" +
+                          base + "deploynet.json\" data-sw=\"" + base +
+                          "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name + "\">" +
+                          *boot + "</script>";
   int pages = 0, tagged = 0, skipped = 0;
   for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -189,13 +248,11 @@ int init_main(int argc, char** argv) {
     if (!html) return fail("cannot read " + p.string(), 1);
     ++pages;
     std::string out;
-    std::smatch m;
-    if (std::regex_search(*html, m, previous)) {
-      out = html->substr(0, m.position(0)) + tag + html->substr(m.position(0) + m.length(0));
-    } else if (std::regex_search(*html, m, head_start)) {
-      // First in <head>: the engine starts before the page's own requests.
-      auto at = static_cast<std::size_t>(m.position(0) + m.length(0));
-      out = html->substr(0, at) + "\n" + tag + html->substr(at);
+    if (auto prev = find_previous_tag(*html)) {
+      out = html->substr(0, prev->first) + tag + html->substr(prev->second);
+    } else if (auto at = after_head_start(*html)) {
+      // First in <head>: the socket opens before the page's own requests.
+      out = html->substr(0, *at) + "\n" + tag + html->substr(*at);
     } else {
       std::cerr << "deploynet init: warning: " << fs::relative(p, root).string()
                 << " has no <head>: no tag added (it loads over HTTP only)\n";
@@ -210,7 +267,9 @@ int init_main(int argc, char** argv) {
             << (skipped ? ", " + std::to_string(skipped) + " page(s) without <head> left alone"
                         : "")
             << "; " << written << " DeployNet file(s) written or removed (" << js_name << ", "
-            << wasm_name << ", deploynet-sw.js)\n";
+            << wasm_name << ", deploynet-sw.js)\n"
+            << "deploynet init: a Content-Security-Policy allows the inline bootstrap with script-src "
+            << csp_hash(*boot) << "\n";
 
   // 3. The manifest, over everything (DeployNet's own files included).
   std::vector<std::string> args{"publish", root.string(), "--origin",     origin,

@@ -99,20 +99,36 @@ export class SignalClient extends Emitter<Events> {
     if (this.destroyed) return;
     const url = this.urls[this.urlIndex % this.urls.length];
     let ws: WebSocket;
-    try {
-      ws = new WebSocket(extensionUrl(url));
-    } catch (err) {
-      this.emit('warning', `ERR_SIGNAL_URL: ${url}: ${String(err)}`);
-      this.retry();
-      return;
+    // The page's inline bootstrap (boot.ts) may have opened this socket already: it is taken
+    // over once, with what the server sent on it meanwhile.
+    const boot = typeof window === 'undefined' ? undefined : window.DeployNetBoot;
+    let held: string[] | null = null; // messages kept until the engine listens
+    if (boot && boot.url === url && boot.ws.readyState <= WebSocket.OPEN) {
+      window.DeployNetBoot = undefined;
+      ws = boot.ws;
+      held = boot.queue;
+    } else {
+      try {
+        ws = new WebSocket(extensionUrl(url));
+      } catch (err) {
+        this.emit('warning', `ERR_SIGNAL_URL: ${url}: ${String(err)}`);
+        this.retry();
+        return;
+      }
     }
     this.ws = ws;
-    ws.onopen = () => {
+    const opened = () => {
       this.attempt = 0;
       this.connected = true;
       this.emit('open', url);
+      const q = held ?? [];
+      held = null;
+      for (const m of q) this.onMessage(m);
     };
-    ws.onmessage = (ev) => this.onMessage(ev.data);
+    ws.onopen = opened;
+    // Taken over open: said on the next turn, once the engine listens.
+    if (ws.readyState === WebSocket.OPEN) setTimeout(() => this.ws === ws && opened());
+    ws.onmessage = (ev) => (held ? held.push(ev.data) : this.onMessage(ev.data));
     ws.onclose = () => {
       this.troubled = true;
       const was = this.connected;

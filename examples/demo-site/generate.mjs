@@ -84,6 +84,8 @@ for (const f of ['DejaVuSans.ttf', 'DejaVuSans-Bold.ttf', 'DejaVuSerif.ttf']) {
 
 // ---- pages ----
 const template = fs.readFileSync(path.join(here, 'page.html'), 'utf8')
+const clientDir = process.env.DEPLOYNET_CLIENT_DIR ?? path.join(here, '../../build/client')
+const boot = fs.readFileSync(path.join(clientDir, 'deploynet-boot.js'), 'utf8').trim()
 const pages = [
   ['index.html', 'Gear for the long way round', 'Tested on ridges, valleys and everything between.', images.slice(0, 6)],
   ['gallery.html', 'From the field', 'Photos our customers sent back from the trail.', images.slice(2, 8)],
@@ -91,6 +93,6 @@ const pages = [
 ]
 for (const [file, title, lede, imgs] of pages) {
   const html = template.replaceAll('{{title}}', title).replaceAll('{{lede}}', lede)
-    .replaceAll('{{images}}', imgs.join('\n')).replaceAll('{{signal}}', signal).replaceAll('{{budget}}', budget)
+    .replaceAll('{{images}}', imgs.join('\n')).replaceAll('{{signal}}', signal).replaceAll('{{budget}}', budget).replaceAll('{{boot}}', () => boot)
   fs.writeFileSync(path.join(out, file), html)
 }

@@ -57,7 +57,7 @@ export async function startOrigin (siteDir) {
     const clientFile = path.join(clientDir, path.basename(url.pathname))
     if (/^\/(deploynet(\.js|-sw\.js|_ring\.wasm|\.mjs))$/.test(url.pathname)) file = clientFile
     if (url.pathname.endsWith('/')) file = path.join(file, 'index.html')
-    const entry = { path: url.pathname, ua: req.headers['user-agent'] ?? '', range: req.headers.range ?? '', status: 0, bytes: 0 }
+    const entry = { path: url.pathname, ua: req.headers['user-agent'] ?? '', range: req.headers.range ?? '', status: 0, bytes: 0, at: Date.now() }
     log.push(entry)
     if (!file.startsWith(siteDir) && file !== clientFile) { res.writeHead(403).end(); entry.status = 403; return }
     fs.readFile(file, (err, body) => {

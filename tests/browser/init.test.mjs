@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { startServer } from '../integration/harness.mjs'
+import { startServer, metric } from '../integration/harness.mjs'
 import { startOrigin, visitor, loadControlledPage, waitForSwarm, root, clientDir } from './harness.mjs'
 
 const cli = process.env.DEPLOYNET_CLI || path.join(root, 'build/test/cli/deploynet')
@@ -38,6 +38,33 @@ after(async () => {
   await origin?.stop()
   await signal?.stop()
   fs.rmSync(dir, { recursive: true, force: true })
+})
+
+test('a first view of an init page pays nothing before its load event; the engine takes over the socket the bootstrap opened', async () => {
+  const before = await metric(signal, 'deploynet_connections_total')
+  const c = await visitor('initFirst')
+  try {
+    const since = origin.log.length
+    const r = await loadControlledPage(c, `${origin.url}/docs/index.html`)
+    const seen = await c.page.evaluate(() => ({
+      boot: window.DeployNetBoot === undefined ? 'taken' : 'left',
+      resources: performance.getEntriesByType('resource').map((e) => ({ name: e.name, start: performance.timeOrigin + e.startTime })),
+    }))
+    // The origin's own log: DeployNet's requests (script, manifest, worker, ring) all after the load event.
+    const ours = origin.log.slice(since).filter((e) => e.ua.endsWith('visitor-initFirst') && /\/deploynet[^/]*$/.test(e.path))
+    assert.ok(ours.length >= 2, JSON.stringify(ours))
+    for (const e of ours) assert.ok(e.at >= r.loadEnd - 5, `${e.path} asked ${r.loadEnd - e.at} ms before the load event`)
+    for (const e of seen.resources.filter((x) => /\/deploynet[^/]*$/.test(new URL(x.name).pathname))) {
+      assert.ok(e.start >= r.loadEnd - 5, `${e.name} started before the load event`)
+    }
+    assert.equal(seen.boot, 'taken')
+    assert.ok(r.stats.timeline.signalOpen !== undefined, 'the engine is on the swarm')
+    // One socket for the page view: the bootstrap's, taken over by the engine.
+    assert.equal(await metric(signal, 'deploynet_connections_total') - before, 1)
+    assert.deepEqual(c.errors, [])
+  } finally {
+    await c.close()
+  }
 })
 
 test('a subpath site set up by init: visitors share its assets, the worker controls /docs/', async () => {

@@ -1,9 +1,10 @@
 // deploynet init on a real build directory: DeployNet's files under content-hashed names, the
-// tag in every page (once), the manifest; a second run changes nothing; a base path for a site
+// inline bootstrap in every page (once), the manifest; a second run changes nothing; a base path for a site
 // under /docs/; verify passes on the result.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -54,8 +55,16 @@ test('init copies hashed files, tags every page once, publishes; again: nothing 
     assert.deepEqual(fs.readFileSync(path.join(dir, js)), fs.readFileSync(path.join(clientDir, 'deploynet.js')))
     const home = fs.readFileSync(path.join(dir, 'index.html'), 'utf8')
     assert.equal(home.match(/data-deploynet/g).length, 1)
-    assert.match(home, /<head>\n<script src="\/deploynet\.[0-9a-f]{8}\.js" data-deploynet data-signal="wss:\/\/signal\.example" data-manifest="\/deploynet\.json" data-sw="\/deploynet-sw\.js" data-ring-wasm="\/deploynet_ring\.[0-9a-f]{8}\.wasm" async fetchpriority="low"><\/script>\n<title>/)
-    assert.match(fs.readFileSync(path.join(dir, 'blog/post.HTML'), 'utf8'), /<HEAD lang="en">\n<script src="\/deploynet\./)
+    // The inline bootstrap, its engine script named in data-src (fetched after the load event).
+    const boot = fs.readFileSync(path.join(clientDir, 'deploynet-boot.js'), 'utf8').trim()
+    const tag = home.match(/<head>\n(<script data-deploynet data-src="\/deploynet\.[0-9a-f]{8}\.js" data-signal="wss:\/\/signal\.example" data-manifest="\/deploynet\.json" data-sw="\/deploynet-sw\.js" data-ring-wasm="\/deploynet_ring\.[0-9a-f]{8}\.wasm">)([^]*?)<\/script>\n<title>/)
+    assert.ok(tag, home)
+    assert.equal(tag[2], boot)
+    assert.ok(Buffer.byteLength(tag[0]) < 1200, `the bootstrap is ${Buffer.byteLength(tag[0])} bytes`)
+    // The Content-Security-Policy source that allows it.
+    const hash = createHash('sha256').update(boot).digest('base64')
+    assert.ok(r.stdout.includes(`script-src 'sha256-${hash}'`), r.stdout)
+    assert.match(fs.readFileSync(path.join(dir, 'blog/post.HTML'), 'utf8'), /<HEAD lang="en">\n<script data-deploynet data-src="\/deploynet\./)
     assert.equal(fs.readFileSync(path.join(dir, 'fragment.html'), 'utf8'), '<p>no head here</p>')
     const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'deploynet.json'), 'utf8'))
     const paths = manifest.files.map((f) => f.path)
@@ -77,6 +86,25 @@ test('init copies hashed files, tags every page once, publishes; again: nothing 
     assert.ok(!fs.existsSync(path.join(dir, 'deploynet.00000000.js')))
     assert.ok(fs.existsSync(path.join(dir, js)))
     assert.equal(fs.readFileSync(path.join(dir, 'index.html'), 'utf8'), home)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test('init replaces an earlier external tag, and reads a page with an unclosed <script tag without failing', () => {
+  const dir = build()
+  try {
+    fs.writeFileSync(path.join(dir, 'index.html'), '<!doctype html><html><head>\n<script src="/deploynet.0badc0de.js" data-deploynet data-signal="wss://old.example" async></script>\n' +
+      '<script>var t = "<head>"</script><title>Home</title></head><body><header>x</header></body></html>\n')
+    fs.writeFileSync(path.join(dir, 'broken.html'), `<html><head><title>t</title><script ${'a'.repeat(50_000)}`)
+    const r = run(...initArgs(dir))
+    assert.equal(r.status, 0, r.stderr)
+    const home = fs.readFileSync(path.join(dir, 'index.html'), 'utf8')
+    assert.equal(home.match(/data-deploynet/g).length, 1)
+    assert.ok(!home.includes('old.example') && home.includes('data-signal="wss://signal.example"'), home)
+    assert.ok(home.includes('<script>var t = "<head>"</script><title>Home</title>'), 'the page\'s own script untouched')
+    const broken = fs.readFileSync(path.join(dir, 'broken.html'), 'utf8')
+    assert.ok(broken.startsWith('<html><head>\n<script data-deploynet '), broken.slice(0, 80))
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
