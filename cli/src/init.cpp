@@ -80,7 +80,8 @@ std::string csp_hash(const std::string& script) {
   EVP_Digest(script.data(), script.size(), d, &n, EVP_sha256(), nullptr);
   unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
   int len = EVP_EncodeBlock(b64, d, static_cast<int>(n));
-  return "'sha256-" + std::string(reinterpret_cast<char*>(b64), static_cast<std::size_t>(len)) + "'";
+  return "'sha256-" + std::string(reinterpret_cast<char*>(b64), static_cast<std::size_t>(len)) +
+         "'";
 }
 
 std::string lower(std::string s) {
@@ -98,7 +99,8 @@ std::size_t tag_end(const std::string& html, std::size_t at) {
 // </script>): [begin, end). Scanned by hand: no regex backtracking over a large page.
 std::optional<std::pair<std::size_t, std::size_t>> find_previous_tag(const std::string& html) {
   const std::string l = lower(html);
-  for (std::size_t at = l.find("<script"); at != std::string::npos; at = l.find("<script", at + 1)) {
+  for (std::size_t at = l.find("<script"); at != std::string::npos;
+       at = l.find("<script", at + 1)) {
     auto open_end = tag_end(l, at);
     if (open_end == std::string::npos) return std::nullopt;
     auto close = l.find("</script", open_end);
@@ -231,11 +233,10 @@ int init_main(int argc, char** argv) {
   // load event (boot.ts); its data- attributes configure the engine's script.
   std::string sig_attr;
   for (std::size_t i = 0; i < signals.size(); ++i) sig_attr += (i ? "," : "") + signals[i];
-  const std::string tag = "<script data-deploynet data-src=\"" + base + js_name +
-                          "\" data-signal=\"" + attr_escape(sig_attr) + "\" data-manifest=\"" +
-                          base + "deploynet.json\" data-sw=\"" + base +
-                          "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name + "\">" +
-                          *boot + "</script>";
+  const std::string tag =
+      "<script data-deploynet data-src=\"" + base + js_name + "\" data-signal=\"" +
+      attr_escape(sig_attr) + "\" data-manifest=\"" + base + "deploynet.json\" data-sw=\"" + base +
+      "deploynet-sw.js\" data-ring-wasm=\"" + base + wasm_name + "\">" + *boot + "</script>";
   int pages = 0, tagged = 0, skipped = 0;
   for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -263,13 +264,13 @@ int init_main(int argc, char** argv) {
     if (!write_if_changed(p, out, changed)) return fail("cannot write " + p.string(), 1);
     tagged += changed;
   }
-  std::cout << "deploynet init: " << pages << " page(s), " << tagged << " tag(s) added or updated"
-            << (skipped ? ", " + std::to_string(skipped) + " page(s) without <head> left alone"
-                        : "")
-            << "; " << written << " DeployNet file(s) written or removed (" << js_name << ", "
-            << wasm_name << ", deploynet-sw.js)\n"
-            << "deploynet init: a Content-Security-Policy allows the inline bootstrap with script-src "
-            << csp_hash(*boot) << "\n";
+  std::cout
+      << "deploynet init: " << pages << " page(s), " << tagged << " tag(s) added or updated"
+      << (skipped ? ", " + std::to_string(skipped) + " page(s) without <head> left alone" : "")
+      << "; " << written << " DeployNet file(s) written or removed (" << js_name << ", "
+      << wasm_name << ", deploynet-sw.js)\n"
+      << "deploynet init: a Content-Security-Policy allows the inline bootstrap with script-src "
+      << csp_hash(*boot) << "\n";
 
   // 3. The manifest, over everything (DeployNet's own files included).
   std::vector<std::string> args{"publish", root.string(), "--origin",     origin,
