@@ -97,8 +97,8 @@ std::size_t tag_end(const std::string& html, std::size_t at) {
 
 // The tag an earlier run wrote (a <script data-deploynet>, with or without a body, up to its
 // </script>): [begin, end). Scanned by hand: no regex backtracking over a large page.
-std::optional<std::pair<std::size_t, std::size_t>> find_previous_tag(const std::string& html) {
-  const std::string l = lower(html);
+// `l` is the page in lower case.
+std::optional<std::pair<std::size_t, std::size_t>> find_previous_tag(const std::string& l) {
   for (std::size_t at = l.find("<script"); at != std::string::npos;
        at = l.find("<script", at + 1)) {
     auto open_end = tag_end(l, at);
@@ -117,8 +117,7 @@ std::optional<std::pair<std::size_t, std::size_t>> find_previous_tag(const std::
 }
 
 // Just after the page's <head> (or <head ...>) tag, or nullopt.
-std::optional<std::size_t> after_head_start(const std::string& html) {
-  const std::string l = lower(html);
+std::optional<std::size_t> after_head_start(const std::string& l) {
   for (std::size_t at = l.find("<head"); at != std::string::npos; at = l.find("<head", at + 1)) {
     char next = at + 5 < l.size() ? l[at + 5] : '\0';
     if (next != '>' && !std::isspace(static_cast<unsigned char>(next))) continue;  // <header>
@@ -249,9 +248,10 @@ int init_main(int argc, char** argv) {
     if (!html) return fail("cannot read " + p.string(), 1);
     ++pages;
     std::string out;
-    if (auto prev = find_previous_tag(*html)) {
+    const std::string l = lower(*html);
+    if (auto prev = find_previous_tag(l)) {
       out = html->substr(0, prev->first) + tag + html->substr(prev->second);
-    } else if (auto at = after_head_start(*html)) {
+    } else if (auto at = after_head_start(l)) {
       // First in <head>: the socket opens before the page's own requests.
       out = html->substr(0, *at) + "\n" + tag + html->substr(*at);
     } else {

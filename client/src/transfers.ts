@@ -294,6 +294,13 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     return Number.isFinite(pos) ? Math.floor(pos / this.index.manifest.piece_size) : 0;
   }
 
+  /** The first piece from `from` on that is not verified (the number of pieces if none). */
+  private firstMissing(t: Transfer, from: number): number {
+    let f = from;
+    while (f < t.pieces.length && t.pieces.get(f) === PieceState.Verified) f++;
+    return f;
+  }
+
   /** The reader an origin stream at `at` serves: the nearest one at or behind it, within reach. */
   private servedReader(t: Transfer, at: number): ReadState | null {
     let best: ReadState | null = null;
@@ -615,8 +622,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     if (t.origin || !t.firstByte || this.peers.joining().helloPending) return;
     if (t.ranged) {
       if (this.readersOf(t).size === 0) return;
-      let f = this.focus(t);
-      while (f < t.pieces.length && t.pieces.get(f) === PieceState.Verified) f++;
+      const f = this.firstMissing(t, this.focus(t));
       if (f >= t.pieces.length || t.pieces.get(f) !== PieceState.Todo) return;
       if (peers.some((p) => this.holds(p, t.file.sha256, f))) return;
     } else if (t.pieces.any(PieceState.Requested) || !t.pieces.any(PieceState.Todo)) {
@@ -741,8 +747,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     const focus = t.ranged ? this.focus(t) : 0;
     const reach = Math.floor((focus * ps + this.options.readAhead) / ps);
     if (t.ranged) {
-      let first = focus;
-      while (first < t.pieces.length && t.pieces.get(first) === PieceState.Verified) first++;
+      const first = this.firstMissing(t, focus);
       if (first > reach || (first - focus) * ps > this.options.readAhead / 2) return;
     }
     t.origin = true;
