@@ -360,6 +360,15 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
   }
 
   /** A piece is verified: its readers may go on, and peers may hear of it. */
+  /**
+   * A request that will not complete gives its piece back to be asked again. Only a piece still
+   * asked for goes back: one that verified meanwhile (from the origin, or another request) stays
+   * verified, so it is neither fetched nor counted twice.
+   */
+  private requeue(t: Transfer, piece: number) {
+    if (t.pieces.get(piece) === PieceState.Requested) t.pieces.set(piece, PieceState.Todo);
+  }
+
   private verified(t: Transfer, piece: number) {
     t.pieces.set(piece, PieceState.Verified);
     this.progressed.add(t.file.sha256);
@@ -484,7 +493,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     const len = r.buf.length;
     if (piece !== r.piece || offset !== t.got[piece] || offset + data.length > len) {
       this.reqs.delete(reqId);
-      if (t.pieces.get(piece) === PieceState.Requested) t.pieces.set(piece, PieceState.Todo);
+      this.requeue(t, piece);
       this.peers.ban(peer, 'piece out of order or too long');
       this.schedule(t);
       return;
@@ -521,7 +530,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     const r = this.reqs.get(reqId);
     if (!r || r.peer !== peer) return;
     this.reqs.delete(reqId);
-    r.t.pieces.set(r.piece, PieceState.Todo);
+    this.requeue(r.t, r.piece);
     if (reason === 'busy') return;
     r.t.excluded.add(peer.id);
     if (reason === 'missing') {
@@ -536,7 +545,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     for (const [id, r] of this.reqs) {
       if (r.peer !== peer) continue;
       this.reqs.delete(id);
-      if (r.t.pieces.get(r.piece) === PieceState.Requested) r.t.pieces.set(r.piece, PieceState.Todo);
+      this.requeue(r.t, r.piece);
       this.schedule(r.t);
     }
   }
@@ -548,7 +557,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       if (now - r.progress > this.options.stallTimeout) {
         this.reqs.delete(id);
         r.peer.send({ type: 'cancel', reqId: id });
-        r.t.pieces.set(r.piece, PieceState.Todo);
+        this.requeue(r.t, r.piece);
         r.t.excluded.add(r.peer.id);
         this.schedule(r.t);
       }
@@ -715,7 +724,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       r.peer.send({ type: 'cancel', reqId: id });
       if (exclude) {
         // Peers that had their chance at the head make way; the tail stays theirs.
-        t.pieces.set(r.piece, PieceState.Todo);
+        this.requeue(t, r.piece);
         if (!t.firstByte) t.excluded.add(r.peer.id);
       }
     }
@@ -771,7 +780,7 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
         if (r.t === t && r.piece >= focus && r.piece <= reach) {
           this.reqs.delete(id);
           r.peer.send({ type: 'cancel', reqId: id });
-          t.pieces.set(r.piece, PieceState.Todo);
+          this.requeue(t, r.piece);
         }
       }
       // What is before the reader, or asked of peers beyond the window, is not the origin's.
