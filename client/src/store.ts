@@ -1,6 +1,8 @@
 // Verified content, by content id: in memory for serving peers quickly (bounded), and in the
 // Cache API so it survives reloads. Only bytes whose SHA-256 matched the manifest get here.
 
+import { sha256Hex } from './manifest';
+
 const CACHE = 'deploynet-content-v1';
 const PREFIX = '/__deploynet/content/';
 
@@ -20,6 +22,17 @@ export async function cachedContent(id: string): Promise<Response | undefined> {
   } catch {
     opened = null;
     return undefined;
+  }
+}
+
+/** Removes an entry that failed its check (planted or damaged): it is fetched again. */
+export async function dropContent(id: string): Promise<void> {
+  if (typeof caches === 'undefined') return;
+  try {
+    opened ??= caches.open(CACHE);
+    await (await opened).delete(contentUrl(id));
+  } catch {
+    opened = null;
   }
 }
 
@@ -69,6 +82,12 @@ export class ContentStore {
     const res = cache ? await cache.match(this.url(id)) : undefined;
     if (!res) return null;
     const bytes = new Uint8Array(await res.arrayBuffer());
+    // The Cache API is the site's: anything could have been written there. What does not hash
+    // to its content id is dropped and fetched again.
+    if ((await sha256Hex(bytes)) !== id) {
+      await cache?.delete(this.url(id)).catch(() => false);
+      return null;
+    }
     this.remember(id, bytes);
     return bytes;
   }

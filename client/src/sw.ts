@@ -12,7 +12,8 @@
 /// <reference lib="webworker" />
 import { bodyBytes, isOriginFetch, MARKER, type OriginUsage, originFetch } from './origin';
 import { parseRange } from './range';
-import { cachedContent } from './store';
+import { sha256Hex } from './manifest';
+import { cachedContent, dropContent } from './store';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const MANIFEST = new URL(sw.location.href).searchParams.get('manifest') || '/deploynet.json';
@@ -27,9 +28,11 @@ interface SwFile {
   sha256: string;
   type: string;
   size: number;
+  pieces: string[]; // SHA-256 of each piece: what is read back from the cache is checked
 }
 let manifest: {
   deployId: string;
+  pieceSize: number;
   paths: Set<string>;
   files: Map<string, SwFile>;
   raw: string; // as the origin sent it: the page's engine gets this copy (below)
@@ -49,10 +52,24 @@ function useManifest(raw: string) {
   if (m.origin !== sw.location.origin) throw new Error('published for another origin');
   const files = new Map<string, SwFile>();
   for (const f of m.files) {
-    if (typeof f?.path === 'string' && typeof f.sha256 === 'string')
-      files.set(f.path, { sha256: f.sha256, type: String(f.type ?? ''), size: Number(f.size) || 0 });
+    if (typeof f?.path === 'string' && typeof f.sha256 === 'string' && Array.isArray(f.pieces))
+      files.set(f.path, {
+        sha256: f.sha256,
+        type: String(f.type ?? ''),
+        size: Number(f.size) || 0,
+        pieces: f.pieces.map(String),
+      });
   }
-  manifest = { deployId: String(m.deploy_id), paths: new Set(files.keys()), files, raw, checkedAt: Date.now() };
+  const pieceSize = Number(m.piece_size);
+  if (!Number.isSafeInteger(pieceSize) || pieceSize < 1) throw new Error('no piece size');
+  manifest = {
+    deployId: String(m.deploy_id),
+    pieceSize,
+    paths: new Set(files.keys()),
+    files,
+    raw,
+    checkedAt: Date.now(),
+  };
 }
 
 // `forClient`: the page this check is made for (its navigation), counted as its request.
@@ -172,6 +189,61 @@ function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
       resolve(ev.data as Reply);
     };
     client.postMessage({ type: 'deploynet-fetch', path, urgent }, [ch.port2]);
+  });
+}
+
+/**
+ * Verified content this browser holds, read back from the Cache API piece by piece, each piece
+ * checked against the manifest before it goes out (a script of the site could have written
+ * anything there). A first piece that does not match drops the entry and returns null (the
+ * request goes on as if nothing were cached); a later one drops it and fails the stream.
+ */
+async function fromCache(file: SwFile, range: [number, number] | null): Promise<Response | null> {
+  const cached = await cachedContent(file.sha256);
+  if (!cached?.body || !manifest) return null;
+  const ps = manifest.pieceSize;
+  const blob = await cached.blob();
+  if (blob.size !== file.size) {
+    void dropContent(file.sha256);
+    return null;
+  }
+  const [start, end] = range ?? [0, file.size - 1];
+  const piece = async (i: number): Promise<Uint8Array | null> => {
+    const bytes = new Uint8Array(await blob.slice(i * ps, Math.min(file.size, (i + 1) * ps)).arrayBuffer());
+    return (await sha256Hex(bytes)) === file.pieces[i] ? bytes : null;
+  };
+  // The part of piece `i` inside the range.
+  const part = (i: number, bytes: Uint8Array) =>
+    bytes.subarray(Math.max(0, start - i * ps), Math.min(bytes.length, end + 1 - i * ps));
+  let next = Math.floor(start / ps);
+  const last = Math.floor(end / ps);
+  const first = file.size === 0 ? new Uint8Array(0) : await piece(next);
+  if (!first) {
+    void dropContent(file.sha256);
+    return null;
+  }
+  let held: Uint8Array | null = part(next++, first);
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (held) {
+        controller.enqueue(held);
+        held = null;
+      } else if (next > last) {
+        controller.close();
+      } else {
+        const bytes = await piece(next);
+        if (!bytes) {
+          void dropContent(file.sha256);
+          controller.error(new Error(`deploynet: cached ${file.sha256} differs from the manifest`));
+          return;
+        }
+        controller.enqueue(part(next++, bytes));
+      }
+    },
+  });
+  return new Response(body, {
+    status: range ? 206 : 200,
+    headers: rangeHeaders(file, [start, end], range !== null, 'cache'),
   });
 }
 
@@ -329,22 +401,8 @@ async function viaPage(e: FetchEvent, path: string): Promise<Response> {
   if (rangeHeader !== null && !range) return passthrough();
   // Verified content this browser already holds (from peers, the origin or the HTTP cache of
   // an earlier view) is served here, at once, with no page engine and no request at all.
-  const cached = await cachedContent(file.sha256);
-  if (cached?.body && range) {
-    // A slice of the stored entry, read from disk as the consumer reads it.
-    const blob = (await cached.blob()).slice(range[0], range[1] + 1);
-    return new Response(blob, { status: 206, headers: rangeHeaders(file, range, true, 'cache') });
-  }
-  if (cached?.body) {
-    // Streamed from the cache as it is stored, never copied through this worker's memory.
-    const headers: Record<string, string> = {
-      'content-type': file.type || 'application/octet-stream',
-      [MARKER]: 'cache',
-    };
-    const length = cached.headers.get('content-length');
-    if (length) headers['content-length'] = length;
-    return new Response(cached.body, { status: 200, headers });
-  }
+  const cached = await fromCache(file, range);
+  if (cached) return cached;
   // A page whose engine is not up yet cannot get anything from peers sooner than the origin;
   // a stream is handed to the engine once it is up.
   const info = pages.get(e.clientId);

@@ -167,6 +167,38 @@ test('a redeploy takes effect: changed assets are new content, never the stale b
   assert.equal(sha256(fs.readFileSync(cssPath)), manifest.files.find((f) => f.path === '/css/site.css').sha256)
 })
 
+test('an entry planted in the content cache is never served: each piece is checked as it is read back', async () => {
+  const { v } = await visit('planted')
+  const scripts = assetsOf('index.html').filter((p) => p.endsWith('.js'))
+  assert.ok(scripts.length > 0)
+  await holds(v, scripts)
+  const script = scripts[0]
+  const file = manifest.files.find((f) => f.path === script)
+  const original = fs.readFileSync(path.join(dir, script), 'utf8')
+  // A script of the site (an XSS, another app on the origin) writes its own bytes under the
+  // script's content id: same length, so only the hashes can tell.
+  const evil = ('window.PLANTED=1;/*' + 'x'.repeat(original.length)).slice(0, original.length - 2) + '*/'
+  assert.equal(evil.length, original.length)
+  await v.page.evaluate(async ({ id, body }) => {
+    const cache = await caches.open('deploynet-content-v1')
+    await cache.put(`/__deploynet/content/${id}`, new Response(body, { headers: { 'content-length': String(body.length) } }))
+  }, { id: file.sha256, body: evil })
+  await loadControlledPage(v, `${origin.url}/index.html`)
+  const seen = await v.page.evaluate(async (p) => ({
+    planted: window.PLANTED,
+    text: await (await fetch(p)).text(),
+  }), script)
+  assert.equal(seen.planted, undefined, 'the planted script never ran')
+  assert.equal(seen.text, original)
+  assert.equal((await pageLooksRight(v)).rows > 0, true)
+  // The bad entry is gone, or replaced by the verified bytes.
+  const stored = await v.page.evaluate(async (id) => {
+    const r = await (await caches.open('deploynet-content-v1')).match(`/__deploynet/content/${id}`)
+    return r ? r.text() : null
+  }, file.sha256)
+  assert.ok(stored === null || stored === original)
+})
+
 // Every request a visitor made, by path: a first view that reloads (or downloads anything
 // twice) shows as a count above one.
 const requestCounts = (name, since = 0) => {
