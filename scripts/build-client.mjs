@@ -1,6 +1,6 @@
 // Bundles the browser client with esbuild into build/client/:
 //   deploynet.mjs (ES module), deploynet.js (classic script, global `DeployNet`),
-//   deploynet-sw.js (service worker), deploynet-boot.js (the inline bootstrap), deploynet_ring.wasm (copied), ring.mjs, scheduler.mjs, policy.mjs, transfers.mjs, range.mjs and
+//   deploynet-sw.js (service worker), deploynet-boot.js (the inline bootstrap), deploynet_ring.wasm (copied), ring.mjs, scheduler.mjs, policy.mjs, transfers.mjs, range.mjs, signal.mjs and
 //   wire.mjs (tests, bench).
 import * as esbuild from 'esbuild';
 import fs from 'node:fs';
@@ -37,6 +37,7 @@ const entries = [
   { entryPoints: ['client/src/wire.ts'], format: 'esm', outfile: `${out}/wire.mjs`, platform: 'neutral' },
   { entryPoints: ['client/src/transfers.ts'], format: 'esm', outfile: `${out}/transfers.mjs`, platform: 'neutral' },
   { entryPoints: ['client/src/range.ts'], format: 'esm', outfile: `${out}/range.mjs`, platform: 'neutral' },
+  { entryPoints: ['client/src/signal.ts'], format: 'esm', outfile: `${out}/signal.mjs`, platform: 'neutral' },
 ];
 await Promise.all(entries.map((e) => esbuild.build({ ...common, absWorkingDir: root, ...e })));
 fs.copyFileSync(path.join(wasmDir, 'deploynet_ring.wasm'), path.join(out, 'deploynet_ring.wasm'));

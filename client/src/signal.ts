@@ -80,6 +80,8 @@ export class SignalClient extends Emitter<Events> {
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private destroyed = false;
+  /** Whether the next message is the first on its socket (the only place ICE servers come). */
+  private firstFrame = true;
   connected = false;
   /** Set once a connection attempt has failed or a connection was lost. */
   troubled = false;
@@ -117,6 +119,7 @@ export class SignalClient extends Emitter<Events> {
       }
     }
     this.ws = ws;
+    this.firstFrame = true;
     const opened = () => {
       this.attempt = 0;
       this.connected = true;
@@ -155,6 +158,8 @@ export class SignalClient extends Emitter<Events> {
   }
 
   private onMessage(data: unknown) {
+    const first = this.firstFrame;
+    this.firstFrame = false;
     if (typeof data !== 'string') return;
     // biome-ignore lint/suspicious/noExplicitAny: a parsed server message, checked field by field
     let m: Record<string, any>;
@@ -169,6 +174,12 @@ export class SignalClient extends Emitter<Events> {
       return;
     }
     if (m.action === 'deploynet') {
+      // The server sends it right after the handshake, before anything else: one arriving later
+      // is not the server's (a relayed frame naming another TURN server) and is not used.
+      if (!first) {
+        this.emit('warning', 'ERR_SIGNAL_ICE_LATE: ICE servers after the first frame, ignored');
+        return;
+      }
       const ice = iceInfo(m);
       if (ice) this.emit('ice', ice);
       return;
