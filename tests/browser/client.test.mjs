@@ -109,7 +109,11 @@ test('hedging: an urgent request also goes to the origin when it is measured fas
   const app = patient.assets.find((x) => x.path === '/app.js')
   const hero = patient.assets.find((x) => x.path === '/img/hero.png')
   assert.equal(app.originReason, 'origin faster than the peers that hold it')
-  assert.equal(app.fromOrigin + app.fromPeers, FILES['/app.js'])
+  // Every byte came, and where the origin's stream (from the head) and the peers' pieces (from
+  // the tail) met, at most two pieces came from both (on loopback the origin can reach the
+  // end before its stream is cut): the bound the scheduler's own test holds it to.
+  const twice = app.fromOrigin + app.fromPeers - FILES['/app.js']
+  assert.ok(twice >= 0 && twice <= 2 * 65536, `origin ${app.fromOrigin} + peers ${app.fromPeers}`)
   assert.equal(hero.fromPeers, FILES['/img/hero.png'])
   assert.equal(hero.originReason, undefined)
   const asked = origin.log.slice(since).filter((e) => e.ua.endsWith('visitor-H2')).map((e) => e.path)
