@@ -15,6 +15,16 @@
 #include <utility>
 
 namespace deploynet {
+bool valid_region(std::string_view r) {
+  if (r.empty() || r.size() > ParseLimits::kMaxRegion) return false;
+  for (char c : r) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 namespace {
 
 // Parsing runs once per frame on every server thread; a fixed per-thread arena keeps the
@@ -43,16 +53,6 @@ std::optional<Id> member_id(const Value& obj, const char* name) {
   auto it = obj.FindMember(name);
   if (it == obj.MemberEnd() || !it->value.IsString()) return std::nullopt;
   return Id::from_wire(sv(it->value));
-}
-
-bool valid_region(std::string_view r) {
-  if (r.empty() || r.size() > ParseLimits::kMaxRegion) return false;
-  for (char c : r) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
 }
 
 // Relayed offers and answers are forwarded as the exact bytes the sender wrote, never
@@ -483,6 +483,29 @@ ParseResult parse_in_message(std::string_view text, const ParseLimits& limits) {
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7F) c = '?';
   }
   return ParseError{"invalid action in WS request: " + shown, {}, std::nullopt};
+}
+
+bool valid_description(std::string_view json, std::size_t max_bytes) {
+  if (json.size() > max_bytes || json.empty() || json.front() != '{' || !valid_utf8(json))
+    return false;
+  // Depth only: everything else of JSON the reader checks itself.
+  struct Depth : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Depth> {
+    std::size_t depth = 0;
+    bool StartObject() { return ++depth <= ParseLimits::kMaxDepth; }
+    bool EndObject(rapidjson::SizeType) {
+      --depth;
+      return true;
+    }
+    bool StartArray() { return ++depth <= ParseLimits::kMaxDepth; }
+    bool EndArray(rapidjson::SizeType) {
+      --depth;
+      return true;
+    }
+  } handler;
+  rapidjson::MemoryStream ms(json.data(), json.size());
+  rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> is(ms);
+  rapidjson::Reader reader;
+  return !reader.Parse<kParseFlags | rapidjson::kParseValidateEncodingFlag>(is, handler).IsError();
 }
 
 const char* to_string(AnnounceEvent event) {

@@ -2,10 +2,13 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/rand.h>
+#include <unistd.h>
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 
@@ -24,6 +27,8 @@ constexpr std::size_t kMaxQueued = 65'536;
 // Bytes hiredis may hold unsent (Redis slower than the swarms): past this, relays are dropped.
 constexpr std::size_t kMaxUnsent = 64u << 20;
 constexpr auto kConnectTimeout = std::chrono::seconds(3);
+// An offer's or answer's session description from another node (browsers' are a few KiB).
+constexpr std::size_t kMaxDescription = 256u << 10;
 
 std::string node_channel(std::uint32_t node) {
   return "deploynet:node:" + std::to_string(node);
@@ -77,6 +82,13 @@ bool parse_redis_url(const std::string& url, ClusterConfig& cfg) {
   if (url.rfind(scheme, 0) != 0) return false;
   std::string rest = url.substr(scheme.size());
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  // A user name may come before the host (redis://user@host); a password never does (it would
+  // show in the process list): --redis-password-file.
+  if (auto at = rest.find('@'); at != std::string::npos) {
+    cfg.redis_user = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    if (cfg.redis_user.empty() || cfg.redis_user.find(':') != std::string::npos) return false;
+  }
   if (rest.empty() || rest.find_first_of("/@?#") != std::string::npos) return false;
   auto colon = rest.rfind(':');
   cfg.redis_port = 6379;
@@ -163,7 +175,17 @@ Cluster::Cluster(ClusterConfig config, ShardedTracker& tracker, Metrics& metrics
       metrics_(metrics),
       deliver_(std::move(deliver)),
       heartbeat_timer_(ioc_),
-      reconnect_timer_(ioc_) {}
+      reconnect_timer_(ioc_) {
+  std::array<unsigned char, 8> raw{};
+  RAND_bytes(raw.data(), static_cast<int>(raw.size()));
+  auto pid = static_cast<std::uint32_t>(::getpid());
+  nonce_ = std::to_string(pid) + "-";
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (unsigned char b : raw) {
+    nonce_ += kHex[b >> 4];
+    nonce_ += kHex[b & 15];
+  }
+}
 
 Cluster::~Cluster() {
   stop();
@@ -183,15 +205,15 @@ void Cluster::stop() {
     stopping_ = true;
     heartbeat_timer_.cancel();
     reconnect_timer_.cancel();
-    if (cmd_ && cmd_->ac) {
+    if (cmd_ && cmd_->ac && holds_id_) {
       // Our peers leave with us: the others drop them now rather than after the TTL.
       command({"DEL", peers_key(config_.node_id)});
       command({"DEL", alive_key(config_.node_id)});
       std::string reset = "R";
       put_u32(reset, config_.node_id);
       command({"PUBLISH", kMembersChannel, reset});
-      redisAsyncDisconnect(cmd_->ac);  // after the replies of what was sent
     }
+    if (cmd_ && cmd_->ac) redisAsyncDisconnect(cmd_->ac);  // after the replies of what was sent
     if (sub_ && sub_->ac) redisAsyncFree(sub_->ac);
     // Give the last commands a moment, then end the loop whatever Redis does.
     heartbeat_timer_.expires_after(std::chrono::milliseconds(500));
@@ -257,7 +279,26 @@ void Cluster::connect() {
     go_down("cannot connect");
     return;
   }
-  // The subscription is the first thing on its connection; once confirmed, the state sync runs.
+  // With a password, AUTH goes first on both connections (commands run in order on each).
+  if (!config_.redis_password.empty()) {
+    std::vector<std::string> auth{"AUTH"};
+    if (!config_.redis_user.empty()) auth.push_back(config_.redis_user);
+    auth.push_back(config_.redis_password);
+    std::vector<const char*> av;
+    std::vector<std::size_t> al;
+    for (const auto& a : auth) {
+      av.push_back(a.data());
+      al.push_back(a.size());
+    }
+    redisAsyncCommandArgv(sub_->ac, &Cluster::on_sub_reply, this, static_cast<int>(av.size()),
+                          av.data(), al.data());
+    command(auth, {});  // a refusal is an error reply: on_redis_error below
+  }
+  // A Redis that wants a password we lack answers this with NOAUTH (the subscription's error
+  // replies never reach a callback in hiredis).
+  command({"PING"}, {});
+  // The subscription is the first thing on its connection after AUTH; once confirmed, the state
+  // sync runs.
   std::string members = kMembersChannel, mine = node_channel(config_.node_id);
   const char* argv[] = {"SUBSCRIBE", members.c_str(), mine.c_str()};
   std::size_t lens[] = {9, members.size(), mine.size()};
@@ -275,6 +316,10 @@ void Cluster::on_sub_reply(redisAsyncContext* ac, void* r, void* privdata) {
   auto* self = static_cast<Cluster*>(privdata);
   auto* reply = static_cast<redisReply*>(r);
   if (!reply || self->stopping_ || !self->sub_ || ac != self->sub_->ac) return;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    self->on_redis_error(std::string_view(reply->str, reply->len));
+    return;
+  }
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
   const redisReply* kind = reply->element[0];
   if (kind->type != REDIS_REPLY_STRING) return;
@@ -298,6 +343,42 @@ void Cluster::on_subscribed() {
 // Publishes this node's peers whole and reloads every other node's.
 void Cluster::resync() {
   if (!cmd_ || !cmd_->ac) return;
+  // The node id first: claimed with this process's nonce, or already ours (a reconnect). Held
+  // by another live node, this one stays out of the cluster (two nodes with one id would
+  // overwrite each other's peers), says so, and tries again later: the id frees up when the
+  // other node stops refreshing it.
+  auto gen = generation_;
+  const auto ttl = std::to_string(config_.node_ttl.count());
+  command({"SET", alive_key(config_.node_id), nonce_, "NX", "EX", ttl}, [this, gen](redisReply* r) {
+    if (!r || gen != generation_ || stopping_) return;
+    if (r->type == REDIS_REPLY_STATUS) {
+      claimed();
+      return;
+    }
+    command({"GET", alive_key(config_.node_id)}, [this, gen](redisReply* held) {
+      if (!held || gen != generation_ || stopping_) return;
+      if (held->type == REDIS_REPLY_STRING && std::string_view(held->str, held->len) == nonce_) {
+        claimed();
+        return;
+      }
+      if (held->type == REDIS_REPLY_NIL) {  // expired meanwhile: claim it again
+        resync();
+        return;
+      }
+      metrics_.cluster_node_id_clash.store(1, kRelaxed);
+      LogLine(LogLevel::kError,
+              "cluster: another live node (or this node's previous run, until --node-ttl) has this "
+              "--node-id; this node stays out of the cluster until it is free")
+          .kv("node", config_.node_id);
+      go_down("node id in use");
+    });
+  });
+}
+
+// The node id is ours: publish this node's peers whole and load every other node's.
+void Cluster::claimed() {
+  holds_id_ = true;
+  metrics_.cluster_node_id_clash.store(0, kRelaxed);
   std::vector<MemberEvent> mine;
   tracker_.local_members(mine);
   {
@@ -308,7 +389,6 @@ void Cluster::resync() {
   const auto node = config_.node_id;
   const auto ttl = std::to_string(config_.node_ttl.count());
   command({"SADD", kNodesKey, std::to_string(node)});
-  command({"SET", alive_key(node), "1", "EX", ttl});
   command({"DEL", peers_key(node)});
   for (std::size_t i = 0; i < mine.size(); i += 512) {
     std::vector<std::string> args{"HSET", peers_key(node)};
@@ -367,9 +447,18 @@ void Cluster::heartbeat() {
       return;
     }
     const auto ttl = std::to_string(config_.node_ttl.count());
-    command({"SET", alive_key(config_.node_id), "1", "EX", ttl}, [this, gen](redisReply* r) {
-      if (r && gen == generation_) heartbeats_unanswered_ = 0;
-    });
+    // Refreshed with this process's nonce; the value it replaced says whether another node
+    // wrote the same id meanwhile (both started at once): said loudly, on both.
+    command({"SET", alive_key(config_.node_id), nonce_, "EX", ttl, "GET"},
+            [this, gen](redisReply* r) {
+              if (!r || gen != generation_) return;
+              heartbeats_unanswered_ = 0;
+              if (r->type == REDIS_REPLY_STRING && std::string_view(r->str, r->len) != nonce_) {
+                metrics_.cluster_node_id_clash.store(1, kRelaxed);
+                LogLine(LogLevel::kError, "cluster: another node writes this --node-id")
+                    .kv("node", config_.node_id);
+              }
+            });
     command({"EXPIRE", peers_key(config_.node_id), ttl});
     // Which mirrored nodes went silent?
     for (auto other : known_nodes_) {
@@ -377,6 +466,7 @@ void Cluster::heartbeat() {
         if (!r || gen != generation_ || r->type != REDIS_REPLY_INTEGER || r->integer != 0) return;
         if (!known_nodes_.erase(other)) return;
         auto n = tracker_.drop_node(other);
+        remote_estimate_ -= std::min(remote_estimate_, n);
         metrics_.cluster_nodes_expired.fetch_add(1, kRelaxed);
         command({"SREM", kNodesKey, std::to_string(other)});
         LogLine(LogLevel::kWarn, "cluster: node expired, its peers dropped")
@@ -401,6 +491,7 @@ void Cluster::go_down(const char* why) {
   metrics_.cluster_up.store(0, kRelaxed);
   // Local mode: only this node's own peers, until Redis is back.
   auto dropped = tracker_.drop_node(0);
+  remote_estimate_ = 0;
   known_nodes_.clear();
   if (was_up || dropped) {
     LogLine(LogLevel::kWarn, "cluster: redis unreachable, serving this node's peers alone")
@@ -533,7 +624,16 @@ void Cluster::on_message(const char* data, std::size_t len) {
     auto from = get_id<PeerId>(data + 21);
     auto to = get_id<PeerId>(data + 41);
     auto offer = get_id<OfferId>(data + 61);
-    std::string payload(data + kHead, len - kHead);
+    // What crosses Redis is the sender's session description only; it is checked (one JSON
+    // object, valid UTF-8, bounded) and the message a visitor gets is built here around it, so
+    // nothing published on a node's channel reaches a visitor verbatim.
+    std::string_view description(data + kHead, len - kHead);
+    if (!valid_description(description, kMaxDescription)) {
+      metrics_.cluster_invalid_in.fetch_add(1, kRelaxed);
+      return;
+    }
+    std::string payload = kind == 'O' ? serialize_offer(ih, from, offer, description)
+                                      : serialize_answer(ih, from, offer, description);
     std::vector<Outgoing> out;
     bool ok = kind == 'O' ? tracker_.deliver_remote_offer(
                                 ih, from, to, offer, std::move(payload),
@@ -572,10 +672,25 @@ void Cluster::on_message(const char* data, std::size_t len) {
 // its hash in Redis or from its join message.
 bool Cluster::join_record(std::uint32_t node, const char* field, const char* value,
                           std::size_t value_len) {
-  if (value_len < kValueMin) return false;
-  tracker_.remote_join(
-      node, get_id<InfoHash>(field), get_id<PeerId>(field + 20), value[0] != 0,
-      Proximity{std::string(value + kValueMin, value_len - kValueMin), get_be(value + 1, 8)});
+  // Checked as a visitor's announce is: Redis is a boundary like any other.
+  std::string_view region(value, value_len);
+  region.remove_prefix(std::min(value_len, kValueMin));
+  if (value_len < kValueMin || (value[0] != 0 && value[0] != 1) ||
+      (!region.empty() && !valid_region(region))) {
+    metrics_.cluster_members_refused.fetch_add(1, kRelaxed);
+    return false;
+  }
+  // Bounded: past the cap, recounted exactly (the estimate only grows between recounts).
+  if (++remote_estimate_ > config_.max_remote_peers) {
+    remote_estimate_ = tracker_.counts().remote_peers;
+    if (remote_estimate_ >= config_.max_remote_peers) {
+      metrics_.cluster_members_refused.fetch_add(1, kRelaxed);
+      return false;
+    }
+    ++remote_estimate_;
+  }
+  tracker_.remote_join(node, get_id<InfoHash>(field), get_id<PeerId>(field + 20), value[0] != 0,
+                       Proximity{std::string(region), get_be(value + 1, 8)});
   known_nodes_.insert(node);
   return true;
 }
@@ -585,7 +700,8 @@ void Cluster::reload_node(std::uint32_t node) {
   auto gen = generation_;
   command({"HGETALL", peers_key(node)}, [this, gen, node](redisReply* h) {
     if (!h || gen != generation_ || h->type != REDIS_REPLY_ARRAY) return;
-    tracker_.drop_node(node);
+    auto dropped = tracker_.drop_node(node);
+    remote_estimate_ -= std::min(remote_estimate_, dropped);
     std::size_t loaded = 0;
     for (std::size_t j = 0; j + 1 < h->elements; j += 2) {
       const redisReply* f = h->element[j];
@@ -612,12 +728,12 @@ void Cluster::command(const std::vector<std::string>& args, std::function<void(r
   auto* cb = new std::function<void(redisReply*)>(std::move(done));
   int rc = redisAsyncCommandArgv(
       cmd_->ac,
-      [](redisAsyncContext*, void* reply, void* privdata) {
+      [](redisAsyncContext* ac, void* reply, void* privdata) {
         std::unique_ptr<std::function<void(redisReply*)>> fn(
             static_cast<std::function<void(redisReply*)>*>(privdata));
         auto* r = static_cast<redisReply*>(reply);
         if (r && r->type == REDIS_REPLY_ERROR) {
-          LogLine(LogLevel::kWarn, "redis error").kv("error", std::string(r->str, r->len));
+          static_cast<Conn*>(ac->data)->owner->on_redis_error(std::string_view(r->str, r->len));
         }
         if (*fn) (*fn)(r);
       },
@@ -626,6 +742,26 @@ void Cluster::command(const std::vector<std::string>& args, std::function<void(r
     std::unique_ptr<std::function<void(redisReply*)>> fn(cb);
     if (*fn) (*fn)(nullptr);
   }
+}
+
+// An error reply. Authentication errors (a wrong or missing password, NOAUTH, WRONGPASS) mean
+// the cluster cannot work at all: this node goes local and says why, once per outage; it tries
+// again later like after any outage. Others are logged.
+void Cluster::on_redis_error(std::string_view error) {
+  bool auth = error.rfind("NOAUTH", 0) == 0 || error.rfind("WRONGPASS", 0) == 0 ||
+              error.find("AUTH") != std::string_view::npos ||
+              error.find("password") != std::string_view::npos;
+  if (!auth) {
+    LogLine(LogLevel::kWarn, "redis error").kv("error", std::string(error.substr(0, 200)));
+    return;
+  }
+  LogLine(failed_connects_++ < 2 ? LogLevel::kError : LogLevel::kDebug,
+          "cluster: redis refused this node's authentication; check --redis-password-file")
+      .kv("error", std::string(error.substr(0, 200)));
+  auto gen = generation_;
+  net::post(ioc_, [this, gen] {
+    if (gen == generation_ && !stopping_) go_down("authentication refused");
+  });
 }
 
 }  // namespace deploynet::server

@@ -47,11 +47,13 @@ class ShardedTracker;
 struct ClusterConfig {
   std::string redis_host;
   std::uint16_t redis_port = 6379;
-  std::uint32_t node_id = 0;          // 1 .. 2^31; unique within the cluster
-  std::chrono::seconds node_ttl{15};  // a node silent this long is dropped by the others
+  std::uint32_t node_id = 0;                 // 1 .. 2^31; unique within the cluster
+  std::chrono::seconds node_ttl{15};         // a node silent this long is dropped by the others
+  std::string redis_user, redis_password;    // AUTH, when Redis asks for it; never logged
+  std::size_t max_remote_peers = 1'000'000;  // other nodes' peers mirrored here, at most
 };
 
-// "redis://host:port" (port defaults to 6379) into `cfg`; false if malformed.
+// "redis://[user@]host[:port]" (port defaults to 6379) into `cfg`; false if malformed.
 bool parse_redis_url(const std::string& url, ClusterConfig& cfg);
 
 class Cluster {
@@ -78,6 +80,8 @@ class Cluster {
   void connect();
   void on_context_gone(Conn* which);
   void go_down(const char* why);
+  void on_redis_error(std::string_view error);
+  void claimed();
   void schedule_reconnect();
   void on_subscribed();
   void resync();
@@ -107,6 +111,9 @@ class Cluster {
   std::uint64_t generation_ = 0;  // connection attempts; stale replies are ignored
   std::uint32_t heartbeats_unanswered_ = 0;
   std::set<std::uint32_t> known_nodes_;  // nodes whose peers are mirrored here
+  std::size_t remote_estimate_ = 0;      // other nodes' peers mirrored (at least this many)
+  std::string nonce_;                    // this process's mark on its node id in Redis
+  bool holds_id_ = false;                // the node id was claimed (and its keys are ours)
   std::chrono::milliseconds backoff_{250};
 
   // Queued by I/O threads, drained by the cluster thread.

@@ -37,6 +37,20 @@ bool split_host_port(const std::string& s, std::string& host, std::uint16_t& por
   return true;
 }
 
+// A secret from `file` (its first line, trailing spaces and CR cut) or else from the environment
+// variable `env`; empty when neither is given. False when the file cannot be read or is empty.
+bool read_secret(const std::string& file, const char* env, std::string& out) {
+  if (file.empty()) {
+    if (const char* v = std::getenv(env)) out = v;
+    return true;
+  }
+  std::ifstream in(file);
+  if (!in) return false;
+  std::getline(in, out);
+  while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) out.pop_back();
+  return !out.empty();
+}
+
 }  // namespace
 
 bool Cidr::contains(const std::array<unsigned char, 16>& ip) const {
@@ -82,7 +96,9 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   double load_factor = c.tracker.ring.load_permille / 1000.0;
   std::vector<std::string> stun, turn, proxies;
   std::string turn_secret_file;
-  std::string redis_url;
+  std::string metrics_token_file;
+  std::string redis_url, redis_password_file;
+  std::size_t max_cluster_peers = 1'000'000;
   std::uint32_t node_id = 0;
   unsigned node_ttl_s = 15;
 
@@ -97,6 +113,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("trusted-proxy", po::value(&proxies)->composing(), "address or CIDR of a reverse proxy (TLS terminator) whose X-Forwarded-For gives the client's address, repeatable or comma-separated; its own connections are not held to the per-address limits")
     ("proxy-protocol", po::bool_switch(&c.proxy_protocol), "connections from --trusted-proxy addresses begin with a PROXY protocol header (v1 or v2, as nginx's stream module or HAProxy send it) naming the client; X-Forwarded-For is then ignored")
     ("allow-origin", po::value(&origins)->composing(), "allowed Origin of WebSocket clients, repeatable or comma-separated (none given: any)")
+    ("max-sites", po::value(&c.max_sites)->default_value(c.max_sites), "sites whose visitors' savings reports are summed in /metrics; a new one replaces the one reported least recently")
     ("max-frame", po::value(&c.max_frame_bytes)->default_value(c.max_frame_bytes), "largest WebSocket message in bytes; larger closes with 1009")
     ("max-offers", po::value(&c.parse.max_offers)->default_value(c.parse.max_offers), "offers relayed from one announce; more are dropped")
     ("max-numwant", po::value(&c.tracker.max_numwant)->default_value(c.tracker.max_numwant), "peers one announce can reach")
@@ -122,9 +139,12 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("stun", po::value(&stun)->composing(), "STUN URL handed to DeployNet clients (stun:host:port), repeatable or comma-separated")
     ("turn", po::value(&turn)->composing(), "TURN URL handed to DeployNet clients with time-limited credentials (turn:host:port?transport=udp), repeatable or comma-separated; needs a secret")
     ("turn-secret-file", po::value(&turn_secret_file), "file holding the TURN REST API shared secret (coturn's static-auth-secret); or set DEPLOYNET_TURN_SECRET")
-    ("turn-ttl", po::value(&c.ice.turn_ttl_s)->default_value(c.ice.turn_ttl_s), "seconds a TURN credential stays valid")
+    ("turn-ttl", po::value(&c.ice.turn_ttl_s)->default_value(c.ice.turn_ttl_s), "seconds a TURN credential stays valid (60 to 86400); each connection gets its own username")
+    ("metrics-token-file", po::value(&metrics_token_file), "file holding a token that GET /metrics must present (Authorization: Bearer <token>); or set DEPLOYNET_METRICS_TOKEN. Without one /metrics is open to anyone who reaches the port")
     ("relay-only", po::bool_switch(&c.ice.relay_only), "tell clients to connect through TURN only, so visitors never learn each other's addresses")
-    ("redis", po::value(&redis_url), "cluster mode: redis://host[:port] shared by every node of the cluster (swarms span the nodes; offers for a peer on another node go through Redis)")
+    ("redis", po::value(&redis_url), "cluster mode: redis://[user@]host[:port] shared by every node of the cluster (swarms span the nodes; offers for a peer on another node go through Redis)")
+    ("redis-password-file", po::value(&redis_password_file), "cluster mode: file holding the Redis password (AUTH; the user, if any, in the URL: redis://user@host); or set DEPLOYNET_REDIS_PASSWORD; never logged")
+    ("max-cluster-peers", po::value(&max_cluster_peers)->default_value(max_cluster_peers), "cluster mode: other nodes' peers mirrored here, at most (more are refused and counted)")
     ("node-id", po::value(&node_id), "cluster mode: this node's number, unique in the cluster (1 to 2147483647)")
     ("node-ttl", po::value(&node_ttl_s)->default_value(node_ttl_s), "cluster mode: seconds after which a silent node's peers are dropped by the others")
     ("log-level", po::value(&c.log_level)->default_value(c.log_level), "debug, info, warn or error");
@@ -160,6 +180,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   }
   if (c.threads == 0) c.threads = std::max(1u, std::thread::hardware_concurrency());
   if (c.threads > 256) return bad("--threads: at most 256");
+  if (c.max_sites < 1 || c.max_sites > 100'000) return bad("--max-sites: 1 to 100000");
   if (c.max_frame_bytes < 1024) return bad("--max-frame: at least 1024 bytes");
   if (!(c.rate_per_s > 0)) return bad("--rate: must be positive");
   if (c.rate_burst < 1) return bad("--burst: must be at least 1");
@@ -231,26 +252,26 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     if (!valid_ice_url(u, true))
       return bad("--turn: expected turn:host[:port][?transport=..], got '" + u + "'");
   }
-  if (!turn_secret_file.empty()) {
-    std::ifstream in(turn_secret_file);
-    if (!in) return bad("--turn-secret-file: cannot read '" + turn_secret_file + "'");
-    std::getline(in, c.ice.turn_secret);
-    while (!c.ice.turn_secret.empty() &&
-           (c.ice.turn_secret.back() == '\r' || c.ice.turn_secret.back() == ' ')) {
-      c.ice.turn_secret.pop_back();
-    }
-  } else if (const char* env = std::getenv("DEPLOYNET_TURN_SECRET")) {
-    c.ice.turn_secret = env;
-  }
+  if (!read_secret(turn_secret_file, "DEPLOYNET_TURN_SECRET", c.ice.turn_secret))
+    return bad("--turn-secret-file: cannot read '" + turn_secret_file + "' (or it is empty)");
   if (!c.ice.turn_urls.empty() && c.ice.turn_secret.empty()) {
     return bad("--turn: needs a shared secret (--turn-secret-file or DEPLOYNET_TURN_SECRET)");
   }
-  if (c.ice.turn_ttl_s < 60) return bad("--turn-ttl: at least 60 seconds");
+  if (c.ice.turn_ttl_s < 60 || c.ice.turn_ttl_s > 86'400)
+    return bad("--turn-ttl: 60 to 86400 seconds");
   if (c.ice.relay_only && c.ice.turn_urls.empty()) return bad("--relay-only: needs --turn");
+  if (!read_secret(metrics_token_file, "DEPLOYNET_METRICS_TOKEN", c.metrics_token))
+    return bad("--metrics-token-file: cannot read '" + metrics_token_file + "' (or it is empty)");
   if (!redis_url.empty()) {
     ClusterConfig cc;
     if (!parse_redis_url(redis_url, cc))
-      return bad("--redis: expected redis://host[:port], got '" + redis_url + "'");
+      return bad(
+          "--redis: expected redis://[user@]host[:port] (the password in --redis-password-file)");
+    if (!read_secret(redis_password_file, "DEPLOYNET_REDIS_PASSWORD", cc.redis_password))
+      return bad("--redis-password-file: cannot read '" + redis_password_file +
+                 "' (or it is empty)");
+    if (max_cluster_peers < 1) return bad("--max-cluster-peers: at least 1");
+    cc.max_remote_peers = max_cluster_peers;
     if (node_id < 1 || node_id > 2147483647u)
       return bad("--node-id: cluster mode needs a node number from 1 to 2147483647");
     if (node_ttl_s < 3 || node_ttl_s > 3600) return bad("--node-ttl: 3 to 3600 seconds");
@@ -258,8 +279,9 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     cc.node_ttl = std::chrono::seconds(node_ttl_s);
     c.cluster = cc;
     c.tracker.record_members = true;
-  } else if (vm.count("node-id")) {
-    return bad("--node-id: only with --redis (cluster mode)");
+  } else if (vm.count("node-id") || !redis_password_file.empty()) {
+    return bad(std::string(vm.count("node-id") ? "--node-id" : "--redis-password-file") +
+               ": only with --redis (cluster mode)");
   }
   c.tracker.ring.load_permille = static_cast<std::uint32_t>(std::lround(load_factor * 1000));
   c.handshake_timeout = std::chrono::seconds(handshake_s);

@@ -33,6 +33,7 @@ struct Config {
   std::size_t max_frame_bytes = 64 * 1024;  // larger frame: close 1009 (aquatic uses 64 KiB)
   ParseLimits parse;                        // offers per announce, info hashes per scrape
   std::uint32_t max_swarms_per_conn = 64;   // swarms one socket may join
+  std::uint32_t max_sites = 1000;           // sites whose reports are summed in /metrics
   double rate_per_s = 20;                   // token bucket refill, messages per second
   double rate_burst = 40;                   // token bucket size
   std::uint32_t max_conns_per_ip = 256;     // concurrent connections from one address
@@ -50,6 +51,7 @@ struct Config {
   TrackerConfig tracker;
   IceConfig ice;  // STUN/TURN handed to DeployNet clients (none: host candidates only)
   std::vector<std::string> allow_origins;  // empty: any Origin
+  std::string metrics_token;               // empty: /metrics open; never logged
   // Reverse proxies (TLS terminators) whose X-Forwarded-For names the real client: limits and
   // proximity then use that address. Nobody else's header is believed.
   std::vector<Cidr> trusted_proxies;

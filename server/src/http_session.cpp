@@ -1,5 +1,6 @@
 #include "http_session.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <array>
@@ -14,6 +15,16 @@
 
 namespace deploynet::server {
 namespace {
+
+// Whether an Authorization header presents `token` as a Bearer token (no token: anyone may).
+// Compared in constant time.
+bool bearer_allows(std::string_view header, const std::string& token) {
+  if (token.empty()) return true;
+  constexpr std::string_view kScheme = "Bearer ";
+  if (header.size() != kScheme.size() + token.size() || header.substr(0, kScheme.size()) != kScheme)
+    return false;
+  return CRYPTO_memcmp(header.data() + kScheme.size(), token.data(), token.size()) == 0;
+}
 
 constexpr std::size_t kHeaderLimit = 8 * 1024;
 constexpr std::size_t kBodyLimit = 4 * 1024;
@@ -194,6 +205,11 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
   } else if (path == "/health") {
     reply(http::status::ok, pages_.render_health(), "application/json", keep);
   } else if (path == "/metrics") {
+    if (!bearer_allows(sv(req[http::field::authorization]), ctx_.config.metrics_token)) {
+      reply(http::status::unauthorized, "/metrics needs its token (Authorization: Bearer)\n",
+            "text/plain", keep, "WWW-Authenticate", "Bearer realm=\"deploynet-signal\"");
+      return;
+    }
     reply(http::status::ok, pages_.render_metrics(), "text/plain; version=0.0.4", keep);
   } else if (path == "/") {
     reply(http::status::ok, "deploynet-signal: WebSocket tracker here; see /health and /metrics\n",
@@ -244,10 +260,12 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
   // first offer; plain WebTorrent clients never see the frame.
   std::string hello;
   if (query_has(sv(req.target()), "deploynet")) {
-    hello = ice_message(ctx_.config.ice, unix_now_s());
+    hello = ice_message(ctx_.config.ice, unix_now_s(), turn_user_tag());
   }
-  auto conn =
-      std::make_shared<WsConn>(std::move(own), worker_, ctx_, std::move(slot_), worker_.next_key());
+  // Longer than any site's origin: kept as none (its reports are refused).
+  std::string conn_origin = origin.size() <= 256 ? std::string(origin) : std::string();
+  auto conn = std::make_shared<WsConn>(std::move(own), worker_, ctx_, std::move(slot_),
+                                       worker_.next_key(), std::move(conn_origin));
   conn->start(std::move(response), std::move(early_bytes), hello);
 }
 

@@ -2,8 +2,14 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <ctime>
 
 namespace deploynet::server {
 
@@ -28,7 +34,25 @@ bool valid_ice_url(std::string_view url, bool turn) {
   return true;
 }
 
-std::string ice_message(const IceConfig& config, std::int64_t now_unix_s) {
+std::string turn_user_tag() {
+  std::array<unsigned char, 8> raw{};
+  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) {
+    // No randomness at hand: the tag only tells visitors apart in coturn's quotas and logs.
+    static std::atomic<std::uint64_t> n{0};
+    std::uint64_t v = n.fetch_add(1) ^ static_cast<std::uint64_t>(std::time(nullptr));
+    std::memcpy(raw.data(), &v, raw.size());
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string tag;
+  for (unsigned char b : raw) {
+    tag += kHex[b >> 4];
+    tag += kHex[b & 15];
+  }
+  return tag;
+}
+
+std::string ice_message(const IceConfig& config, std::int64_t now_unix_s,
+                        std::string_view user_tag) {
   using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
   rapidjson::StringBuffer buf;
   Writer w(buf);
@@ -50,7 +74,7 @@ std::string ice_message(const IceConfig& config, std::int64_t now_unix_s) {
     w.EndObject();
   }
   if (!config.turn_urls.empty()) {
-    std::string user = std::to_string(expires) + ":deploynet";
+    std::string user = std::to_string(expires) + ":" + std::string(user_tag);
     auto pass = turn_password(config.turn_secret, user);
     w.StartObject();
     urls(config.turn_urls);

@@ -16,7 +16,7 @@ struct IceConfig {
   std::vector<std::string> stun_urls;  // stun:host:port
   std::vector<std::string> turn_urls;  // turn:host:port?transport=udp, turns:...
   std::string turn_secret;             // shared with coturn's static-auth-secret; never logged
-  std::uint32_t turn_ttl_s = 86'400;   // the TURN REST API draft's recommended lifetime
+  std::uint32_t turn_ttl_s = 3'600;    // short: a leaked credential is worth an hour of relay
   bool relay_only = false;             // tell clients to use relayed candidates only
 
   bool empty() const { return stun_urls.empty() && turn_urls.empty(); }
@@ -29,7 +29,13 @@ std::string turn_password(std::string_view secret, std::string_view username);
 // for it (`?deploynet` on the URL; plain WebTorrent clients never do):
 // {"action":"deploynet","ice_servers":[{"urls":[..]},{"urls":[..],"username":..,"credential":..}],
 //  "ice_transport_policy":"all"|"relay","expires":<unix s>}
-std::string ice_message(const IceConfig& config, std::int64_t now_unix_s);
+// `user_tag` is the username's part after the expiry: one per connection (`turn_user_tag`), so
+// that coturn's per-user quotas and logs tell visitors apart.
+std::string ice_message(const IceConfig& config, std::int64_t now_unix_s,
+                        std::string_view user_tag);
+
+// 16 random hex characters (OpenSSL's RAND_bytes): a connection's TURN user tag.
+std::string turn_user_tag();
 
 // Whether a URL is one a browser's RTCIceServer takes for this list ("stun:"/"stuns:" or
 // "turn:"/"turns:"), with no characters that would need escaping.

@@ -112,6 +112,9 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
   sample(o, "deploynet_messages_received_total", "type=\"route\"", recv_route.load(kRelaxed));
   sample(o, "deploynet_messages_received_total", "type=\"report\"", recv_report.load(kRelaxed));
   sample(o, "deploynet_messages_received_total", "type=\"invalid\"", recv_invalid.load(kRelaxed));
+  one(o, "deploynet_reports_refused_total", "counter",
+      "Savings reports for a site other than the one the connection's Origin header names.",
+      reports_refused.load(kRelaxed));
 
   header(o, "deploynet_messages_sent_total", "counter", "Messages queued to clients, by type.");
   sample(o, "deploynet_messages_sent_total", "type=\"reply\"", sent_reply.load(kRelaxed));
@@ -186,6 +189,16 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
         cluster_resyncs.load(kRelaxed));
     one(o, "deploynet_cluster_nodes_expired_total", "counter",
         "Other nodes dropped after going silent.", cluster_nodes_expired.load(kRelaxed));
+    one(o, "deploynet_cluster_relays_refused_total", "counter",
+        "Offers and answers from other nodes not delivered: not one JSON object of valid UTF-8.",
+        cluster_invalid_in.load(kRelaxed));
+    one(o, "deploynet_cluster_members_refused_total", "counter",
+        "Other nodes' member records not mirrored: malformed, or past --max-cluster-peers.",
+        cluster_members_refused.load(kRelaxed));
+    one(o, "deploynet_cluster_node_id_clash", "gauge",
+        "1 while another live node holds this node's --node-id (this one stays out of the "
+        "cluster).",
+        cluster_node_id_clash.load(kRelaxed));
   }
   return o;
 }

@@ -50,7 +50,8 @@ struct Metrics {
   Counter recv_scrape{0};
   Counter recv_route{0};
   Counter recv_report{0};
-  Counter route_ids{0};  // content ids answered in route replies
+  Counter reports_refused{0};  // for a site other than the connection's Origin
+  Counter route_ids{0};        // content ids answered in route replies
   Counter recv_invalid{0};
   Counter sent_reply{0};
   Counter sent_offer{0};
@@ -90,6 +91,9 @@ struct Metrics {
   Counter cluster_bytes_in{0};
   Counter cluster_resyncs{0};
   Counter cluster_nodes_expired{0};
+  Counter cluster_invalid_in{0};       // relays from other nodes that failed their check
+  Counter cluster_members_refused{0};  // member records refused (invalid, or past the cap)
+  Counter cluster_node_id_clash{0};    // gauge: 1 while another live node holds our node id
 
   // Renders everything; swarm and peer counts come from the caller (they live in the tracker).
   std::string render(std::size_t swarms, std::size_t peers, std::size_t remote_peers = 0) const;

@@ -48,6 +48,7 @@ constexpr const char* kRefuseBusy =
 Server::Server(Config config)
     : config_(std::move(config)),
       tracker_(config_.tracker),
+      sites_(config_.max_sites),
       workers_([this] {
         std::vector<std::unique_ptr<Worker>> w;
         for (unsigned i = 0; i < config_.threads; ++i) {

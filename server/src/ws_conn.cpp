@@ -28,14 +28,16 @@ void release_if_large(std::string& s) {
 
 }  // namespace
 
-WsConn::WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t key)
+WsConn::WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t key,
+               std::string origin)
     : socket_(std::move(socket)),
       worker_(worker),
       ctx_(ctx),
       slot_(std::move(slot)),
       id_(key),
       reader_(ctx.config.max_frame_bytes),
-      tokens_(static_cast<float>(ctx.config.rate_burst)) {}
+      tokens_(static_cast<float>(ctx.config.rate_burst)),
+      origin_(std::move(origin)) {}
 
 WsConn::~WsConn() {
   teardown();
@@ -242,7 +244,8 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   for (auto& o : out) {
     if (o.node != 0) {  // a peer on another node of the cluster
       if (auto* cluster = ctx_.cluster) {
-        o.message = SerializedOut{serialize(std::move(o.message))};
+        // Only the session description crosses: the other node builds the message around it.
+        o.message = SerializedOut{std::string(std::get<RelayOut>(o.message).sdp)};
         cluster->relay(std::move(o));
       }
       continue;
@@ -266,8 +269,9 @@ void WsConn::handle_announce(const AnnounceRequest& req) {
   }
 }
 
-// A member's byte counts for its page view so far: what grew since its last report is added to
-// its site's totals. Only a member of the swarm, only for the site that owns the swarm id.
+// A member's byte counts for its page view so far: what grew since its view's last report (on
+// any connection) is added to its site's totals. Only a member of the swarm, only for the site
+// that owns the swarm id and that the connection's Origin names.
 void WsConn::handle_report(const ReportRequest& req) {
   bool member = std::find(joined_.begin(), joined_.end(), std::pair{req.info_hash, req.peer_id}) !=
                 joined_.end();
@@ -279,22 +283,16 @@ void WsConn::handle_report(const ReportRequest& req) {
     reply_failure("report: origin does not own this swarm", "report", &req.info_hash);
     return;
   }
-  auto it = std::find_if(reported_.begin(), reported_.end(),
-                         [&](const auto& r) { return r.info_hash == req.info_hash; });
-  if (it == reported_.end()) {
-    reported_.push_back(ReportRequest{req.info_hash, req.peer_id, 0, 0, 0, 0, {}});
-    it = reported_.end() - 1;
+  // A page reports for the site it was loaded from, and its browser names that site in the
+  // Origin header of the socket: a report for any other site is refused.
+  if (req.origin != origin_) {
+    ctx_.metrics.reports_refused.fetch_add(1, kRelaxed);
+    reply_failure("report: origin is not the connection's Origin", "report", &req.info_hash);
+    return;
   }
-  // Counts only grow within a page view; one report adds at most 16 GiB per source.
-  static constexpr std::uint64_t kMaxStep = std::uint64_t{16} << 30;
-  auto grow = [](std::uint64_t now, std::uint64_t& last) {
-    std::uint64_t d = now > last ? std::min(now - last, kMaxStep) : 0;
-    last = std::max(now, last);
-    return d;
-  };
-  SiteBytes delta{grow(req.from_peers, it->from_peers), grow(req.from_origin, it->from_origin),
-                  grow(req.from_cache, it->from_cache), grow(req.uploaded, it->uploaded), 0};
-  ctx_.sites.add(req.origin, delta);
+  ctx_.sites.add(req.origin, req.peer_id,
+                 ViewCounts{req.from_peers, req.from_origin, req.from_cache, req.uploaded},
+                 steady_ms());
 }
 
 void WsConn::reply_failure(std::string_view reason, std::string_view action, const InfoHash* ih) {

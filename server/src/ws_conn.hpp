@@ -23,8 +23,10 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
  public:
   using Socket = net::basic_stream_socket<tcp, net::io_context::executor_type>;
 
-  // Its key (`Worker::next_key`) addresses it in the tracker and in deliveries.
-  WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t key);
+  // Its key (`Worker::next_key`) addresses it in the tracker and in deliveries. `origin`: the
+  // upgrade request's Origin header (empty when it had none), the only site it may report for.
+  WsConn(Socket socket, Worker& worker, Context& ctx, ConnSlot&& slot, std::uint64_t key,
+         std::string origin);
   ~WsConn();
 
   // Starts with the 101 response to write and any bytes the client sent after its request.
@@ -68,12 +70,12 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
   std::uint32_t out_frames_ = 0;
 
   std::vector<std::pair<InfoHash, PeerId>> joined_;  // left when the connection ends
-  std::vector<ReportRequest> reported_;              // last byte counts, per swarm joined
 
   std::int64_t last_read_ms_ = 0;
   std::int64_t close_sent_ms_ = 0;
   std::int64_t refilled_ms_ = 0;
   float tokens_ = 0;
+  std::string origin_;  // the upgrade's Origin header
   std::uint32_t limited_in_row_ = 0;
   bool writing_now_ = false;
   bool dirty_ = false;

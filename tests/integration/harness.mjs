@@ -159,9 +159,9 @@ export async function freePort () {
 }
 
 // A real redis-server on a free loopback port, no persistence; stopped by PID.
-export async function startRedis (port) {
+export async function startRedis (port, extra = []) {
   const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
-    '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    '--appendonly', 'no', '--protected-mode', 'yes', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
   let log = ''
   const exited = new Promise(resolve => proc.on('exit', resolve))
   await withTimeout(new Promise((resolve, reject) => {

@@ -27,13 +27,20 @@ test('a DeployNet client gets STUN and TURN with a credential coturn accepts', a
     assert.deepEqual(turn.urls, ['turn:198.18.0.10:3478?transport=udp',
       'turn:198.18.0.10:3478?transport=tcp'])
     const [expiry, tag] = turn.username.split(':')
-    assert.equal(tag, 'deploynet')
+    assert.match(tag, /^[0-9a-f]{16}$/, 'a username per connection')
     assert.ok(Number(expiry) >= before + 600 && Number(expiry) <= before + 602, turn.username)
     assert.equal(m.expires, Number(expiry))
     assert.equal(turn.credential, createHmac('sha1', SECRET).update(turn.username).digest('base64'))
     assert.equal(m.ice_transport_policy, 'all')
     assert.ok(!s.log().includes(SECRET), 'the secret never reaches the log')
     c.close()
+    // Another connection in the same second: another username (coturn's quotas and logs are
+    // per user), each with its own valid credential.
+    const c2 = await Client.open(s.url + '/?deploynet=1')
+    const turn2 = (await c2.next(x => x.action === 'deploynet')).ice_servers[1]
+    assert.notEqual(turn2.username.split(':')[1], tag)
+    assert.equal(turn2.credential, createHmac('sha1', SECRET).update(turn2.username).digest('base64'))
+    c2.close()
 
     // A plain WebTorrent client (no `deploynet` on the URL) never sees the extension.
     const plain = await Client.open(s.url)

@@ -122,6 +122,12 @@ std::string serialize_offer(const InfoHash& info_hash, const PeerId& from, const
                             std::string_view offer_json);
 std::string serialize_answer(const InfoHash& info_hash, const PeerId& from, const OfferId& offer_id,
                              std::string_view answer_json);
+// Whether `json` is what an offer or answer may carry: one JSON object of valid UTF-8, nested no
+// deeper than ParseLimits::kMaxDepth, at most `max_bytes`. A cluster node checks what another
+// node relays before building the message it sends a visitor around it.
+bool valid_description(std::string_view json, std::size_t max_bytes);
+// A region hint: 1 to ParseLimits::kMaxRegion of A-Z a-z 0-9 . _ -
+bool valid_region(std::string_view region);
 std::string serialize_scrape_reply(std::span<const ScrapeEntry> files, std::uint32_t interval_s);
 struct RouteEntry {
   std::array<std::uint8_t, 32> content_id;
