@@ -41,10 +41,18 @@ struct Entry {
 };
 
 struct Walk {
+  bool include_hidden = false;
   std::vector<Entry> files;
   std::vector<std::string> errors;
   std::vector<std::string> warnings;
+  std::vector<std::string> hidden;  // left out: names starting with '.' (.env, .git, ...)
 };
+
+// Whether a name is hidden: a dotfile or dot-directory, never meant to be public (.env,
+// .git/config, .htpasswd). `.well-known` is public by definition (RFC 8615).
+bool hidden_name(const std::string& name) {
+  return !name.empty() && name[0] == '.' && name != ".well-known";
+}
 
 bool under(const fs::path& root, const fs::path& p) {
   const auto& r = root.native();
@@ -95,6 +103,10 @@ void walk_dir(const fs::path& root, const fs::path& dir, const std::string& pref
     url += '/';
     url += name;
     std::string rel = url.substr(1);
+    if (!out.include_hidden && hidden_name(name)) {
+      out.hidden.push_back(url);
+      continue;
+    }
     if (excluded(globs, rel, name)) continue;
     if (auto why = deploynet::check_path(url)) {
       out.errors.push_back("unusable file name " + url + ": " + *why);
@@ -139,8 +151,9 @@ void walk_dir(const fs::path& root, const fs::path& dir, const std::string& pref
 }
 
 Walk walk(const fs::path& root, const std::vector<std::string>& globs,
-          const std::set<fs::path>& skip_paths) {
+          const std::set<fs::path>& skip_paths, bool include_hidden) {
   Walk w;
+  w.include_hidden = include_hidden;
   std::set<FileId> skip, visited;
   for (const auto& p : skip_paths) {
     if (auto id = file_id(p)) skip.insert(*id);
@@ -300,6 +313,7 @@ void apply_base(std::vector<Entry>& files, const std::string& prefix) {
 int publish_main(int argc, char** argv) {
   std::string dir, origin, out, sign, piece = "64KiB", base = "/";
   std::vector<std::string> excludes;
+  bool include_hidden = false;
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
   po::options_description opts(
       "deploynet publish DIR --origin URL: hash every file of a site's build into\n"
@@ -312,6 +326,7 @@ int publish_main(int argc, char** argv) {
     ("piece-size", po::value(&piece)->default_value(piece), "piece size: bytes, or with KiB/MiB (1 KiB to 16 MiB)")
     ("out", po::value(&out), "where to write the manifest (default DIR/deploynet.json)")
     ("exclude", po::value(&excludes)->composing(), "glob to leave out, repeatable ('*.map'; with a '/': matched against the whole path)")
+    ("include-hidden", po::bool_switch(&include_hidden), "also list names starting with '.' (left out by default: .env, .git; .well-known is always listed)")
     ("base", po::value(&base)->default_value(base), "URL path the site is served under, e.g. /docs/ (manifest paths start with it)")
     ("sign", po::value(&sign), "secret key file from 'deploynet keygen': also write OUT.sig (Ed25519)")
     ("jobs", po::value(&jobs)->default_value(jobs), "files hashed in parallel");
@@ -342,9 +357,15 @@ int publish_main(int argc, char** argv) {
   fs::path out_path = out.empty() ? root / "deploynet.json" : fs::weakly_canonical(out, ec);
   std::set<fs::path> skip{out_path, fs::path(out_path.string() + ".sig")};
 
-  auto w = walk(root, excludes, skip);
+  auto w = walk(root, excludes, skip, include_hidden);
   apply_base(w.files, *prefix);
   for (const auto& warn : w.warnings) std::cerr << "deploynet publish: warning: " << warn << "\n";
+  if (!w.hidden.empty()) {
+    std::cerr << "deploynet publish: left out " << w.hidden.size() << " hidden name(s):";
+    for (std::size_t i = 0; i < w.hidden.size() && i < 5; ++i) std::cerr << " " << w.hidden[i];
+    if (w.hidden.size() > 5) std::cerr << " ...";
+    std::cerr << " (--include-hidden lists them; the manifest is public)\n";
+  }
   auto hashed = hash_all(w.files, m.piece_size, jobs);
   for (std::size_t i = 0; i < hashed.size(); ++i) {
     if (!hashed[i].error.empty())
@@ -395,6 +416,7 @@ int publish_main(int argc, char** argv) {
 int verify_main(int argc, char** argv) {
   std::string dir, manifest_path, key, base = "/";
   std::vector<std::string> excludes;
+  bool include_hidden = false;
   po::options_description opts(
       "deploynet verify DIR: check a directory against its manifest; lists every mismatch and\n"
       "exits 1 if there is any.\n\nOptions");
@@ -404,7 +426,9 @@ int verify_main(int argc, char** argv) {
       "exclude", po::value(&excludes)->composing(),
       "glob to leave out, repeatable, as given to publish (files it matches are not reported as "
       "missing from the manifest)")("base", po::value(&base)->default_value(base),
-                                    "URL path the site is served under, as given to publish");
+                                    "URL path the site is served under, as given to publish")(
+      "include-hidden", po::bool_switch(&include_hidden),
+      "names starting with '.' were listed (publish --include-hidden)");
   if (auto code = parse_dir_command("verify", argc, argv, opts, dir)) return *code;
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
@@ -443,7 +467,7 @@ int verify_main(int argc, char** argv) {
   std::set<fs::path> skip{mpath, fs::path(mpath.string() + ".sig")};
   auto prefix = base_prefix(base);
   if (!prefix) return fail("verify", "--base: a URL path such as /docs/, got '" + base + "'");
-  auto w = walk(root, excludes, skip);
+  auto w = walk(root, excludes, skip, include_hidden);
   apply_base(w.files, *prefix);
   for (const auto& e : w.errors) problems.push_back(e);
   auto hashed = hash_all(w.files, m.piece_size, std::max(1u, std::thread::hardware_concurrency()));
