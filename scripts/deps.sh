@@ -16,7 +16,7 @@ DEBIAN_PACKAGES=(
   emscripten chromium nginx libnginx-mod-stream fonts-dejavu-core
   iproute2 iptables coturn openssl
   clang libclang-rt-14-dev clang-format clang-tidy
-  libhiredis-dev redis-server gcovr prometheus ffmpeg
+  libhiredis-dev redis-server gcovr prometheus ffmpeg libgumbo-dev
 )
 
 # Node.js 20 or newer runs the tests, the demo and the client build. Debian 12's own nodejs is

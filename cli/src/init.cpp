@@ -9,7 +9,9 @@
 //  3. publishes the manifest (as `deploynet publish`).
 // Running it again on the same build changes nothing.
 
+#include <gumbo.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -26,6 +28,8 @@
 #include "deploynet/manifest.hpp"
 
 int publish_main(int argc, char** argv);
+std::vector<std::string> publish_tree_errors(const std::filesystem::path& root,
+                                             const std::vector<std::string>& excludes);
 
 namespace {
 
@@ -42,12 +46,16 @@ std::optional<std::string> read_all(const fs::path& p) {
   return ok ? std::optional<std::string>(std::move(bytes)) : std::nullopt;
 }
 
-// Writes only when the bytes differ, so that a second run leaves every file as it was.
+// Writes only when the bytes differ, so that a second run leaves every file as it was; an
+// existing file keeps its permissions.
 bool write_if_changed(const fs::path& p, const std::string& bytes, bool& changed) {
   changed = false;
   if (auto old = read_all(p); old && *old == bytes) return true;
+  mode_t mode = 0644;
+  struct stat st {};
+  if (::stat(p.c_str(), &st) == 0) mode = st.st_mode & 07777;
   std::string err;
-  if (!deploynet::cli::write_atomically(p, bytes, 0644, err)) return false;
+  if (!deploynet::cli::write_atomically(p, bytes, mode, err)) return false;
   changed = true;
   return true;
 }
@@ -89,43 +97,54 @@ std::string lower(std::string s) {
   return s;
 }
 
-// The end of the opening tag that starts at `at` (after its '>'), or npos.
-std::size_t tag_end(const std::string& html, std::size_t at) {
-  auto gt = html.find('>', at);
-  return gt == std::string::npos ? gt : gt + 1;
-}
+// Where a page's tag goes, as an HTML5 parser (Gumbo, the algorithm browsers use) sees the page:
+// comments, strings in scripts, <template>s and other raw text are never mistaken for tags.
+struct PagePlaces {
+  // Just after the page's own <head ...> tag (one written in the source, not implied).
+  std::optional<std::size_t> after_head;
+  // The tag an earlier run wrote (a <script data-deploynet> with its </script>): [begin, end).
+  std::optional<std::pair<std::size_t, std::size_t>> previous;
+  bool previous_unclosed = false;  // one without its </script>: left alone
+};
 
-// The tag an earlier run wrote (a <script data-deploynet>, with or without a body, up to its
-// </script>): [begin, end). Scanned by hand: no regex backtracking over a large page.
-// `l` is the page in lower case.
-std::optional<std::pair<std::size_t, std::size_t>> find_previous_tag(const std::string& l) {
-  for (std::size_t at = l.find("<script"); at != std::string::npos;
-       at = l.find("<script", at + 1)) {
-    auto open_end = tag_end(l, at);
-    if (open_end == std::string::npos) return std::nullopt;
-    auto close = l.find("</script", open_end);
-    if (close == std::string::npos) return std::nullopt;
-    const auto open = std::string_view(l).substr(at, open_end - at);
-    if (open.find("data-deploynet") != std::string_view::npos) {
-      auto end = tag_end(l, close);
-      if (end == std::string::npos) return std::nullopt;
-      return std::pair{at, end};
+PagePlaces find_places(const std::string& html) {
+  PagePlaces places;
+  GumboOptions options = kGumboDefaultOptions;
+  options.max_errors = 0;  // parse errors are not collected (the page is what it is)
+  GumboOutput* out = gumbo_parse_with_options(&options, html.data(), html.size());
+  const char* const begin = html.data();
+  auto offset = [&](const GumboStringPiece& piece) -> std::optional<std::size_t> {
+    if (piece.data == nullptr || piece.length == 0 || piece.data < begin ||
+        piece.data + piece.length > begin + html.size())
+      return std::nullopt;  // implied by the parser: not in the source
+    return static_cast<std::size_t>(piece.data - begin);
+  };
+  // Depth first, with a stack of our own: a deep page cannot exhaust the call stack.
+  std::vector<const GumboNode*> stack{out->root};
+  while (!stack.empty()) {
+    const GumboNode* node = stack.back();
+    stack.pop_back();
+    if (node->type != GUMBO_NODE_ELEMENT) continue;
+    const GumboElement& el = node->v.element;
+    if (el.tag == GUMBO_TAG_HEAD && !places.after_head) {
+      if (auto at = offset(el.original_tag)) places.after_head = *at + el.original_tag.length;
     }
-    at = close;
+    if (el.tag == GUMBO_TAG_SCRIPT && !places.previous && !places.previous_unclosed &&
+        gumbo_get_attribute(&el.attributes, "data-deploynet") != nullptr) {
+      auto open = offset(el.original_tag);
+      auto close = offset(el.original_end_tag);
+      if (open && close) {
+        places.previous = std::pair{*open, *close + el.original_end_tag.length};
+      } else {
+        places.previous_unclosed = true;
+      }
+    }
+    for (unsigned i = el.children.length; i > 0; --i) {
+      stack.push_back(static_cast<const GumboNode*>(el.children.data[i - 1]));
+    }
   }
-  return std::nullopt;
-}
-
-// Just after the page's <head> (or <head ...>) tag, or nullopt.
-std::optional<std::size_t> after_head_start(const std::string& l) {
-  for (std::size_t at = l.find("<head"); at != std::string::npos; at = l.find("<head", at + 1)) {
-    char next = at + 5 < l.size() ? l[at + 5] : '\0';
-    if (next != '>' && !std::isspace(static_cast<unsigned char>(next))) continue;  // <header>
-    auto end = tag_end(l, at);
-    if (end == std::string::npos) return std::nullopt;
-    return end;
-  }
-  return std::nullopt;
+  gumbo_destroy_output(&options, out);
+  return places;
 }
 
 std::string attr_escape(const std::string& s) {
@@ -195,6 +214,13 @@ int init_main(int argc, char** argv) {
   std::error_code ec;
   fs::path root = fs::canonical(dir, ec);
   if (ec || !fs::is_directory(root)) return fail("not a directory: " + dir, 1);
+  // What publish would refuse, before anything is written: a failed init leaves the build as
+  // it was.
+  if (auto errors = publish_tree_errors(root, excludes); !errors.empty()) {
+    for (const auto& e : errors) std::cerr << "deploynet init: error: " << e << "\n";
+    std::cerr << "deploynet init: " << errors.size() << " error(s); nothing changed\n";
+    return 1;
+  }
 
   // 1. The client files.
   auto js = read_all(*client / "deploynet.js");
@@ -248,12 +274,19 @@ int init_main(int argc, char** argv) {
     if (!html) return fail("cannot read " + p.string(), 1);
     ++pages;
     std::string out;
-    const std::string l = lower(*html);
-    if (auto prev = find_previous_tag(l)) {
-      out = html->substr(0, prev->first) + tag + html->substr(prev->second);
-    } else if (auto at = after_head_start(l)) {
+    const auto places = find_places(*html);
+    if (places.previous_unclosed) {
+      std::cerr << "deploynet init: warning: " << fs::relative(p, root).string()
+                << " has a DeployNet tag without its </script>: left alone\n";
+      ++skipped;
+      continue;
+    }
+    if (places.previous) {
+      out = html->substr(0, places.previous->first) + tag + html->substr(places.previous->second);
+    } else if (places.after_head) {
       // First in <head>: the socket opens before the page's own requests.
-      out = html->substr(0, *at) + "\n" + tag + html->substr(*at);
+      const auto at = *places.after_head;
+      out = html->substr(0, at) + "\n" + tag + html->substr(at);
     } else {
       std::cerr << "deploynet init: warning: " << fs::relative(p, root).string()
                 << " has no <head>: no tag added (it loads over HTTP only)\n";
@@ -266,7 +299,7 @@ int init_main(int argc, char** argv) {
   }
   std::cout
       << "deploynet init: " << pages << " page(s), " << tagged << " tag(s) added or updated"
-      << (skipped ? ", " + std::to_string(skipped) + " page(s) without <head> left alone" : "")
+      << (skipped ? ", " + std::to_string(skipped) + " page(s) left alone (named above)" : "")
       << "; " << written << " DeployNet file(s) written or removed (" << js_name << ", "
       << wasm_name << ", deploynet-sw.js)\n"
       << "deploynet init: a Content-Security-Policy allows the inline bootstrap with script-src "

@@ -310,6 +310,13 @@ void apply_base(std::vector<Entry>& files, const std::string& prefix) {
 
 }  // namespace
 
+// What publish would refuse in `root` (unusable names, symlinks leaving it), found before
+// anything is hashed or written: init checks this before it touches a page.
+std::vector<std::string> publish_tree_errors(const fs::path& root,
+                                             const std::vector<std::string>& excludes) {
+  return walk(root, excludes, {}, false).errors;
+}
+
 int publish_main(int argc, char** argv) {
   std::string dir, origin, out, sign, piece = "64KiB", base = "/";
   std::vector<std::string> excludes;

@@ -110,6 +110,42 @@ test('init replaces an earlier external tag, and reads a page with an unclosed <
   }
 })
 
+test('init reads pages as a browser does: a <head> in a comment or a script string is not the head; modes kept; a bad name stops it before any change', () => {
+  const dir = build()
+  try {
+    // No <head> of its own: the one in the script's string must not get the tag.
+    const tpl = '<!doctype html><script>var tpl = "<html><head><title>x</title></head>";</script><p>body</p>\n'
+    fs.writeFileSync(path.join(dir, 'template.html'), tpl)
+    // A commented-out <head> first, the real one after.
+    fs.writeFileSync(path.join(dir, 'commented.html'), '<!doctype html><!-- <head> old --><html><head><title>c</title></head><body>c</body></html>')
+    fs.chmodSync(path.join(dir, 'commented.html'), 0o600)
+    const r = run(...initArgs(dir))
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(fs.readFileSync(path.join(dir, 'template.html'), 'utf8'), tpl)
+    assert.match(r.stderr, /template\.html has no <head>/)
+    const commented = fs.readFileSync(path.join(dir, 'commented.html'), 'utf8')
+    assert.ok(commented.startsWith('<!doctype html><!-- <head> old --><html><head>\n<script data-deploynet '), commented.slice(0, 120))
+    assert.equal(fs.statSync(path.join(dir, 'commented.html')).mode & 0o777, 0o600, 'the page keeps its mode')
+
+    // A name publish would refuse: init says so and leaves every page and file as it was.
+    const fresh = build()
+    try {
+      fs.writeFileSync(path.join(fresh, 'bad\x01name.txt'), 'x')
+      const before = fs.readdirSync(fresh).sort()
+      const page = fs.readFileSync(path.join(fresh, 'index.html'), 'utf8')
+      const bad = run(...initArgs(fresh))
+      assert.equal(bad.status, 1)
+      assert.match(bad.stderr, /unusable file name .*nothing changed/s)
+      assert.deepEqual(fs.readdirSync(fresh).sort(), before, 'no file written')
+      assert.equal(fs.readFileSync(path.join(fresh, 'index.html'), 'utf8'), page, 'no page touched')
+    } finally {
+      fs.rmSync(fresh, { recursive: true, force: true })
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
 test('init --base /docs/: every URL and manifest path under the base; verify --base agrees', () => {
   const dir = build()
   try {
