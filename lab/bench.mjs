@@ -6,7 +6,7 @@
 //   node lab/bench.mjs [PROFILE...]      (default: lan broadband flash-crowd lossy)
 //   LAB_SITES='demo spa media' (the demo site, Swagger UI as a single-page app, the media site's
 //   video page: each visitor watches it LAB_WATCH_MS=20000; LAB_VIDEO_S=100 s of video at 4 Mbit/s)
-//   LAB_VISITORS=5 (each reads 3 pages)  LAB_READ_MS=2000 (on each page)  LAB_DEBUG=1 (per view)
+//   LAB_VISITORS=5 (each reads 3 pages)  LAB_READ_MS=2000 (on each page)  LAB_DEBUG=1 (per view; with LAB_TIMING=1 where the time went)
 import fs from 'node:fs'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
@@ -65,7 +65,16 @@ async function visit (lab, k, name, withDeployNet) {
     const marks = await v.page.evaluate(() => {
       const nav = performance.getEntriesByType('navigation')[0]
       const fcp = performance.getEntriesByName('first-contentful-paint')[0]
-      return { load: nav.loadEventEnd, rendered: fcp ? fcp.startTime : nav.loadEventEnd }
+      // Where the time went (LAB_DEBUG): the document's response and parse, then each resource
+      // from its start to its first byte and its end (workerStart: the worker's part).
+      const ms = (x) => Math.round(x)
+      const timing = {
+        html: [ms(nav.workerStart), ms(nav.responseStart), ms(nav.responseEnd), ms(nav.domContentLoadedEventEnd)],
+        resources: performance.getEntriesByType('resource')
+          .filter((r) => r.initiatorType !== 'xmlhttprequest' && r.initiatorType !== 'fetch')
+          .map((r) => [new URL(r.name).pathname, ms(r.startTime), ms(r.workerStart), ms(r.responseStart), ms(r.responseEnd)])
+      }
+      return { load: nav.loadEventEnd, rendered: fcp ? fcp.startTime : nav.loadEventEnd, timing }
     })
     if (SITE === 'media' && withDeployNet) {
       // A first view reloads once under the worker (data-first-visit="reload"): the view is the
@@ -114,6 +123,12 @@ async function runConfig (lab, label, withDeployNet) {
         console.log(`  ${vis.name} ${view.page}: load ${view.load.toFixed(0)} ms, rendered ${view.rendered.toFixed(0)} ms` +
           (st ? `, peers ${st.peers}, from peers ${st.bytesFromPeers}, from origin ${st.bytesFromOrigin}, adopted ${st.bytesAdopted}` +
             `, joining ${JSON.stringify(st.timeline)} first channel ${st.firstPeerMs?.toFixed(0)}` : ''))
+        if (process.env.LAB_TIMING) {
+          // [worker start, response start, response end, DOMContentLoaded]; per resource:
+          // [path, start, worker start, first byte, end], the latest ends first.
+          const last = [...view.timing.resources].sort((a, b) => b[4] - a[4]).slice(0, 6)
+          console.log(`    html ${JSON.stringify(view.timing.html)} resources ${JSON.stringify(last)}`)
+        }
       }
     }
     // With DeployNet, visitors stay (on their last page they serve the later ones); without,
