@@ -29,7 +29,8 @@ declare global {
   const d = s.dataset;
   const c = w.DeployNetConfig;
   try {
-    if (c?.p2p === false || d.p2p === 'off') throw 0; // no swarm: no socket
+    // No swarm (or the site turned DeployNet off, as the last view learnt): no socket.
+    if (c?.p2p === false || d.p2p === 'off' || w.localStorage.getItem('deploynet-off')) throw 0;
     const url = (d.signal as string).split(',')[0].trim();
     const u = new URL(url);
     u.searchParams.set('deploynet', '1');

@@ -7,7 +7,7 @@
 
 import { Emitter } from './emitter';
 import { DeployNetError } from './errors';
-import { ManifestIndex, parseManifest, sha256Hex, type ManifestFile } from './manifest';
+import { isDisabled, ManifestIndex, OFF_KEY, parseManifest, sha256Hex, type ManifestFile } from './manifest';
 import { OriginMeter } from './meter';
 import { bodyBytes, MARKER, type OriginUsage, originFetch } from './origin';
 import type { Peer } from './peer';
@@ -186,6 +186,24 @@ function dataSaving(): boolean {
   return !!c && (c.saveData === true || c.type === 'cellular');
 }
 
+/** For the bootstrap of the next views: whether the site turned DeployNet off (no socket). */
+function rememberOff(off: boolean) {
+  try {
+    if (off) localStorage.setItem(OFF_KEY, '1');
+    else localStorage.removeItem(OFF_KEY);
+  } catch {
+    /* no storage: the next view opens its socket and learns it again */
+  }
+}
+
+function rememberedOff(): boolean {
+  try {
+    return localStorage.getItem(OFF_KEY) !== null;
+  } catch {
+    return false;
+  }
+}
+
 /** No swarm (P2P off or unavailable): every transfer's only source is the origin. */
 const NO_PEERS: PeerSource<Peer> = {
   connected: () => [],
@@ -278,6 +296,7 @@ export class DeployNet extends Emitter<Events> {
   get p2pAvailable(): boolean {
     return (
       this.options.p2p &&
+      !rememberedOff() &&
       this.options.signal.length > 0 &&
       typeof RTCPeerConnection === 'function' &&
       typeof crypto?.subtle?.digest === 'function'
@@ -458,7 +477,15 @@ export class DeployNet extends Emitter<Events> {
     });
     if (!res.ok) throw new DeployNetError('ERR_MANIFEST', `HTTP ${res.status} for ${this.options.manifest}`);
     const raw = await res.text();
-    const manifest = parseManifest(JSON.parse(raw));
+    const json = JSON.parse(raw);
+    rememberOff(isDisabled(json));
+    if (isDisabled(json)) {
+      throw new DeployNetError(
+        'ERR_DISABLED',
+        `${this.options.manifest} turns DeployNet off: the site loads over HTTP`,
+      );
+    }
+    const manifest = parseManifest(json);
     // A manifest published for another origin (a staging build, the wrong --origin) describes
     // another deploy: nothing of it is used, the site loads over HTTP.
     if (manifest.origin !== location.origin) {

@@ -3,6 +3,7 @@
 
 export type ErrorCode =
   | 'ERR_MANIFEST'
+  | 'ERR_DISABLED'
   | 'ERR_MANIFEST_ORIGIN'
   | 'ERR_NOT_IN_MANIFEST'
   | 'ERR_ORIGIN'

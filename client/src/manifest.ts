@@ -21,6 +21,16 @@ export interface Manifest {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/**
+ * The kill switch: a manifest replaced by `{"disabled":true}` turns DeployNet off for the site.
+ * Pages load over HTTP, the worker passes everything through and unregisters itself, and the
+ * bootstrap of later views opens no socket (OFF_KEY in localStorage) until a real manifest is
+ * back.
+ */
+export const isDisabled = (json: unknown): boolean =>
+  !!json && typeof json === 'object' && (json as { disabled?: unknown }).disabled === true;
+export const OFF_KEY = 'deploynet-off';
+
 export function parseManifest(json: unknown): Manifest {
   const bad = (why: string): never => {
     throw new Error(`ERR_MANIFEST: ${why}`);

@@ -1,6 +1,8 @@
 // The page's side of the service worker bridge: answers the worker's fetch requests with the
 // engine's verified bytes, and tells it which manifest this page runs.
 import type { DeployNet } from './engine';
+import type { DeployNetError } from './errors';
+import { CONTENT_CACHE } from './store';
 import type { RangeReader } from './transfers';
 
 /** The most bytes one answer to the worker's `pull` carries. */
@@ -65,7 +67,19 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   // The worker's messages are held until the document is parsed, unless asked for now; and
   // the parser itself waits for assets the worker asks this page for.
   container.startMessages();
-  const engine = await dn;
+  let engine: DeployNet;
+  try {
+    engine = await dn;
+  } catch (err) {
+    // Turned off for the site: the worker goes with everything it stored (it does so itself
+    // on its next manifest check; this page may be the first to know).
+    if ((err as DeployNetError).code === 'ERR_DISABLED') {
+      const scope = new URL('./', new URL(swUrl, location.href)).href;
+      await (await container.getRegistration(scope))?.unregister();
+      await caches?.delete(CONTENT_CACHE).catch(() => false);
+    }
+    throw err;
+  }
   // The first hello to a worker carries the manifest this page just fetched from the origin,
   // so a worker that has none (just installed, or restarted) need not ask the origin again.
   let told: ServiceWorker | null = null;

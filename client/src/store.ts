@@ -3,7 +3,8 @@
 
 import { sha256Hex } from './manifest';
 
-const CACHE = 'deploynet-content-v1';
+export const CONTENT_CACHE = 'deploynet-content-v1';
+const CACHE = CONTENT_CACHE;
 const PREFIX = '/__deploynet/content/';
 
 /** Entries up to this size are read whole into memory to serve their pieces (bytes). */

@@ -12,8 +12,8 @@
 /// <reference lib="webworker" />
 import { bodyBytes, isOriginFetch, MARKER, type OriginUsage, originFetch } from './origin';
 import { parseRange } from './range';
-import { sha256Hex } from './manifest';
-import { cachedContent, dropContent } from './store';
+import { isDisabled, sha256Hex } from './manifest';
+import { CONTENT_CACHE, cachedContent, dropContent } from './store';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
 const MANIFEST = new URL(sw.location.href).searchParams.get('manifest') || '/deploynet.json';
@@ -41,6 +41,20 @@ let manifest: {
 let loading: Promise<void> | null = null;
 
 let failedAt = -Infinity; // when the last check found no usable manifest
+let gone = 0; // manifest checks in a row that found it gone (404, 410)
+const GONE_CHECKS = 3;
+let retired = false; // turned off: everything passes through untouched
+
+// DeployNet is off for this site: nothing is intercepted any more, what was stored goes, and
+// the worker unregisters (pages it controls keep working; the next navigation is uncontrolled).
+function retire(why: string) {
+  if (retired) return;
+  retired = true;
+  manifest = null;
+  console.info(`deploynet: worker retiring: ${why}`);
+  void caches.delete(CONTENT_CACHE).catch(() => false);
+  void sw.registration.unregister().catch(() => false);
+}
 const RETRY_MS = 30_000; // between checks after a failure (navigations check anyway)
 
 // The manifest, checked against the origin (a conditional request). An HTTP error or a
@@ -48,6 +62,10 @@ const RETRY_MS = 30_000; // between checks after a failure (navigations check an
 // through); a network error keeps it (the content it names is still verified).
 function useManifest(raw: string) {
   const m = JSON.parse(raw);
+  if (isDisabled(m)) {
+    retire('the manifest turns DeployNet off');
+    return;
+  }
   if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
   if (m.origin !== sw.location.origin) throw new Error('published for another origin');
   const files = new Map<string, SwFile>();
@@ -78,6 +96,10 @@ function loadManifest(forClient = ''): Promise<void> {
     try {
       expect(new URL(MANIFEST, sw.location.origin).href, forClient);
       const res = await originFetch(MANIFEST, { cache: 'no-cache' });
+      // A manifest gone for good (404, 410 at three checks in a row): DeployNet was taken off
+      // the site without its kill switch; the worker retires all the same.
+      gone = res.status === 404 || res.status === 410 ? gone + 1 : 0;
+      if (gone >= GONE_CHECKS) retire(`the manifest answered ${res.status} ${gone} times`);
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       useManifest(await res.text());
     } catch (err) {
@@ -456,6 +478,7 @@ async function manifestForPage(req: Request, clientId: string): Promise<Response
 
 sw.addEventListener('fetch', (e) => {
   const req = e.request;
+  if (retired) return;
   if (req.headers.get(MARKER) === 'manifest' && new URL(req.url).pathname === MANIFEST) {
     e.respondWith(manifestForPage(req, e.clientId).catch(() => fromNetwork(req, e.clientId)));
     return;

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { startServer } from '../integration/harness.mjs'
+import { startServer, metric } from '../integration/harness.mjs'
 import { startOrigin, makeDemoSite, publish, visitor, loadControlledPage, sha256, waitFor, waitForSwarm } from './harness.mjs'
 
 let signal, origin, dir, manifest
@@ -197,6 +197,40 @@ test('an entry planted in the content cache is never served: each piece is check
     return r ? r.text() : null
   }, file.sha256)
   assert.ok(stored === null || stored === original)
+})
+
+test('the kill switch: a manifest replaced by {"disabled":true} turns DeployNet off; the real one back turns it on again', async () => {
+  const { v } = await visit('killswitch')
+  await holds(v, assetsOf('index.html'))
+  const manifestPath = path.join(dir, 'deploynet.json')
+  const real = fs.readFileSync(manifestPath)
+  const registrations = () => v.page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).length)
+  try {
+    fs.writeFileSync(manifestPath, '{"disabled":true}')
+    await v.page.goto(`${origin.url}/index.html`, { waitUntil: 'load' })
+    await waitFor(async () => (await registrations()) === 0, 20_000, 'the worker unregistered')
+    await waitFor(() => v.page.evaluate(async () => !(await caches.has('deploynet-content-v1'))), 10_000, 'its content cache deleted')
+    assert.equal(await v.page.evaluate(() => window.deploynet), null, 'the engine did not start')
+    assert.equal(await v.page.evaluate(() => localStorage.getItem('deploynet-off')), '1')
+    // The next view: uncontrolled, over HTTP, and not even a signaling socket.
+    const sockets = await metric(signal, 'deploynet_connections_total')
+    const since = origin.log.length
+    await v.page.goto(`${origin.url}/gallery.html`, { waitUntil: 'load' })
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    const off = await v.page.evaluate(() => ({ controlled: !!navigator.serviceWorker.controller, boot: !!window.DeployNetBoot }))
+    assert.deepEqual(off, { controlled: false, boot: false })
+    assert.ok((await pageLooksRight(v)).images)
+    assert.equal(await metric(signal, 'deploynet_connections_total'), sockets, 'no socket opened')
+    assert.equal(await registrations(), 0)
+    assert.ok(origin.log.slice(since).some((e) => e.path === '/img/photo-7.png' || assetPaths().has(e.path)), 'assets over HTTP')
+  } finally {
+    fs.writeFileSync(manifestPath, real)
+  }
+  // Back on: the next view's engine finds the real manifest, forgets the switch and registers
+  // the worker again.
+  await v.page.goto(`${origin.url}/about.html`, { waitUntil: 'load' })
+  await waitFor(async () => (await registrations()) === 1, 20_000, 'the worker registered again')
+  assert.equal(await v.page.evaluate(() => localStorage.getItem('deploynet-off')), null)
 })
 
 // Every request a visitor made, by path: a first view that reloads (or downloads anything
