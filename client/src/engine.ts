@@ -13,7 +13,7 @@ import { bodyBytes, MARKER, type OriginUsage, originFetch } from './origin';
 import type { Peer } from './peer';
 import { loadRingModule, Ring } from './ring';
 import { ContentStore } from './store';
-import { type JoinStep, randomId, Swarm } from './swarm';
+import { type JoinStep, provenPeerId, randomId, Swarm } from './swarm';
 import { type AssetStats, type PeerSource, type RangeReader, Transfers } from './transfers';
 import { Uploader } from './uploader';
 import { MAX_HELLO_IDS, PROTOCOL_VERSION, type WireMessage } from './wire';
@@ -230,7 +230,8 @@ export class DeployNet extends Emitter<Events> {
   /** @internal */
   readonly options: typeof DEFAULTS & { signal: string[] };
   /** This visitor's peer id in the swarm. */
-  readonly peerId = randomId('-DN0001-');
+  peerId = randomId('-DN0001-'); // until init: then one the server can check (provenPeerId)
+  private peerProof = '';
   /** @internal */
   index!: ManifestIndex;
   /** @internal The manifest as the origin sent it (handed to the service worker). */
@@ -310,12 +311,14 @@ export class DeployNet extends Emitter<Events> {
     this.manifestReady.catch(() => {});
     if (this.p2pAvailable) {
       this.swarm = this.options.swarm || (await swarmIdFor(location.origin));
+      ({ peerId: this.peerId, proof: this.peerProof } = await provenPeerId());
       const o = this.options;
       const set = new Swarm(
         {
           signal: o.signal,
           swarm: this.swarm,
           peerId: this.peerId,
+          peerProof: this.peerProof,
           iceServers: o.iceServers,
           iceTransportPolicy: o.iceTransportPolicy,
           iceWait: o.iceWait,

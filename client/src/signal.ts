@@ -72,6 +72,8 @@ function iceInfo(m: Record<string, any>): IceInfo | null {
 export interface SignalOptions {
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** The secret the peer id derives from (provenPeerId), sent to the server on joining only. */
+  peerProof?: string;
 }
 
 export class SignalClient extends Emitter<Events> {
@@ -205,6 +207,7 @@ export class SignalClient extends Emitter<Events> {
   }
 
   announce(extra: { event?: string; offers?: OutOffer[]; numwant?: number; region?: string; left?: number }) {
+    const proof = extra.event === 'started' && this.opts.peerProof ? { peer_proof: this.opts.peerProof } : {};
     return this.send({
       action: 'announce',
       info_hash: this.infoHash,
@@ -212,6 +215,7 @@ export class SignalClient extends Emitter<Events> {
       uploaded: 0,
       downloaded: 0,
       left: extra.left ?? 1,
+      ...proof,
       ...extra,
     });
   }

@@ -17,6 +17,8 @@ export interface SwarmOptions {
   signal: string[];
   swarm: string;
   peerId: string;
+  /** The secret `peerId` derives from (provenPeerId): lets this peer move between nodes. */
+  peerProof?: string;
   iceServers?: RTCIceServer[];
   iceTransportPolicy?: RTCIceTransportPolicy;
   iceWait: number;
@@ -83,6 +85,21 @@ export function randomId(prefix: string): string {
   return prefix + Array.from(r, (b) => BASE62[b % 62]).join('');
 }
 
+/**
+ * A peer id that its holder can prove: 8 characters of prefix, then the first 12 of
+ * base64url(SHA-256(proof)). The proof goes to the signaling server only (on joining), so that
+ * a peer that fails over to another node of a cluster takes its own record over, and nobody
+ * else can take it.
+ */
+export async function provenPeerId(prefix = '-DN0001-'): Promise<{ peerId: string; proof: string }> {
+  const proof = randomId('');
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(proof)));
+  const b64 = btoa(String.fromCharCode(...digest.subarray(0, 9)))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_');
+  return { peerId: prefix + b64, proof };
+}
+
 export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
   /** Peers with an open channel, by remote peer id. */
   readonly peers = new Map<string, Peer>();
@@ -121,7 +138,7 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
     super();
     this.iceKey = options.signal.join(' ');
     if (!options.iceServers) this.cachedIce = cachedIce(this.iceKey);
-    const s = new SignalClient(options.signal, options.swarm, options.peerId);
+    const s = new SignalClient(options.signal, options.swarm, options.peerId, { peerProof: options.peerProof });
     this.signal = s;
     // ICE servers known already (the page's own, or kept from the last view): the first offers
     // gather their candidates while the socket connects — but not before the page has loaded

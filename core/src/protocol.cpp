@@ -10,6 +10,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -285,6 +286,16 @@ ParseResult parse_announce(const Value& obj, std::string_view text, const RawSpa
     }
   }
 
+  if (auto it = obj.FindMember("peer_proof"); it != obj.MemberEnd() && !it->value.IsNull()) {
+    auto proof = it->value.IsString() ? sv(it->value) : std::string_view();
+    bool ok = !proof.empty() && proof.size() <= 64 &&
+              std::all_of(proof.begin(), proof.end(), [](char c) { return c > 0x20 && c < 0x7F; });
+    if (!ok) {
+      err.reason = "invalid peer_proof (1-64 printable ASCII characters)";
+      return err;
+    }
+    req.peer_proof = std::string(proof);
+  }
   if (auto it = obj.FindMember("region"); it != obj.MemberEnd() && !it->value.IsNull()) {
     if (!it->value.IsString() || !valid_region(sv(it->value))) {
       err.reason = "invalid region (1-32 characters of A-Z a-z 0-9 . _ -)";

@@ -43,13 +43,16 @@ AnnounceOutcome Tracker::announce(const ConnRef& conn, const AnnounceRequest& re
     if (takeover) {
       // Another connection here owns this peer id (it is live: a closed one has left): taking
       // it over would let anyone intercept a peer's offers and answers.
-      if (peer.node == 0) {
+      // Another node's record: only its owner, who proves the id, moves it here (a peer that
+      // failed over); anyone else would intercept that peer's offers across the cluster.
+      if (peer.node == 0 || !req.peer_proved) {
         outcome.failure = "peer_id already in use in this swarm";
         out.push_back(
             {conn.id, OutKind::kReply, FailureOut{outcome.failure, "announce", req.info_hash}});
         return outcome;
       }
-      // It was connected to another node and came here: the record is this connection's now.
+      // It was connected to another node and came here, with its proof: the record is this
+      // connection's now.
       peer.conn_id = conn.id;
       peer.pending.clear();
       peer.node = 0;

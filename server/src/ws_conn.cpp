@@ -1,8 +1,11 @@
 #include "ws_conn.hpp"
 
+#include <openssl/evp.h>
+
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <cstring>
 
 #include "log.hpp"
 #include "worker.hpp"
@@ -20,6 +23,22 @@ std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// Whether `proof` is the secret `peer_id` derives from: its last 12 characters are the first 12
+// of base64url(SHA-256(proof)) (72 bits: a live peer's id cannot be forged to match).
+bool proves_peer_id(std::string_view proof, const PeerId& peer_id) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(proof.data(), proof.size(), digest, &len, EVP_sha256(), nullptr) != 1)
+    return false;
+  unsigned char b64[48];
+  EVP_EncodeBlock(b64, digest, 9);  // 9 bytes: 12 characters
+  for (auto& c : b64) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return std::memcmp(b64, peer_id.bytes.data() + 8, 12) == 0;
 }
 
 void release_if_large(std::string& s) {
@@ -212,8 +231,9 @@ void WsConn::handle_message(std::string_view text) {
   m.handle_latency.observe_us(static_cast<std::uint64_t>(us));
 }
 
-void WsConn::handle_announce(const AnnounceRequest& req) {
+void WsConn::handle_announce(AnnounceRequest& req) {
   auto& m = ctx_.metrics;
+  if (!req.peer_proof.empty()) req.peer_proved = proves_peer_id(req.peer_proof, req.peer_id);
   bool member = std::find(joined_.begin(), joined_.end(), std::pair{req.info_hash, req.peer_id}) !=
                 joined_.end();
   if (req.event != AnnounceEvent::kStopped && !member &&

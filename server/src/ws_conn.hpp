@@ -50,7 +50,7 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
   void on_readable(const boost::system::error_code& ec);
   void consume(std::span<char> data);
   void handle_message(std::string_view text);
-  void handle_announce(const AnnounceRequest& req);
+  void handle_announce(AnnounceRequest& req);
   void handle_report(const ReportRequest& req);
   void reply_failure(std::string_view reason, std::string_view action, const InfoHash* ih);
   bool take_token(std::int64_t now_ms);

@@ -46,6 +46,36 @@ TEST(Parse, AnnounceAsTheReferenceClientSendsIt) {
   EXPECT_FALSE(a.answer);
 }
 
+TEST(Parse, PeerProofIsPrintableAsciiUpTo64) {
+  auto with = [](const std::string& proof) {
+    return parse_in_message(R"({"action":"announce","info_hash":")" + kHash + R"(","peer_id":")" +
+                            kPeer + R"(","peer_proof":)" + proof + "}");
+  };
+  auto ok = with(R"("s3cret-of-20-chars!")");
+  ASSERT_TRUE(std::holds_alternative<InMessage>(ok)) << as_error(ok).reason;
+  EXPECT_EQ(as_announce(ok).peer_proof, "s3cret-of-20-chars!");
+  EXPECT_FALSE(as_announce(ok).peer_proved);  // only the server sets it, once checked
+  for (const std::string bad : std::vector<std::string>{
+           R"("")", R"("has space")", R"(7)", '"' + std::string(65, 'x') + '"', R"("é")"}) {
+    auto r = with(bad);
+    ASSERT_TRUE(std::holds_alternative<ParseError>(r)) << bad;
+    EXPECT_NE(as_error(r).reason.find("peer_proof"), std::string::npos)
+        << bad << ": " << as_error(r).reason;
+  }
+}
+
+TEST(Parse, ValidDescriptionIsOneBoundedObject) {
+  EXPECT_TRUE(valid_description(R"({"type":"offer","sdp":"v=0"})", 1024));
+  EXPECT_FALSE(valid_description(R"(["offer"])", 1024));
+  EXPECT_FALSE(valid_description(R"({"a":1} x)", 1024));
+  EXPECT_FALSE(valid_description("{\"a\":\"\xff\"}", 1024));
+  EXPECT_FALSE(valid_description(R"({"type":"offer","sdp":"v=0"})", 10));
+  EXPECT_FALSE(valid_description(std::string(40, '{'), 1024));
+  std::string deep = "{\"a\":";
+  for (int i = 0; i < 40; ++i) deep += "[";
+  EXPECT_FALSE(valid_description(deep, 1024));
+}
+
 TEST(Parse, BinaryIdsWithEscapesAndHighBytes) {
   // JSON.stringify of a binary string: control bytes as \u escapes, bytes >= 0x80 as UTF-8.
   std::string msg = R"({"action":"announce","info_hash":"\u0000\u001f\"\\)" +

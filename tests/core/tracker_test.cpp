@@ -462,10 +462,21 @@ TEST_F(TrackerTest, ANodeLeavingTakesOnlyItsPeersAndLocalPeersWin) {
   tracker_.remote_join(8, swarm(), peer(0), true, {});
   EXPECT_EQ(tracker_.peer_count(), 4u);
   EXPECT_EQ(tracker_.remote_peer_count(), 3u);
-  // A peer that reconnects here from a dead node takes its record over: joined on this
-  // connection (which leaves it when it closes).
+  // Another node's peer id is not taken without the proof the server checked (anyone could
+  // then intercept that peer's offers across the cluster)...
   auto b = connect();
-  auto moved = announce(b, 3, AnnounceEvent::kStarted);
+  auto hijack = announce(b, 3, AnnounceEvent::kStarted);
+  EXPECT_EQ(hijack.failure, "peer_id already in use in this swarm");
+  EXPECT_FALSE(hijack.joined);
+  EXPECT_EQ(tracker_.remote_peer_count(), 3u);
+  // ...and with it, the peer that reconnects here from another node takes its record over:
+  // joined on this connection (which leaves it when it closes).
+  AnnounceRequest proved;
+  proved.info_hash = swarm();
+  proved.peer_id = peer(3);
+  proved.event = AnnounceEvent::kStarted;
+  proved.peer_proved = true;
+  auto moved = run(tracker_, b, proved, out_);
   EXPECT_TRUE(moved.failure.empty());
   EXPECT_TRUE(moved.joined);
   EXPECT_EQ(tracker_.remote_peer_count(), 2u);

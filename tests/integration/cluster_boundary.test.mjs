@@ -123,3 +123,48 @@ test('relays and member records from Redis are checked: nothing reaches a visito
   assert.equal(f.complete + f.incomplete, 1 + 5, 'this node\'s visitor and five mirrored peers')
   v.close()
 })
+
+test('a peer id live on one node is not taken from another; its holder, proving it, moves its record there', async () => {
+  const { createHash } = await import('node:crypto')
+  const redis = await redisWith()
+  const a = await node(redis, 21)
+  const b = await node(redis, 22)
+  await waitFor(async () => (await up(a)) && (await up(b)), 10_000, 'cluster up')
+  // The browser client's scheme: 8 characters, then base64url(SHA-256(proof)) cut to 12.
+  const proof = 'secret-of-the-visitor'
+  const peerId = '-DN0001-' + createHash('sha256').update(proof).digest('base64url').slice(0, 12)
+  const ih = id20()
+  const owner = await Client.open(a.url)
+  owner.send(announce(ih, peerId, { event: 'started', numwant: 0, peer_proof: proof }))
+  await owner.next((m) => m.interval)
+  const joinB = async (extra) => {
+    const c = await Client.open(b.url)
+    c.send(announce(ih, peerId, { event: 'started', numwant: 0, ...extra }))
+    const reply = await c.next((m) => m.interval || m['failure reason'])
+    return { c, reply }
+  }
+  // Until node 22 mirrors it, an announce would simply create the record: wait for the mirror.
+  await waitFor(async () => {
+    const s = await Client.open(b.url)
+    s.send({ action: 'scrape', info_hash: ih })
+    const f = (await s.next((m) => m.action === 'scrape')).files[ih]
+    s.close()
+    return f.complete + f.incomplete === 1
+  }, 10_000, 'node 22 mirrors the peer')
+  for (const extra of [{}, { peer_proof: 'a-guess' }]) {
+    const { c, reply } = await joinB(extra)
+    assert.match(String(reply['failure reason']), /peer_id already in use/, JSON.stringify(extra))
+    c.close()
+  }
+  // Offers for the id still reach its owner on node 21.
+  const asker = await Client.open(b.url)
+  asker.send(announce(ih, id20(), { event: 'started', numwant: 1, offers: [{ offer_id: id20(), offer: { type: 'offer', sdp: 'v=0 x' }, to_peer_id: peerId }] }))
+  const got = await owner.next((m) => m.offer)
+  assert.equal(got.offer.sdp, 'v=0 x')
+  asker.close()
+  // The owner itself fails over to node 22 with its proof: accepted at once.
+  const moved = await joinB({ peer_proof: proof })
+  assert.equal(typeof moved.reply.interval, 'number', JSON.stringify(moved.reply))
+  moved.c.close()
+  owner.close()
+})

@@ -51,6 +51,13 @@ struct AnnounceRequest {
   std::uint32_t offers_dropped = 0;
   // DeployNet extension: the peer's region hint for routing ("" when absent).
   std::string region;
+  // DeployNet extension: the secret the peer id derives from (`peer_proof`, up to 64 printable
+  // ASCII characters; "" when absent): the peer id's last 12 characters are the first 12 of
+  // base64url(SHA-256(peer_proof)). Only the server sees it. `peer_proved` is set by the server
+  // once checked: a peer that moves to another node of a cluster takes its record over only
+  // with it.
+  std::string peer_proof;
+  bool peer_proved = false;
 
   bool seeder() const { return left && *left == 0; }
 };
