@@ -218,10 +218,11 @@ function ask(client: Client, path: string, urgent: boolean): Promise<Reply> {
 const WHOLE_CHECK_MAX = 8 * 1024 * 1024;
 
 /**
- * Verified content this browser holds, read back from the Cache API piece by piece, each piece
- * checked against the manifest before it goes out (a script of the site could have written
- * anything there). A first piece that does not match drops the entry and returns null (the
- * request goes on as if nothing were cached); a later one drops it and fails the stream.
+ * Verified content this browser holds, read back from the Cache API and checked against the
+ * manifest before it goes out (a script of the site could have written anything there): whole,
+ * with one digest, up to WHOLE_CHECK_MAX; piece by piece as it streams beyond. A mismatch found
+ * before the response drops the entry and returns null (the request goes on as if nothing were
+ * cached); one found later in a stream drops it and fails the stream.
  */
 async function fromCache(file: SwFile, range: [number, number] | null): Promise<Response | null> {
   const cached = await cachedContent(file.sha256);
