@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "deploynet/cluster_codec.hpp"
 #include "log.hpp"
 #include "sharded_tracker.hpp"
 
@@ -27,8 +28,7 @@ constexpr std::size_t kMaxQueued = 65'536;
 // Bytes hiredis may hold unsent (Redis slower than the swarms): past this, relays are dropped.
 constexpr std::size_t kMaxUnsent = 64u << 20;
 constexpr auto kConnectTimeout = std::chrono::seconds(3);
-// An offer's or answer's session description from another node (browsers' are a few KiB).
-constexpr std::size_t kMaxDescription = 256u << 10;
+using cluster::MemberMessage;
 
 std::string node_channel(std::uint32_t node) {
   return "deploynet:node:" + std::to_string(node);
@@ -39,41 +39,6 @@ std::string peers_key(std::uint32_t node) {
 std::string alive_key(std::uint32_t node) {
   return "deploynet:alive:" + std::to_string(node);
 }
-
-void put_u32(std::string& s, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-void put_u64(std::string& s, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-std::uint64_t get_be(const char* p, int n) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-template <class Id>
-void put_id(std::string& s, const Id& id) {
-  s.append(reinterpret_cast<const char*>(id.bytes.data()), Id::kSize);
-}
-template <class Id>
-Id get_id(const char* p) {
-  return Id::from_bytes(std::string_view(p, Id::kSize));
-}
-
-// A member record: the field (info hash, peer id) and the value (seeder, prefix, region).
-std::string member_field(const MemberEvent& e) {
-  std::string f;
-  put_id(f, e.info_hash);
-  put_id(f, e.peer_id);
-  return f;
-}
-std::string member_value(const MemberEvent& e) {
-  std::string v(1, e.seeder ? '\1' : '\0');
-  put_u64(v, e.where.net_prefix);
-  v += e.where.region;
-  return v;
-}
-constexpr std::size_t kFieldLen = 40, kValueMin = 9;
 
 }  // namespace
 
@@ -209,9 +174,8 @@ void Cluster::stop() {
       // Our peers leave with us: the others drop them now rather than after the TTL.
       command({"DEL", peers_key(config_.node_id)});
       command({"DEL", alive_key(config_.node_id)});
-      std::string reset = "R";
-      put_u32(reset, config_.node_id);
-      command({"PUBLISH", kMembersChannel, reset});
+      command({"PUBLISH", kMembersChannel,
+               cluster::encode_member({MemberMessage::Kind::kReset, config_.node_id, {}})});
     }
     if (cmd_ && cmd_->ac) redisAsyncDisconnect(cmd_->ac);  // after the replies of what was sent
     if (sub_ && sub_->ac) redisAsyncFree(sub_->ac);
@@ -393,15 +357,14 @@ void Cluster::claimed() {
   for (std::size_t i = 0; i < mine.size(); i += 512) {
     std::vector<std::string> args{"HSET", peers_key(node)};
     for (std::size_t j = i; j < std::min(mine.size(), i + 512); ++j) {
-      args.push_back(member_field(mine[j]));
-      args.push_back(member_value(mine[j]));
+      args.push_back(cluster::member_field(mine[j]));
+      args.push_back(cluster::member_value(mine[j]));
     }
     command(args);
   }
   command({"EXPIRE", peers_key(node), ttl});
-  std::string reset = "R";
-  put_u32(reset, node);
-  command({"PUBLISH", kMembersChannel, reset});
+  command({"PUBLISH", kMembersChannel,
+           cluster::encode_member({MemberMessage::Kind::kReset, node, {}})});
   metrics_.cluster_resyncs.fetch_add(1, kRelaxed);
 
   // The others: drop what we mirrored and load each live node's hash.
@@ -581,14 +544,11 @@ void Cluster::flush() {
   }
   const auto node = config_.node_id;
   for (const auto& e : events) {
-    std::string msg(1, e.joined ? 'J' : 'L');
-    put_u32(msg, node);
-    auto field = member_field(e);
-    msg += field;
+    auto msg = cluster::encode_member(
+        {e.joined ? MemberMessage::Kind::kJoin : MemberMessage::Kind::kLeave, node, e});
+    auto field = cluster::member_field(e);
     if (e.joined) {
-      auto value = member_value(e);
-      msg += value;
-      command({"HSET", peers_key(node), field, value});
+      command({"HSET", peers_key(node), field, cluster::member_value(e)});
     } else {
       command({"HDEL", peers_key(node), field});
     }
@@ -601,12 +561,11 @@ void Cluster::flush() {
       metrics_.cluster_relays_dropped.fetch_add(1, kRelaxed);
       continue;
     }
-    std::string msg(1, o.kind == OutKind::kOffer ? 'O' : 'A');
-    put_id(msg, o.info_hash);
-    put_id(msg, o.from_peer);
-    put_id(msg, o.to_peer);
-    put_id(msg, o.offer_id);
-    msg += std::get<SerializedOut>(o.message).text;  // serialized before it was queued
+    // The description only (serialized before it was queued): the receiving node checks it and
+    // builds its visitor's message around it.
+    auto msg =
+        cluster::encode_relay({o.kind != OutKind::kOffer, o.info_hash, o.from_peer, o.to_peer,
+                               o.offer_id, std::get<SerializedOut>(o.message).text});
     metrics_.cluster_bytes_out.fetch_add(msg.size(), kRelaxed);
     metrics_.cluster_relays_out.fetch_add(1, kRelaxed);
     command({"PUBLISH", node_channel(o.node), std::move(msg)});
@@ -616,32 +575,27 @@ void Cluster::flush() {
 void Cluster::on_message(const char* data, std::size_t len) {
   if (len < 1) return;
   metrics_.cluster_bytes_in.fetch_add(len, kRelaxed);
-  const char kind = data[0];
-  if (kind == 'O' || kind == 'A') {
-    constexpr std::size_t kHead = 1 + 4 * 20;
-    if (len < kHead) return;
-    auto ih = get_id<InfoHash>(data + 1);
-    auto from = get_id<PeerId>(data + 21);
-    auto to = get_id<PeerId>(data + 41);
-    auto offer = get_id<OfferId>(data + 61);
-    // What crosses Redis is the sender's session description only; it is checked (one JSON
-    // object, valid UTF-8, bounded) and the message a visitor gets is built here around it, so
-    // nothing published on a node's channel reaches a visitor verbatim.
-    std::string_view description(data + kHead, len - kHead);
-    if (!valid_description(description, kMaxDescription)) {
+  const std::string_view message(data, len);
+  if (data[0] == 'O' || data[0] == 'A') {
+    // Checked (cluster_codec.hpp) and rebuilt here: nothing published on a node's channel
+    // reaches a visitor verbatim.
+    auto r = cluster::decode_relay(message);
+    if (!r) {
       metrics_.cluster_invalid_in.fetch_add(1, kRelaxed);
       return;
     }
-    std::string payload = kind == 'O' ? serialize_offer(ih, from, offer, description)
-                                      : serialize_answer(ih, from, offer, description);
+    std::string payload = r->answer
+                              ? serialize_answer(r->info_hash, r->from, r->offer_id, r->description)
+                              : serialize_offer(r->info_hash, r->from, r->offer_id, r->description);
     std::vector<Outgoing> out;
-    bool ok = kind == 'O' ? tracker_.deliver_remote_offer(
-                                ih, from, to, offer, std::move(payload),
-                                std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    std::chrono::steady_clock::now().time_since_epoch())
-                                    .count(),
-                                out)
-                          : tracker_.deliver_remote_answer(ih, to, std::move(payload), out);
+    bool ok = r->answer
+                  ? tracker_.deliver_remote_answer(r->info_hash, r->to, std::move(payload), out)
+                  : tracker_.deliver_remote_offer(
+                        r->info_hash, r->from, r->to, r->offer_id, std::move(payload),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count(),
+                        out);
     metrics_.cluster_relays_in.fetch_add(1, kRelaxed);
     if (!ok) {
       metrics_.dropped_peer_gone.fetch_add(1, kRelaxed);
@@ -650,36 +604,31 @@ void Cluster::on_message(const char* data, std::size_t len) {
     deliver_(out);
     return;
   }
-  if (len < 5) return;
-  auto node = static_cast<std::uint32_t>(get_be(data + 1, 4));
-  if (node == config_.node_id || node == 0) return;
-  metrics_.cluster_members_in.fetch_add(1, kRelaxed);
-  if (kind == 'R') {  // that node restarted or resynced: reload its peers
-    tracker_.drop_node(node);
-    known_nodes_.erase(node);
-    reload_node(node);
+  auto m = cluster::decode_member(message);
+  if (!m) {
+    metrics_.cluster_members_refused.fetch_add(1, kRelaxed);
     return;
   }
-  if (len < 5 + kFieldLen) return;
-  if (kind == 'J') {
-    join_record(node, data + 5, data + 5 + kFieldLen, len - 5 - kFieldLen);
-  } else if (kind == 'L') {
-    tracker_.remote_leave(node, get_id<InfoHash>(data + 5), get_id<PeerId>(data + 25));
+  if (m->node == config_.node_id) return;
+  metrics_.cluster_members_in.fetch_add(1, kRelaxed);
+  switch (m->kind) {
+    case MemberMessage::Kind::kReset:  // that node restarted or resynced: reload its peers
+      tracker_.drop_node(m->node);
+      known_nodes_.erase(m->node);
+      reload_node(m->node);
+      break;
+    case MemberMessage::Kind::kJoin:
+      mirror(m->node, m->event);
+      break;
+    case MemberMessage::Kind::kLeave:
+      tracker_.remote_leave(m->node, m->event.info_hash, m->event.peer_id);
+      break;
   }
 }
 
-// One member record of `node` (field: info hash + peer id; value: seeder, prefix, region), from
-// its hash in Redis or from its join message.
-bool Cluster::join_record(std::uint32_t node, const char* field, const char* value,
-                          std::size_t value_len) {
-  // Checked as a visitor's announce is: Redis is a boundary like any other.
-  std::string_view region(value, value_len);
-  region.remove_prefix(std::min(value_len, kValueMin));
-  if (value_len < kValueMin || (value[0] != 0 && value[0] != 1) ||
-      (!region.empty() && !valid_region(region))) {
-    metrics_.cluster_members_refused.fetch_add(1, kRelaxed);
-    return false;
-  }
+// One member of `node` (from its hash in Redis or from its join message), decoded and checked;
+// mirrored here unless the cap is reached.
+bool Cluster::mirror(std::uint32_t node, const MemberEvent& e) {
   // Bounded: past the cap, recounted exactly (the estimate only grows between recounts).
   if (++remote_estimate_ > config_.max_remote_peers) {
     remote_estimate_ = tracker_.counts().remote_peers;
@@ -689,8 +638,7 @@ bool Cluster::join_record(std::uint32_t node, const char* field, const char* val
     }
     ++remote_estimate_;
   }
-  tracker_.remote_join(node, get_id<InfoHash>(field), get_id<PeerId>(field + 20), value[0] != 0,
-                       Proximity{std::string(region), get_be(value + 1, 8)});
+  tracker_.remote_join(node, e.info_hash, e.peer_id, e.seeder, e.where);
   known_nodes_.insert(node);
   return true;
 }
@@ -706,7 +654,13 @@ void Cluster::reload_node(std::uint32_t node) {
     for (std::size_t j = 0; j + 1 < h->elements; j += 2) {
       const redisReply* f = h->element[j];
       const redisReply* v = h->element[j + 1];
-      if (f->len == kFieldLen) loaded += join_record(node, f->str, v->str, v->len);
+      auto e = cluster::decode_record(std::string_view(f->str, f->len),
+                                      std::string_view(v->str, v->len));
+      if (!e) {
+        metrics_.cluster_members_refused.fetch_add(1, kRelaxed);
+        continue;
+      }
+      loaded += mirror(node, *e);
     }
     metrics_.cluster_members_in.fetch_add(loaded, kRelaxed);
   });

@@ -88,7 +88,7 @@ class Cluster {
   void heartbeat();
   void flush();
   void on_message(const char* data, std::size_t len);
-  bool join_record(std::uint32_t node, const char* field, const char* value, std::size_t value_len);
+  bool mirror(std::uint32_t node, const MemberEvent& e);
   void reload_node(std::uint32_t node);
   void command(const std::vector<std::string>& args, std::function<void(redisReply*)> done = {});
   static void on_sub_reply(redisAsyncContext* ac, void* reply, void* privdata);
