@@ -12,7 +12,7 @@
 /// <reference lib="webworker" />
 import { bodyBytes, isOriginFetch, MARKER, type OriginUsage, originFetch } from './origin';
 import { parseRange } from './range';
-import { isDisabled, sha256Hex } from './manifest';
+import { isDisabled, type ManifestFile, parseManifest, sha256Hex } from './manifest';
 import { CONTENT_CACHE, cachedContent, dropContent } from './store';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
@@ -24,12 +24,8 @@ interface PageInfo {
   paths: Set<string>;
 }
 const pages = new Map<string, PageInfo>(); // by client id
-interface SwFile {
-  sha256: string;
-  type: string;
-  size: number;
-  pieces: string[]; // SHA-256 of each piece: what is read back from the cache is checked
-}
+// A file of the manifest (its pieces' SHA-256 check what is read back from the cache).
+type SwFile = ManifestFile;
 let manifest: {
   deployId: string;
   pieceSize: number;
@@ -66,22 +62,14 @@ function useManifest(raw: string) {
     retire('the manifest turns DeployNet off');
     return;
   }
-  if (!m || typeof m !== 'object' || !Array.isArray(m.files)) throw new Error('not a manifest');
-  if (m.origin !== sw.location.origin) throw new Error('published for another origin');
+  // The same checks as the page's engine (a manifest it would refuse is not used here either).
+  const parsed = parseManifest(m);
+  if (parsed.origin !== sw.location.origin) throw new Error('published for another origin');
   const files = new Map<string, SwFile>();
-  for (const f of m.files) {
-    if (typeof f?.path === 'string' && typeof f.sha256 === 'string' && Array.isArray(f.pieces))
-      files.set(f.path, {
-        sha256: f.sha256,
-        type: String(f.type ?? ''),
-        size: Number(f.size) || 0,
-        pieces: f.pieces.map(String),
-      });
-  }
-  const pieceSize = Number(m.piece_size);
-  if (!Number.isSafeInteger(pieceSize) || pieceSize < 1) throw new Error('no piece size');
+  for (const f of parsed.files) files.set(f.path, f);
+  const pieceSize = parsed.piece_size;
   manifest = {
-    deployId: String(m.deploy_id),
+    deployId: parsed.deploy_id,
     pieceSize,
     paths: new Set(files.keys()),
     files,
