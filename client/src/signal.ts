@@ -85,8 +85,6 @@ export class SignalClient extends Emitter<Events> {
   /** Whether the next message is the first on its socket (the only place ICE servers come). */
   private firstFrame = true;
   connected = false;
-  /** Set once a connection attempt has failed or a connection was lost. */
-  troubled = false;
 
   constructor(
     private urls: string[],
@@ -135,7 +133,6 @@ export class SignalClient extends Emitter<Events> {
     if (ws.readyState === WebSocket.OPEN) setTimeout(() => this.ws === ws && opened());
     ws.onmessage = (ev) => (held ? held.push(ev.data) : this.onMessage(ev.data));
     ws.onclose = () => {
-      this.troubled = true;
       const was = this.connected;
       this.connected = false;
       this.ws = null;

@@ -38,8 +38,6 @@ type Events = {
   closed: [peer: Peer, reason: string, member: boolean];
   message: [Peer, WireMessage];
   ban: [id: string, reason: string];
-  /** Joined (first announce answered) or the member count changed. */
-  announced: [members: number];
   step: [JoinStep];
   warning: [string];
 };
@@ -186,7 +184,6 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
       this.members = a.complete + a.incomplete;
       this.joined = true;
       if (performance.now() - this.routesAsked > ROUTES_EVERY_MS || this.routesAsked === 0) this.askRoutes();
-      this.emit('announced', this.members);
     });
     s.on('route', (routes, n) => this.onRoutes(routes, n));
     s.on('offer', (o) => {
