@@ -68,15 +68,6 @@ class Server : public StatusPages {
   // Runs the I/O threads until SIGINT/SIGTERM; then closes every connection.
   void run();
 
-  // Shared state for sessions.
-  const Config& config() const { return config_; }
-  Metrics& metrics() { return metrics_; }
-  ShardedTracker& tracker() { return tracker_; }
-  Cluster* cluster() { return cluster_.get(); }
-  SiteStats& sites() { return sites_; }
-  // What WebSocket connections hold instead of the server.
-  Context& context() { return ctx_; }
-  Worker& worker(unsigned i) { return *workers_[i]; }
   std::string render_metrics() override;
   std::string render_health() override;
 

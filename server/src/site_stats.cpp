@@ -75,16 +75,6 @@ void SiteStats::add(const std::string& origin, const PeerId& view, const ViewCou
   if (clamped) ++clamped_;
 }
 
-std::size_t SiteStats::sites() const {
-  std::lock_guard lock(mu_);
-  return sites_.size();
-}
-
-std::size_t SiteStats::views() const {
-  std::lock_guard lock(mu_);
-  return views_.size();
-}
-
 void SiteStats::render(std::string& o) const {
   using prom::header;
   using prom::sample;

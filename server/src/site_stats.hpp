@@ -52,10 +52,6 @@ class SiteStats {
            std::int64_t now_ms);
   void render(std::string& out) const;
 
-  // For tests and /health: sites and views held.
-  std::size_t sites() const;
-  std::size_t views() const;
-
  private:
   struct Site {
     SiteBytes bytes;

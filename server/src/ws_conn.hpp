@@ -40,7 +40,6 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
   // Writes the frames gathered since the last write.
   void start_write();
   bool dead() const { return dead_; }
-  Worker& worker() { return worker_; }
   std::uint64_t key() const { return id_; }
 
   std::size_t worker_slot = 0;  // position in the worker's list, kept by the worker
