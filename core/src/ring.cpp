@@ -221,7 +221,11 @@ void HashRing::assign(std::span<const ContentId> keys, std::span<const std::uint
   std::vector<std::uint32_t> starts(order.size());
   successors(pos, starts);
 
-  std::vector<std::uint32_t> load(members_.size(), 0);
+  // Loads per member slot, in a scratch table kept between calls: only the entries this call
+  // touches are reset, so a route request costs O(keys x k) at any swarm size, not a pass
+  // over every member (4 MB zeroed per request in a swarm of a million).
+  if (load_.size() < members_.size()) load_.resize(members_.size(), 0);
+  auto& load = load_;
   const std::size_t n = points_.size();
   for (std::size_t o = 0; o < order.size(); ++o) {
     auto idx = order[o];
@@ -235,12 +239,14 @@ void HashRing::assign(std::span<const ContentId> keys, std::span<const std::uint
         std::uint32_t slot = points_[i].owner;
         if ((pass == 1 || load[slot] < cap) && !skipped(slot, skip, chosen, 0)) {
           chosen.push_back(members_[slot]);
-          ++load[slot];
+          if (load[slot]++ == 0) loaded_.push_back(slot);
         }
         if (++i == n) i = 0;
       }
     }
   }
+  for (auto slot : loaded_) load[slot] = 0;
+  loaded_.clear();
 }
 
 // ---- Ring ----

@@ -109,8 +109,10 @@ class HashRing {
   // and a short scan instead of a binary search over millions of points.
   std::vector<std::uint32_t> bucket_;
   unsigned shift_ = 64;
-  std::vector<std::uint32_t> added_;  // slots whose points are not in points_ yet
-  bool removed_ = false;              // some points in points_ belong to freed slots
+  std::vector<std::uint32_t> added_;   // slots whose points are not in points_ yet
+  std::vector<std::uint32_t> load_;    // assign(): picks per slot, zero between calls
+  std::vector<std::uint32_t> loaded_;  // assign(): the slots it made non-zero
+  bool removed_ = false;               // some points in points_ belong to freed slots
 };
 
 // A swarm's routing: a global ring and one ring per region.
