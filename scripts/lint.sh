@@ -14,7 +14,7 @@ else
 fi
 # clang-tidy reads the test build's compile commands (configuring is enough).
 [ -f build/test/compile_commands.json ] || cmake -S . -B build/test -DCMAKE_BUILD_TYPE=Debug -DDEPLOYNET_SANITIZE=ON >/dev/null
-sources=$(git ls-files 'core/src/*.cpp' 'server/src/*.cpp' 'cli/src/*.cpp' 'lab/*.cpp')
+sources=$(git ls-files 'core/src/*.cpp' 'server/src/*.cpp' 'cli/src/*.cpp' 'lab/*.cpp' 'sim/src/*.cpp')
 if printf '%s\n' $sources | xargs -P "$(nproc)" -n 1 clang-tidy -p build/test --quiet 2>/dev/null | grep -E 'warning:|error:'; then
   echo "lint: clang-tidy findings above"
   status=1
