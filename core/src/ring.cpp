@@ -96,9 +96,16 @@ void HashRing::apply_pending() {
     }
     added_.clear();
     std::sort(fresh.begin(), fresh.end(), less);
-    std::vector<Point> merged(points_.size() + fresh.size());
-    std::merge(points_.begin(), points_.end(), fresh.begin(), fresh.end(), merged.begin(), less);
-    points_ = std::move(merged);
+    // Merged in place from the back: no second copy of the ring (16M points at a million
+    // peers) is allocated and faulted in at every rebuild.
+    std::size_t i = points_.size(), j = fresh.size();
+    points_.resize(i + j);
+    for (std::size_t k = points_.size(); j > 0;) {
+      if (i > 0 && less(fresh[j - 1], points_[i - 1]))
+        points_[--k] = points_[--i];
+      else
+        points_[--k] = fresh[--j];
+    }
   }
   free_.insert(free_.end(), released_.begin(), released_.end());
   released_.clear();

@@ -275,6 +275,11 @@ void Tracker::scrape(const ScrapeRequest& req, std::vector<ScrapeEntry>& out) co
   }
 }
 
+Ring* Tracker::ring(const InfoHash& info_hash) {
+  auto it = swarms_.find(info_hash);
+  return it == swarms_.end() ? nullptr : &it->second.ring;
+}
+
 Tracker::Swarm& Tracker::swarm_for(const InfoHash& ih) {
   auto it = swarms_.find(ih);
   if (it == swarms_.end())

@@ -33,6 +33,7 @@ enum Kind : std::uint32_t {
   kNeed,        // a = slot, b = asset: a patient file the page asks for
   kHeld,        // a = slot, b = asset, eb = the visitor's serial: a transfer finished
   kPrefetch,    // a = slot
+  kLoaded,      // a = slot: the load event
   kMedia,       // a = slot: the video's next chunk
   kDeploy,      //
   kNotice,      // a = slot: the deploy notice reaches the page
@@ -53,6 +54,7 @@ struct Visitor {
   std::uint32_t media_chunks = 0;  // the video's chunks held, from its start
   bool media_from_origin = false;  // the last chunk came on the origin's stream
   bool first_frame = false;
+  bool loaded = false;  // the page's load event has fired (prefetching may start)
   double view_start = 0;
   double play_start = -1;
   double prefetched = 0;
@@ -182,6 +184,9 @@ class Simulation {
         return;
       case kHeld:
         return held(e.a, e.b & 0xffff, (e.b & kFromOrigin) != 0, e.eb);
+      case kLoaded:
+        if (current(e.a, e.ea)) vis_[e.a].loaded = true;
+        return;
       case kPrefetch:
         if (current(e.a, e.ea)) prefetch(e.a);
         return;
@@ -266,6 +271,7 @@ class Simulation {
     v.prefetched = 0;
     v.play_start = -1;
     v.first_frame = false;
+    v.loaded = false;
     v.media_from_origin = false;
     const bool sequential = s_.arrivals.kind == ArrivalKind::kSequential;
     if (sequential)
@@ -340,6 +346,7 @@ class Simulation {
       // after the page starts on later ones; then the socket (two round trips).
       const double engine = first ? load : now_ + s_.timeline.engine_later_ms;
       at(engine + 4 * signal_one_way(v), kJoin, slot);
+      at(load, kLoaded, slot);
       at(load + 1000, kPrefetch, slot);
     }
   }
@@ -366,7 +373,6 @@ class Simulation {
     if (!v.online) return;
     if (joined_.size() > slot && joined_[slot]) {
       tracker_.leave(slot + 1, info_hash_, peer_id(slot));
-      if (policy_ == Policy::kDeployNet) ring_.remove(peer_id(slot));
       joined_[slot] = false;
       count_message(v.node);
     }
@@ -487,7 +493,10 @@ class Simulation {
       at(done, kHeld, slot, a, v.serial);
       ++running;
     }
-    if (v.prefetched < s_.client.prefetch_bytes) at(now_ + 1000, kPrefetch, slot);
+    // The engine looks every second; here it looks again only while it found something (two
+    // at a time) or when a new peer connects (connect()): nothing else changes what it finds
+    // often enough to matter, and a million idle ticks a second would be most of the run.
+    if (running > 0 && v.prefetched < s_.client.prefetch_bytes) at(now_ + 1000, kPrefetch, slot);
   }
 
   // The video, one chunk at a time, no further ahead than the player's buffer.
@@ -550,10 +559,7 @@ class Simulation {
     add_offers(req, std::min(room, s_.client.offers), nullptr, 0);
     send_announce(slot, req);
     joined_[slot] = true;
-    if (policy_ == Policy::kDeployNet) {
-      ring_.add(req.peer_id, where_of(v));
-      ask_routes(slot);
-    }
+    if (policy_ == Policy::kDeployNet) ask_routes(slot);
   }
 
   void add_offers(AnnounceRequest& req, std::uint32_t n, const PeerId* to, std::size_t nto) {
@@ -634,6 +640,8 @@ class Simulation {
         x->first_peer = now_;
         peer_samples_.push_back(now_ - x->view_start);
       }
+    for (std::uint32_t slot : {e.a, e.b})
+      if (vis_[slot].loaded && vis_[slot].prefetched < s_.client.prefetch_bytes) at(now_ + 1000, kPrefetch, slot);
   }
 
   void ask_routes(std::uint32_t slot) {
@@ -671,7 +679,7 @@ class Simulation {
         // per swarm fetches new content from the origin"); the others wait for it.
         const auto a = static_cast<std::uint32_t>(i);
         if (!asset.urgent && asset.bitrate_mbit == 0 && !((v.have | v.fetching) & bit(a))) {
-          const auto mine = ring_.route(asset.id, s_.client.route_k, where_of(v));
+          const auto mine = tracker_.ring(info_hash_)->route(asset.id, s_.client.route_k, where_of(v));
           if (std::find(mine.begin(), mine.end(), req.peer_id) != mine.end())
             fetch_from_origin(slot, a);
         }
@@ -766,7 +774,6 @@ class Simulation {
   bool route_batch_scheduled_ = false;
   std::array<std::uint32_t, 64> in_flight_{};  // origin fetches under way, per file
   std::array<std::uint32_t, 64> held_{};       // visitors on the site holding each file
-  Ring ring_;  // DeployNet: the same ring as the tracker's, for "am I responsible?"
   std::uint64_t changed_ = 0;
   std::vector<double> load_samples_, frame_samples_, peer_samples_;
   std::vector<std::uint64_t> node_bin_, node_total_;

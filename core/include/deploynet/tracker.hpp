@@ -112,6 +112,10 @@ class Tracker {
   // Every local peer, as join events (a node re-publishing its state).
   void local_members(std::vector<MemberEvent>& out) const;
 
+  // The swarm's routing ring (nullptr: no such swarm), for tools that ask it directly (the
+  // simulator's "is this peer responsible?", which route() cannot say: it excludes the asker).
+  Ring* ring(const InfoHash& info_hash);
+
   std::size_t swarm_count() const { return swarms_.size(); }
   std::size_t peer_count() const { return peers_; }
   std::size_t remote_peer_count() const { return remote_peers_; }
