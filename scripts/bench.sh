@@ -4,7 +4,7 @@
 #
 #   BENCH_SECONDS   measured seconds per load run       (default 5)
 #   BENCH_IDLE      idle connections for the memory run (default 19000)
-#   BENCH_PARTS     parts to run (default: signal cluster hash ring client lab)
+#   BENCH_PARTS     parts to run (default: signal cluster hash ring sim client lab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 IDLE=${BENCH_IDLE:-19000}
@@ -80,8 +80,8 @@ run_load() {  # name mode [rate] [conns]
     --duration "$SECONDS_RUN" --tag "$name" >"$work/$name.out"
 }
 
-# BENCH_PARTS: which parts run (default all): signal cluster hash ring client lab
-PARTS=${BENCH_PARTS:-signal cluster hash ring client lab}
+# BENCH_PARTS: which parts run (default all): signal cluster hash ring sim client lab
+PARTS=${BENCH_PARTS:-signal cluster hash ring sim client lab}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 if part signal; then
@@ -129,6 +129,7 @@ fi
 if part cluster; then echo; scripts/bench-cluster.sh; fi
 if part hash; then echo; scripts/bench-hash.sh; fi
 if part ring; then echo; scripts/bench-ring.sh; fi
+if part sim; then echo; scripts/bench-sim.sh; fi
 if part client; then
   echo
   DEPLOYNET_SIGNAL=$PWD/build/release/server/deploynet-signal DEPLOYNET_CLI=$PWD/build/release/cli/deploynet \

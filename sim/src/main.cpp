@@ -51,9 +51,9 @@ double ratio(double a, double b) {
 }
 
 void print_header() {
-  std::printf("%-10s %9s %9s %11s %9s %7s %9s %9s %7s %9s %9s %10s %8s %8s\n", "policy", "visitors",
-              "views", "origin MiB", "requests", "peers", "load ms", "load p90", "x plain",
-              "1st frame", "1st peer", "signal/s", "wall s", "RSS MiB");
+  std::printf("%-10s %9s %9s %9s %11s %9s %7s %9s %9s %7s %9s %9s %10s %8s %8s\n", "policy",
+              "visitors", "views", "at once", "origin MiB", "requests", "peers", "load ms",
+              "load p90", "x plain", "1st frame", "1st peer", "signal/s", "wall s", "RSS MiB");
 }
 
 void print_row(const Results& r, const Results& plain) {
@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
     ("nodes", po::value<std::uint32_t>()->default_value(1), "signaling nodes")
     ("hard-nat", po::value<double>()->default_value(-1), "share of visitors behind hard NAT (default: the profile's)")
     ("no-turn", "pairs behind hard NAT do not connect")
+    ("origin-mbit", po::value<double>(), "the origin's uplink, Mbit/s (default: the profile's; 0: unlimited)")
     ("route-k", po::value<std::uint32_t>()->default_value(3), "responsible peers per file")
     ("policies", po::value<std::string>()->default_value("plain,random,deploynet"), "what to compare")
     ("sweep", po::value<std::string>(), "steady: these concurrencies, one run each")
@@ -213,6 +214,7 @@ int main(int argc, char** argv) {
     s.seed = vm["seed"].as<std::uint64_t>();
     if (vm["hard-nat"].as<double>() >= 0) s.profile.hard_nat_share = vm["hard-nat"].as<double>();
     if (vm.count("no-turn")) s.profile.turn = false;
+    if (vm.count("origin-mbit")) s.profile.origin_up_mbit = vm["origin-mbit"].as<double>();
     if (s.site.name == "media") s.timeline.first_visit_reload_ms = 991;
     double duration = vm["duration"].as<double>();
     if (duration <= 0) {

@@ -319,6 +319,16 @@ class Simulation {
       ++held_[a];
     }
     load += s_.timeline.render_ms + (worker ? s_.timeline.worker_view_ms : 0);
+    if (p2p) {
+      // DeployNet's own files (ClientCost): after the page's, off its critical path.
+      const auto& c = s_.cost;
+      const std::uint64_t bytes = first ? c.first_view_bytes : c.later_view_bytes;
+      const std::uint32_t requests = first ? c.first_view_requests : c.later_view_requests;
+      if (requests > 0) {
+        origin_transfer(v, bytes, load);
+        r_.origin_requests += requests - 1;
+      }
+    }
     if (v.serial > 0) load_samples_.push_back(load - now_);
 
     const auto& a = s_.arrivals;
@@ -513,7 +523,7 @@ class Simulation {
     const double rate = video.bitrate_mbit * kMbit;
     if (!v.first_frame && v.media_chunks * chunk >= s_.client.startup_bytes) {
       v.first_frame = true;
-      frame_samples_.push_back(now_ + s_.timeline.render_ms - v.view_start);
+      frame_samples_.push_back(now_ + s_.timeline.decoder_ms - v.view_start);
       v.play_start = now_;
     }
     const double played = v.first_frame ? (now_ - v.play_start) * rate : 0;
@@ -530,9 +540,15 @@ class Simulation {
       r_.media_peer_bytes += bytes;
       v.media_from_origin = false;
     } else {
-      // The origin's stream: one request, then bytes as the links allow.
-      const double start = v.media_from_origin ? now_ : now_ + origin_rtt(v);
-      if (!v.media_from_origin) ++r_.origin_requests;
+      // The origin's stream: one request, then bytes as the links allow. The engine's (not
+      // the plain player's) asks in windows of `origin_window_bytes`, a request each.
+      const bool windowed = policy_ != Policy::kPlain;
+      const auto per_window =
+          static_cast<std::uint32_t>(std::max(1.0, s_.client.origin_window_bytes / chunk));
+      const bool new_request =
+          !v.media_from_origin || (windowed && v.media_chunks % per_window == 0);
+      const double start = new_request ? now_ + origin_rtt(v) : now_;
+      if (new_request) ++r_.origin_requests;
       r_.origin_bytes += bytes;
       r_.media_origin_bytes += bytes;
       done = std::max(origin_.reserve(now_, start, bytes), v.down.reserve(now_, start, bytes));
@@ -641,7 +657,8 @@ class Simulation {
         peer_samples_.push_back(now_ - x->view_start);
       }
     for (std::uint32_t slot : {e.a, e.b})
-      if (vis_[slot].loaded && vis_[slot].prefetched < s_.client.prefetch_bytes) at(now_ + 1000, kPrefetch, slot);
+      if (vis_[slot].loaded && vis_[slot].prefetched < s_.client.prefetch_bytes)
+        at(now_ + 1000, kPrefetch, slot);
   }
 
   void ask_routes(std::uint32_t slot) {
@@ -679,7 +696,8 @@ class Simulation {
         // per swarm fetches new content from the origin"); the others wait for it.
         const auto a = static_cast<std::uint32_t>(i);
         if (!asset.urgent && asset.bitrate_mbit == 0 && !((v.have | v.fetching) & bit(a))) {
-          const auto mine = tracker_.ring(info_hash_)->route(asset.id, s_.client.route_k, where_of(v));
+          const auto mine =
+              tracker_.ring(info_hash_)->route(asset.id, s_.client.route_k, where_of(v));
           if (std::find(mine.begin(), mine.end(), req.peer_id) != mine.end())
             fetch_from_origin(slot, a);
         }
