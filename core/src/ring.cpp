@@ -137,6 +137,7 @@ std::size_t HashRing::successor(std::uint64_t pos) {
 
 bool HashRing::skipped(std::uint32_t slot, std::span<const PeerId> skip,
                        const std::vector<PeerId>& chosen, std::size_t chosen_from) const {
+  if (!live_[slot]) return true;  // left since the last rebuild (a held ring)
   const PeerId& id = members_[slot];
   for (const auto& s : skip) {
     if (s == id) return true;
@@ -167,7 +168,7 @@ void HashRing::successors(std::span<const std::uint64_t> pos, std::span<std::uin
 void HashRing::lookup_many(std::span<const ContentId> keys, std::uint32_t k,
                            std::span<const PeerId> skip, std::vector<PeerId>& out) {
   if (k == 0 || index_.empty() || keys.empty()) return;
-  apply_pending();
+  ready();
   std::vector<std::uint64_t> pos(keys.size());
   for (std::size_t i = 0; i < keys.size(); ++i) pos[i] = ring_key_position(keys[i]);
   std::vector<std::uint32_t> start(keys.size());
@@ -193,7 +194,7 @@ void HashRing::walk(std::size_t i, std::uint32_t k, std::span<const PeerId> skip
 void HashRing::lookup(const ContentId& key, std::uint32_t k, std::span<const PeerId> skip,
                       std::vector<PeerId>& out) {
   if (k == 0 || index_.empty()) return;
-  apply_pending();
+  ready();
   walk(successor(ring_key_position(key)), k, skip, out);
 }
 
@@ -202,7 +203,7 @@ void HashRing::assign(std::span<const ContentId> keys, std::span<const std::uint
                       std::vector<std::vector<PeerId>>& out) {
   assert(keys.size() == want.size() && keys.size() == out.size());
   if (index_.empty()) return;
-  apply_pending();
+  ready();
   std::size_t eligible = index_.size();
   for (const auto& s : skip) eligible -= index_.contains(s) ? 1 : 0;
   if (eligible == 0) return;
@@ -306,6 +307,17 @@ void Ring::near_first(std::span<PeerId> peers, const Proximity& from) const {
     auto it = where_.find(p);
     return it != where_.end() && it->second.net_prefix == from.net_prefix;
   });
+}
+
+void Ring::advance(std::int64_t now_ms) {
+  const bool due = now_ms < 0 || !built_once_ || now_ms - built_ms_ >= config_.rebuild_ms;
+  const bool hold = config_.rebuild_ms > 0 && size() >= config_.rebuild_above && !due;
+  if (!hold && now_ms >= 0) {
+    built_ms_ = now_ms;
+    built_once_ = true;
+  }
+  global_.hold(hold);
+  for (auto& [name, ring] : regions_) ring.hold(hold);
 }
 
 std::vector<PeerId> Ring::route(const ContentId& key, std::uint32_t k, const Proximity& from,

@@ -176,6 +176,11 @@ void Tracker::relay_offers(Swarm& swarm, std::uint32_t self, const AnnounceReque
 }
 
 bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Outgoing>& out) {
+  return route(conn, req, -1, out);
+}
+
+bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::int64_t now_ms,
+                    std::vector<Outgoing>& out) {
   auto sit = swarms_.find(req.info_hash);
   bool member = false;
   if (sit != swarms_.end()) {
@@ -189,6 +194,7 @@ bool Tracker::route(const ConnRef& conn, const RouteRequest& req, std::vector<Ou
   }
   Swarm& swarm = sit->second;
   Ring& ring = swarm.ring;
+  ring.advance(now_ms);
   Proximity from;
   if (const Proximity* p = ring.where(req.peer_id)) from = *p;
   auto answers = ring.assign(req.content_ids, req.k, from, &req.peer_id);

@@ -88,6 +88,9 @@ std::optional<Cidr> parse_cidr(const std::string& text) {
 
 std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   Config c;
+  // Route answers may lag membership by a second in swarms of 50,000 peers or more, rather than
+  // rebuild the ring (~130 ms at a million peers) for every route request after a join.
+  c.tracker.ring.rebuild_ms = 1000;
   std::string listen = c.listen_host + ":" + std::to_string(c.listen_port);
   std::vector<std::string> origins;
   unsigned handshake_s = static_cast<unsigned>(c.handshake_timeout.count());
@@ -133,6 +136,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("offer-ttl", po::value(&offer_ttl_s)->default_value(offer_ttl_s), "seconds an offer may be answered")
     ("max-pending-offers", po::value(&c.tracker.max_pending_offers)->default_value(c.tracker.max_pending_offers), "unanswered offers remembered per peer")
     ("ring-vnodes", po::value(&c.tracker.ring.vnodes)->default_value(c.tracker.ring.vnodes), "points per peer on each swarm's routing ring")
+    ("ring-rebuild-ms", po::value(&c.tracker.ring.rebuild_ms)->default_value(c.tracker.ring.rebuild_ms), "a swarm of --ring-rebuild-above peers or more rebuilds its routing ring at most this often (0: after every change); route answers leave out peers that joined since")
+    ("ring-rebuild-above", po::value(&c.tracker.ring.rebuild_above)->default_value(c.tracker.ring.rebuild_above), "swarm size from which --ring-rebuild-ms applies")
     ("ring-load-factor", po::value(&load_factor)->default_value(load_factor, "1.25"), "c of bounded loads: no peer is named for more than c times its share of a route request")
     ("max-route-ids", po::value(&c.parse.max_route_ids)->default_value(c.parse.max_route_ids), "content ids in one route request")
     ("max-route-k", po::value(&c.parse.max_route_k)->default_value(c.parse.max_route_k), "peers per content id a route request may ask for")

@@ -35,11 +35,11 @@ void ShardedTracker::drain_members(Shard& s) {
   if (!events.empty()) sink_(std::move(events));
 }
 
-bool ShardedTracker::route(const ConnRef& conn, const RouteRequest& req,
+bool ShardedTracker::route(const ConnRef& conn, const RouteRequest& req, std::int64_t now_ms,
                            std::vector<Outgoing>& out) {
   Shard& s = shard_for(req.info_hash);
   std::lock_guard lock(s.mu);
-  return s.tracker.route(conn, req, out);
+  return s.tracker.route(conn, req, now_ms, out);
 }
 
 std::string ShardedTracker::scrape(const ScrapeRequest& req, std::size_t max_entries) {

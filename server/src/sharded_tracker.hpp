@@ -19,7 +19,8 @@ class ShardedTracker {
 
   AnnounceOutcome announce(const ConnRef& conn, const AnnounceRequest& req, std::int64_t now_ms,
                            std::vector<Outgoing>& out);
-  bool route(const ConnRef& conn, const RouteRequest& req, std::vector<Outgoing>& out);
+  bool route(const ConnRef& conn, const RouteRequest& req, std::int64_t now_ms,
+             std::vector<Outgoing>& out);
   // The scrape reply; a scrape of all swarms lists at most `max_entries` of them.
   std::string scrape(const ScrapeRequest& req, std::size_t max_entries);
   void leave(std::uint64_t conn_id, const InfoHash& info_hash, const PeerId& peer_id);

@@ -208,7 +208,7 @@ void WsConn::handle_message(std::string_view text) {
   } else if (auto* route = std::get_if<RouteRequest>(&std::get<InMessage>(parsed))) {
     m.recv_route.fetch_add(1, kRelaxed);
     std::vector<Outgoing> out;
-    if (ctx_.tracker.route(ConnRef{id_, slot_.net_prefix()}, *route, out)) {
+    if (ctx_.tracker.route(ConnRef{id_, slot_.net_prefix()}, *route, steady_ms(), out)) {
       m.route_ids.fetch_add(route->content_ids.size(), kRelaxed);
       m.sent_reply.fetch_add(1, kRelaxed);
     } else {

@@ -110,8 +110,7 @@ class Simulation {
  private:
   static TrackerConfig tracker_config(const Scenario& s) {
     TrackerConfig c;
-    c.ring.vnodes = 16;
-    (void)s;
+    c.ring.rebuild_ms = s.ring_rebuild_ms;  // as the server's default
     return c;
   }
 
@@ -683,7 +682,7 @@ class Simulation {
       Visitor& v = vis_[slot];
       req.peer_id = peer_id(slot);
       out_.clear();
-      if (!tracker_.route({slot + 1, 0}, req, out_)) continue;
+      if (!tracker_.route({slot + 1, 0}, req, static_cast<std::int64_t>(now_), out_)) continue;
       count_message(v.node, 2);
       const auto& routes = std::get<RouteReplyOut>(out_[0].message).routes;
       std::array<PeerId, kMaxPeers> want;

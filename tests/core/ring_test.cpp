@@ -244,3 +244,75 @@ TEST(Ring, SharedVectors) {
 
 }  // namespace
 }  // namespace deploynet
+
+namespace deploynet {
+namespace {
+
+// --ring-rebuild-ms: a large swarm's ring rebuilds at most every rebuild_ms; in between, a
+// peer that left is never named and one that joined is not named yet; a small swarm sees
+// every change at once.
+TEST(Ring, RebuildIntervalHoldsChangesForLargeSwarmsOnly) {
+  RingConfig config;
+  config.rebuild_ms = 1000;
+  config.rebuild_above = 20;
+  const auto ks = keys(400);
+  auto named = [&](Ring& ring, const PeerId& who) {
+    for (const auto& k : ks)
+      for (const auto& p : ring.route(k, 3, {"eu", 0}))
+        if (p == who) return true;
+    return false;
+  };
+
+  Ring big(config);
+  for (int i = 0; i < 30; ++i) big.add(peer(i), {"eu", 0});
+  big.advance(0);
+  ASSERT_TRUE(named(big, peer(3)));
+  big.remove(peer(3));
+  big.add(peer(100), {"eu", 0});
+  big.advance(500);                     // within the interval: held
+  EXPECT_FALSE(named(big, peer(3)));    // gone at once
+  EXPECT_FALSE(named(big, peer(100)));  // not routable yet
+  for (const auto& k : ks) EXPECT_EQ(big.route(k, 3, {"eu", 0}).size(), 3u);
+  big.advance(1000);  // due: rebuilt at the next query
+  EXPECT_TRUE(named(big, peer(100)));
+  EXPECT_FALSE(named(big, peer(3)));
+
+  Ring small(config);
+  for (int i = 0; i < 10; ++i) small.add(peer(i), {"eu", 0});
+  small.advance(0);
+  small.add(peer(100), {"eu", 0});
+  small.advance(1);  // below rebuild_above: every change at once
+  EXPECT_TRUE(named(small, peer(100)));
+
+  // No clock (a negative time, or no advance at all): every change at once, also when big.
+  big.add(peer(101), {"eu", 0});
+  big.advance(-1);
+  EXPECT_TRUE(named(big, peer(101)));
+}
+
+// Held or not, the answer of a held ring is the answer the full rebuild gave for the peers
+// still there: a held ring never invents a placement.
+TEST(Ring, HeldAnswersAreTheLastBuildsMinusLeavers) {
+  RingConfig config;
+  config.rebuild_ms = 1000;
+  config.rebuild_above = 1;
+  Ring ring(config);
+  for (int i = 0; i < 50; ++i) ring.add(peer(i));
+  ring.advance(0);
+  const auto ks = keys(200);
+  std::vector<std::vector<PeerId>> before;
+  for (const auto& k : ks) before.push_back(ring.route(k, 4));
+  ring.remove(peer(7));
+  ring.add(peer(77));
+  ring.advance(10);
+  for (std::size_t i = 0; i < ks.size(); ++i) {
+    auto now = ring.route(ks[i], 3);
+    std::vector<PeerId> expect;
+    for (const auto& p : before[i])
+      if (p != peer(7) && expect.size() < 3) expect.push_back(p);
+    EXPECT_EQ(now, expect) << i;
+  }
+}
+
+}  // namespace
+}  // namespace deploynet

@@ -38,6 +38,14 @@ using ContentId = std::array<std::uint8_t, 32>;  // SHA-256 of the content
 struct RingConfig {
   std::uint32_t vnodes = 16;  // points per peer; bounded loads keep the balance, not vnodes
   std::uint32_t load_permille = 1250;  // c of bounded loads, in thousandths (1.25)
+  // A rebuild after membership changes is one pass over every point: ~130 ms for a swarm of a
+  // million peers (16M points, its region's ring included). With `rebuild_ms` > 0, a swarm of
+  // at least `rebuild_above` peers rebuilds at most that often (Ring::advance): between
+  // rebuilds, answers come from the last ring, without the peers that left since and without
+  // the ones that joined since (they are routable at the next rebuild). Smaller swarms, and
+  // `rebuild_ms` 0, rebuild at the next query as before.
+  std::int64_t rebuild_ms = 0;
+  std::uint32_t rebuild_above = 50'000;
 };
 
 struct Proximity {
@@ -84,8 +92,16 @@ class HashRing {
   // Number of points, after applying pending changes.
   std::size_t points();
 
+  // While held, queries answer from the points last built (skipping members that left) and
+  // leave pending changes for later; a ring never built is built anyway.
+  void hold(bool on) { hold_ = on; }
+
  private:
   void apply_pending();
+  // Before a query: apply pending changes unless held.
+  void ready() {
+    if (!hold_ || points_.empty()) apply_pending();
+  }
   // Appends up to k distinct peers, clockwise from point index i, skipping those in `skip`.
   void walk(std::size_t i, std::uint32_t k, std::span<const PeerId> skip,
             std::vector<PeerId>& out) const;
@@ -113,6 +129,7 @@ class HashRing {
   std::vector<std::uint32_t> load_;    // assign(): picks per slot, zero between calls
   std::vector<std::uint32_t> loaded_;  // assign(): the slots it made non-zero
   bool removed_ = false;               // some points in points_ belong to freed slots
+  bool hold_ = false;                  // hold(): queries leave pending changes alone
 };
 
 // A swarm's routing: a global ring and one ring per region.
@@ -127,6 +144,10 @@ class Ring {
   const RingConfig& config() const { return config_; }
   // The member's proximity, or nullptr.
   const Proximity* where(const PeerId& peer) const;
+
+  // The clock for `rebuild_ms` (see RingConfig): called before queries with the caller's time
+  // (ms, >= 0). A negative time, or no call at all: every query sees every change.
+  void advance(std::int64_t now_ms);
 
   // The k peers responsible for `key` (never `exclude`), nearest to `from` first.
   std::vector<PeerId> route(const ContentId& key, std::uint32_t k, const Proximity& from = {},
@@ -149,6 +170,8 @@ class Ring {
   void near_first(std::span<PeerId> peers, const Proximity& from) const;
 
   RingConfig config_;
+  std::int64_t built_ms_ = 0;
+  bool built_once_ = false;
   HashRing global_;
   std::unordered_map<std::string, HashRing> regions_;
   std::unordered_map<PeerId, Proximity, Id20Hash> where_;

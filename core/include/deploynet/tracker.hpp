@@ -83,6 +83,10 @@ class Tracker {
   // asker excluded and its region first). Returns false, with a failure reply queued, when the
   // asker is not a member of the swarm on this connection.
   bool route(const ConnRef& conn, const RouteRequest& req, std::vector<Outgoing>& out);
+  // The same at `now_ms`: the swarm's ring rebuilds no more often than `ring.rebuild_ms`
+  // (RingConfig); the overload above always sees every membership change.
+  bool route(const ConnRef& conn, const RouteRequest& req, std::int64_t now_ms,
+             std::vector<Outgoing>& out);
 
   // Counts for each requested swarm (unknown ones as zeros); with an empty list, every swarm.
   void scrape(const ScrapeRequest& req, std::vector<ScrapeEntry>& out) const;

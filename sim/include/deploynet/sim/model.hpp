@@ -141,8 +141,9 @@ struct Scenario {
   Timeline timeline;
   ClientConfig client;
   ClientCost cost;
-  std::uint32_t nodes = 1;      // signaling nodes
-  double route_batch_ms = 250;  // routes are answered in batches this far apart
+  std::uint32_t nodes = 1;              // signaling nodes
+  double route_batch_ms = 250;          // routes are answered in batches this far apart
+  std::int64_t ring_rebuild_ms = 1000;  // the server's --ring-rebuild-ms
   std::uint64_t seed = 1;
 };
 
