@@ -58,11 +58,12 @@ void print_header() {
 
 void print_row(const Results& r, const Results& plain) {
   std::printf(
-      "%-10s %9llu %9llu %11.1f %9llu %6.1f%% %9.0f %9.0f %7.2f %9.0f %9.0f %10.0f %8.1f %8.0f\n",
+      "%-10s %9llu %9llu %9llu %11.1f %9llu %6.1f%% %9.0f %9.0f %7.2f %9.0f %9.0f %10.0f %8.1f "
+      "%8.0f\n",
       policy_name(r.policy), static_cast<unsigned long long>(r.visitors),
-      static_cast<unsigned long long>(r.views), r.origin_bytes / kMiB,
-      static_cast<unsigned long long>(r.origin_requests), 100 * r.peer_share(),
-      r.page_load_ms.median, r.page_load_ms.p90,
+      static_cast<unsigned long long>(r.views), static_cast<unsigned long long>(r.peak_concurrent),
+      r.origin_bytes / kMiB, static_cast<unsigned long long>(r.origin_requests),
+      100 * r.peer_share(), r.page_load_ms.median, r.page_load_ms.p90,
       ratio(r.page_load_ms.median, plain.page_load_ms.median), r.first_frame_ms.median,
       r.first_peer_ms.median, r.signal_peak_rate, r.wall_s,
       static_cast<double>(r.peak_rss_kb) / 1024);

@@ -453,6 +453,8 @@ class Simulation {
         at(done, kHeld, slot, a, v.serial);
         return;
       }
+      if (policy_ == Policy::kDeployNet && joined(slot) && waited == 0 && ask_responsible(slot, a))
+        return;  // this visitor is one of them: it fetches it for the others
       if (policy_ == Policy::kDeployNet && waited * kTickMs < s_.client.patient_wait_ms &&
           (in_flight_[a] > 0 || held_[a] > 0 || !joined(slot))) {
         at(now_ + kTickMs, kNeed, slot, a, waited + 1);
@@ -460,6 +462,40 @@ class Simulation {
       }
     }
     fetch_from_origin(slot, a);
+  }
+
+  // A patient file no connected peer holds: the ring's k peers for it in this region (the
+  // asker included, if it is one) fetch it from the origin unless they hold it or are fetching
+  // it, and the asker offers a connection to those it lacks. Returns whether the asker is one.
+  bool ask_responsible(std::uint32_t slot, std::uint32_t a) {
+    Visitor& v = vis_[slot];
+    const PeerId me = peer_id(slot);
+    const auto responsible =
+        tracker_.ring(info_hash_)->route(site_.assets[a].id, s_.client.route_k, where_of(v));
+    bool mine = false;
+    std::array<PeerId, kMaxPeers> want;
+    std::size_t nwant = 0;
+    const std::uint32_t room = s_.client.max_peers - v.nconn - v.npending;
+    for (const auto& p : responsible) {
+      const std::uint32_t t = slot_of(p);
+      if (p == me) {
+        mine = true;
+      } else {
+        count_message(v.node);  // the ask, over the data channel or the signaling server
+        if (nwant < room && !connected(v, t)) want[nwant++] = p;
+      }
+      Visitor& r = vis_[t];
+      if (r.online && !((r.have | r.fetching) & bit(a))) fetch_from_origin(t, a);
+    }
+    if (nwant > 0) {
+      AnnounceRequest ar;
+      ar.info_hash = info_hash_;
+      ar.peer_id = me;
+      ar.left = 1;
+      add_offers(ar, static_cast<std::uint32_t>(nwant), want.data(), nwant);
+      send_announce(slot, ar);
+    }
+    return mine;
   }
 
   void fetch_from_origin(std::uint32_t slot, std::uint32_t a) {
@@ -690,16 +726,6 @@ class Simulation {
       const std::uint32_t room = s_.client.max_peers - v.nconn - v.npending;
       for (std::size_t i = 0; i < routes.size(); ++i) {
         const Asset& asset = site_.assets[i];
-        // Responsible for a patient file it does not hold (among the ring's k for its region,
-        // itself included): it fetches it from the origin for everyone (the design's "one peer
-        // per swarm fetches new content from the origin"); the others wait for it.
-        const auto a = static_cast<std::uint32_t>(i);
-        if (!asset.urgent && asset.bitrate_mbit == 0 && !((v.have | v.fetching) & bit(a))) {
-          const auto mine =
-              tracker_.ring(info_hash_)->route(asset.id, s_.client.route_k, where_of(v));
-          if (std::find(mine.begin(), mine.end(), req.peer_id) != mine.end())
-            fetch_from_origin(slot, a);
-        }
         for (const auto& p : routes[i].peers) {
           const std::uint32_t t = slot_of(p);
           if (nwant < room && !connected(v, t) &&
