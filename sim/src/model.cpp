@@ -487,14 +487,7 @@ class Simulation {
       Visitor& r = vis_[t];
       if (r.online && !((r.have | r.fetching) & bit(a))) fetch_from_origin(t, a);
     }
-    if (nwant > 0) {
-      AnnounceRequest ar;
-      ar.info_hash = info_hash_;
-      ar.peer_id = me;
-      ar.left = 1;
-      add_offers(ar, static_cast<std::uint32_t>(nwant), want.data(), nwant);
-      send_announce(slot, ar);
-    }
+    offer_to(slot, std::span(want.data(), nwant));
     return mine;
   }
 
@@ -624,6 +617,17 @@ class Simulation {
     }
   }
 
+  // Offers to these peers by name (the ring named them), in one announce.
+  void offer_to(std::uint32_t slot, std::span<const PeerId> peers) {
+    if (peers.empty()) return;
+    AnnounceRequest ar;
+    ar.info_hash = info_hash_;
+    ar.peer_id = peer_id(slot);
+    ar.left = 1;
+    add_offers(ar, static_cast<std::uint32_t>(peers.size()), peers.data(), peers.size());
+    send_announce(slot, ar);
+  }
+
   // An announce through the real tracker; the offers it relays become connections after the
   // answering side's gathering, the answer's way back, and ICE/DTLS/SCTP.
   void send_announce(std::uint32_t slot, const AnnounceRequest& req) {
@@ -733,13 +737,7 @@ class Simulation {
             want[nwant++] = p;
         }
       }
-      if (nwant == 0) continue;
-      AnnounceRequest ar;
-      ar.info_hash = info_hash_;
-      ar.peer_id = req.peer_id;
-      ar.left = 1;
-      add_offers(ar, static_cast<std::uint32_t>(nwant), want.data(), nwant);
-      send_announce(slot, ar);
+      offer_to(slot, std::span(want.data(), nwant));
     }
     if (!routes_.empty() && !route_batch_scheduled_) {
       route_batch_scheduled_ = true;

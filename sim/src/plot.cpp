@@ -69,13 +69,17 @@ void write_sweep_svg(const std::string& path, const std::string& title,
                      const std::vector<SweepPoint>& points) {
   std::ofstream out(path);
   if (!out) throw std::runtime_error("cannot write " + path);
-  out << "<svg xmlns='http://www.w3.org/2000/svg' width='760' height='330' "
+  out << "<svg xmlns='http://www.w3.org/2000/svg' width='1000' height='330' "
          "font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
   out << "<text x='20' y='22' font-size='15'>" << title
       << ": concurrent visitors (log scale)</text>\n";
-  panel(out, 60, 60, 300, 210, "share of bytes from peers", 1.0, points,
+  panel(out, 50, 60, 270, 210, "origin bytes, x the plain site", 1.2, points,
+        [](const Results& r, const Results* plain) {
+          return plain && plain->origin_bytes > 0 ? r.origin_bytes / plain->origin_bytes : NAN;
+        });
+  panel(out, 375, 60, 270, 210, "share of bytes from peers", 1.0, points,
         [](const Results& r, const Results*) { return r.peer_share(); });
-  panel(out, 430, 60, 300, 210, "page load, median, x the plain site", 2.0, points,
+  panel(out, 700, 60, 270, 210, "page load, median, x the plain site", 2.0, points,
         [](const Results& r, const Results* plain) {
           return plain && plain->page_load_ms.median > 0
                      ? r.page_load_ms.median / plain->page_load_ms.median
