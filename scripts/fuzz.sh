@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-10000000}
 status=0
-for t in ws_frame protocol manifest proxy_header cluster_codec; do
+for t in ws_frame protocol manifest proxy_header cluster_codec deploy_notice; do
   work=build/fuzz/corpus-$t
   mkdir -p "$work"
   cp -n fuzz/corpus/$t/* "$work"/ 2>/dev/null || true

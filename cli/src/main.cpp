@@ -6,6 +6,7 @@ int publish_main(int argc, char** argv);
 int verify_main(int argc, char** argv);
 int keygen_main(int argc, char** argv);
 int init_main(int argc, char** argv);
+int notify_main(int argc, char** argv);
 
 namespace {
 void usage(std::ostream& os) {
@@ -14,7 +15,8 @@ void usage(std::ostream& os) {
         "  init     put DeployNet on a site's build: its files, the script tag, the manifest\n"
         "  publish  hash a site's build directory into its manifest (deploynet.json)\n"
         "  verify   check a directory against its manifest\n"
-        "  keygen   make an Ed25519 key pair for signed manifests\n\n"
+        "  keygen   make an Ed25519 key pair for signed manifests and deploy notices\n"
+        "  notify   tell the signaling server of a new deploy (pushed to the site's open pages)\n\n"
         "'deploynet <command> --help' describes each command.\n";
 }
 }  // namespace
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   if (!std::strcmp(argv[1], "publish")) return publish_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "verify")) return verify_main(argc - 1, argv + 1);
   if (!std::strcmp(argv[1], "keygen")) return keygen_main(argc - 1, argv + 1);
+  if (!std::strcmp(argv[1], "notify")) return notify_main(argc - 1, argv + 1);
   std::cerr << "deploynet: unknown command '" << argv[1] << "'\n\n";
   usage(std::cerr);
   return 2;

@@ -14,6 +14,9 @@
 #include <sstream>
 #include <thread>
 
+#include "deploynet/deploy_notice.hpp"
+#include "deploynet/manifest.hpp"
+
 namespace deploynet::server {
 namespace po = boost::program_options;
 
@@ -100,6 +103,7 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   std::vector<std::string> stun, turn, proxies;
   std::string turn_secret_file;
   std::string metrics_token_file;
+  std::vector<std::string> site_key_args;
   std::string redis_url, redis_password_file;
   std::size_t max_cluster_peers = 1'000'000;
   std::uint32_t node_id = 0;
@@ -146,6 +150,8 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
     ("turn-secret-file", po::value(&turn_secret_file), "file holding the TURN REST API shared secret (coturn's static-auth-secret); or set DEPLOYNET_TURN_SECRET")
     ("turn-ttl", po::value(&c.ice.turn_ttl_s)->default_value(c.ice.turn_ttl_s), "seconds a TURN credential stays valid (60 to 86400); each connection gets its own username")
     ("metrics-token-file", po::value(&metrics_token_file), "file holding a token that GET /metrics must present (Authorization: Bearer <token>); or set DEPLOYNET_METRICS_TOKEN. Without one /metrics is open to anyone who reaches the port")
+    ("site-key", po::value(&site_key_args)->composing(), "ORIGIN=FILE: the site at ORIGIN may announce deploys (POST /deploy), signed with the key whose public half is FILE (deploynet keygen's .pub); repeatable")
+    ("notice-skew", po::value(&c.notice_skew_s)->default_value(c.notice_skew_s), "seconds a deploy notice's time may differ from this server's clock")
     ("relay-only", po::bool_switch(&c.ice.relay_only), "tell clients to connect through TURN only, so visitors never learn each other's addresses")
     ("redis", po::value(&redis_url), "cluster mode: redis://[user@]host[:port] shared by every node of the cluster (swarms span the nodes; offers for a peer on another node go through Redis)")
     ("redis-password-file", po::value(&redis_password_file), "cluster mode: file holding the Redis password (AUTH; the user, if any, in the URL: redis://user@host); or set DEPLOYNET_REDIS_PASSWORD; never logged")
@@ -265,6 +271,21 @@ std::optional<Config> parse_config(int argc, char** argv, int& exit_code) {
   if (c.ice.turn_ttl_s < 60 || c.ice.turn_ttl_s > 86'400)
     return bad("--turn-ttl: 60 to 86400 seconds");
   if (c.ice.relay_only && c.ice.turn_urls.empty()) return bad("--relay-only: needs --turn");
+  for (const auto& arg : site_key_args) {
+    auto eq = arg.find('=');
+    std::string origin = arg.substr(0, eq);
+    while (!origin.empty() && origin.back() == '/') origin.pop_back();
+    if (eq == std::string::npos || !valid_origin(origin))
+      return bad("--site-key: expected ORIGIN=FILE with ORIGIN like https://site.example, got '" +
+                 arg + "'");
+    std::string text;
+    std::array<std::uint8_t, 32> key{};
+    if (!read_secret(arg.substr(eq + 1), "", text) || !base64_decode_exact(text, key))
+      return bad("--site-key: '" + arg.substr(eq + 1) +
+                 "' is not a public key file from 'deploynet keygen' (base64 of 32 bytes)");
+    c.site_keys[origin] = key;
+  }
+  if (c.notice_skew_s < 1) return bad("--notice-skew: at least 1 second");
   if (!read_secret(metrics_token_file, "DEPLOYNET_METRICS_TOKEN", c.metrics_token))
     return bad("--metrics-token-file: cannot read '" + metrics_token_file + "' (or it is empty)");
   if (!redis_url.empty()) {

@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,9 @@ struct Config {
   IceConfig ice;  // STUN/TURN handed to DeployNet clients (none: host candidates only)
   std::vector<std::string> allow_origins;  // empty: any Origin
   std::string metrics_token;               // empty: /metrics open; never logged
+  // Sites that may announce deploys (POST /deploy): origin -> Ed25519 public key.
+  std::map<std::string, std::array<std::uint8_t, 32>> site_keys;
+  std::int64_t notice_skew_s = 300;  // a notice's time may be this far from ours
   // Reverse proxies (TLS terminators) whose X-Forwarded-For names the real client: limits and
   // proximity then use that address. Nobody else's header is believed.
   std::vector<Cidr> trusted_proxies;

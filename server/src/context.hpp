@@ -25,8 +25,14 @@ struct Context {
 // cluster (the Server).
 class StatusPages {
  public:
+  struct Answer {
+    unsigned status;
+    std::string body;  // application/json
+  };
   virtual std::string render_health() = 0;
   virtual std::string render_metrics() = 0;
+  // POST /deploy: a site's signed deploy notice, pushed to its open pages when it holds.
+  virtual Answer deploy_notice(std::string_view body) = 0;
 
  protected:
   ~StatusPages() = default;

@@ -200,7 +200,10 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
   bool keep = req.keep_alive();
   auto target = sv(req.target());
   auto path = target.substr(0, target.find('?'));
-  if (req.method() != http::verb::get && req.method() != http::verb::head) {
+  if (path == "/deploy" && req.method() == http::verb::post) {
+    auto answer = pages_.deploy_notice(req.body());
+    reply(static_cast<http::status>(answer.status), answer.body, "application/json", keep);
+  } else if (req.method() != http::verb::get && req.method() != http::verb::head) {
     reply(http::status::method_not_allowed, "method not allowed\n", "text/plain", keep);
   } else if (path == "/health") {
     reply(http::status::ok, pages_.render_health(), "application/json", keep);

@@ -146,6 +146,15 @@ std::string Metrics::render(std::size_t swarms, std::size_t peers, std::size_t r
   sample(o, "deploynet_dropped_total", "reason=\"send_queue_full\"",
          dropped_send_queue.load(kRelaxed));
 
+  header(o, "deploynet_deploy_notices_total", "counter",
+         "Deploy notices (POST /deploy), by result.");
+  sample(o, "deploynet_deploy_notices_total", "result=\"accepted\"", deploy_notices.load(kRelaxed));
+  sample(o, "deploynet_deploy_notices_total", "result=\"refused\"",
+         deploy_notices_refused.load(kRelaxed));
+  one(o, "deploynet_deploy_pushes_total", "counter",
+      "Open pages (connections) that accepted deploy notices were pushed to.",
+      deploy_pushes.load(kRelaxed));
+
   one(o, "deploynet_rate_limited_total", "counter",
       "Messages refused by the per-connection rate limit.", rate_limited.load(kRelaxed));
   header(o, "deploynet_closed_total", "counter", "Connections closed by the server, by reason.");

@@ -66,6 +66,10 @@ struct Metrics {
   Counter answers_dropped{0};
   Counter offers_over_cap{0};
 
+  Counter deploy_notices{0};          // accepted and pushed
+  Counter deploy_notices_refused{0};  // unknown site, stale, replayed, bad signature or JSON
+  Counter deploy_pushes{0};           // open pages (connections) the notices reached
+
   Counter dropped_peer_gone{0};
   Counter dropped_send_queue{0};
   Counter slow_readers_closed{0};

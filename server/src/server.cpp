@@ -2,8 +2,10 @@
 
 #include <algorithm>
 
+#include <openssl/evp.h>
 #include <boost/asio/post.hpp>
 
+#include "deploynet/deploy_notice.hpp"
 #include "http_session.hpp"
 #include "log.hpp"
 #include "worker.hpp"
@@ -285,6 +287,74 @@ std::string Server::render_metrics() {
   auto text = metrics_.render(c.swarms, c.peers, c.remote_peers);
   sites_.render(text);
   return text;
+}
+
+namespace {
+
+bool ed25519_verify(const std::array<std::uint8_t, 32>& key, std::string_view message,
+                    const std::array<std::uint8_t, 64>& signature) {
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, key.data(), key.size());
+  if (!pkey) return false;
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  const bool ok =
+      md && EVP_DigestVerifyInit(md, nullptr, nullptr, nullptr, pkey) == 1 &&
+      EVP_DigestVerify(md, signature.data(), signature.size(),
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+  EVP_MD_CTX_free(md);
+  EVP_PKEY_free(pkey);
+  return ok;
+}
+
+std::string json_quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out + '"';
+}
+
+}  // namespace
+
+StatusPages::Answer Server::deploy_notice(std::string_view body) {
+  auto refuse = [&](unsigned status, const std::string& reason, std::string_view origin = {}) {
+    metrics_.deploy_notices_refused.fetch_add(1, std::memory_order_relaxed);
+    LogLine(LogLevel::kInfo, "deploy notice refused").kv("origin", origin).kv("reason", reason);
+    return Answer{status, "{\"error\":" + json_quote(reason) + "}\n"};
+  };
+  auto parsed = parse_deploy_notice(body);
+  if (auto* err = std::get_if<std::string>(&parsed)) return refuse(400, *err);
+  const auto& notice = std::get<DeployNotice>(parsed);
+  auto key = config_.site_keys.find(notice.origin);
+  if (key == config_.site_keys.end())
+    return refuse(403, "no key for this site here (--site-key)", notice.origin);
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  if (notice.time > now + config_.notice_skew_s || notice.time < now - config_.notice_skew_s)
+    return refuse(400, "time: more than --notice-skew from the server's clock", notice.origin);
+  if (!ed25519_verify(key->second, deploy_notice_text(notice.origin, notice.deploy_id, notice.time),
+                      notice.signature))
+    return refuse(403, "signature: not this site's key", notice.origin);
+  {
+    std::lock_guard lock(notices_mu_);
+    auto& last = notice_time_[notice.origin];
+    if (notice.time <= last)
+      return refuse(409, "replayed: not later than the last notice for this site", notice.origin);
+    last = notice.time;
+  }
+  metrics_.deploy_notices.fetch_add(1, std::memory_order_relaxed);
+  LogLine(LogLevel::kInfo, "deploy notice")
+      .kv("origin", notice.origin)
+      .kv("deploy", notice.deploy_id);
+  auto payload = std::make_shared<const std::string>(serialize_deploy_push(notice));
+  for (auto& w : workers_) {
+    net::post(w->ioc(), [this, worker = w.get(), origin = notice.origin, payload] {
+      metrics_.deploy_pushes.fetch_add(worker->send_to_origin(origin, *payload),
+                                       std::memory_order_relaxed);
+    });
+  }
+  return Answer{202, "{\"accepted\":true,\"deploy_id\":" + json_quote(notice.deploy_id) + "}\n"};
 }
 
 std::string Server::render_health() {

@@ -70,6 +70,7 @@ class Server : public StatusPages {
 
   std::string render_metrics() override;
   std::string render_health() override;
+  Answer deploy_notice(std::string_view body) override;
 
  private:
   friend class ConnSlot;
@@ -97,6 +98,9 @@ class Server : public StatusPages {
   // Moves a connection's count from `from` to `to` if `to` is within its limits.
   const char* move_slot(const std::array<unsigned char, 16>& from,
                         const std::array<unsigned char, 16>& to);
+
+  std::mutex notices_mu_;
+  std::unordered_map<std::string, std::int64_t> notice_time_;  // per site: the last accepted
 
   std::mutex slots_mu_;
   std::unordered_map<std::string, std::uint32_t> per_ip_;

@@ -125,6 +125,16 @@ void Worker::flush_dirty() {
   }
 }
 
+std::size_t Worker::send_to_origin(std::string_view origin, std::string_view payload) {
+  std::size_t n = 0;
+  for (auto* c : conns_) {
+    if (c->origin() != origin) continue;
+    c->send_text(payload);
+    ++n;
+  }
+  return n;
+}
+
 void Worker::close_all(ws::CloseCode code) {
   auto conns = conns_;  // closing may end some at once
   for (auto* c : conns) c->close(code, "server shutting down");

@@ -62,6 +62,9 @@ class Worker {
   // Asks for `conn`'s pending frames to be written at the end of this loop turn.
   void mark_dirty(std::shared_ptr<WsConn> conn) { dirty_.push_back(std::move(conn)); }
   void close_all(ws::CloseCode code);
+  // Sends `payload` to every connection of this worker whose upgrade came with this Origin
+  // (the site's open pages); returns how many.
+  std::size_t send_to_origin(std::string_view origin, std::string_view payload);
 
  private:
   static constexpr int kSeqBits = 48;

@@ -33,6 +33,8 @@ class WsConn : public std::enable_shared_from_this<WsConn> {
   // `hello`: a first text frame to send right after the handshake (empty: none).
   void start(std::string handshake_response, std::string early_bytes, std::string_view hello = {});
   void send_text(std::string_view payload);
+  // The upgrade's Origin header (empty when it had none or an overlong one).
+  const std::string& origin() const { return origin_; }
   // Sends a close frame, then ends the connection once it is written (or after a grace time).
   void close(ws::CloseCode code, std::string_view reason = {});
   // Periodic check from the worker: pings, idle timeout, close grace time.

@@ -728,9 +728,8 @@ class Simulation {
       std::array<PeerId, kMaxPeers> want;
       std::size_t nwant = 0;
       const std::uint32_t room = s_.client.max_peers - v.nconn - v.npending;
-      for (std::size_t i = 0; i < routes.size(); ++i) {
-        const Asset& asset = site_.assets[i];
-        for (const auto& p : routes[i].peers) {
+      for (const auto& route : routes) {
+        for (const auto& p : route.peers) {
           const std::uint32_t t = slot_of(p);
           if (nwant < room && !connected(v, t) &&
               std::find(want.begin(), want.begin() + nwant, p) == want.begin() + nwant)
