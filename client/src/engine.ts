@@ -163,6 +163,13 @@ type Events = {
   asset: [AssetStats];
   ban: [id: string, reason: string];
   warning: [string];
+  /** The site announced a new deploy (`deploynet notify`): this page fills its new files. */
+  update: [deployId: string];
+  /**
+   * The new deploy's files are held here: the next navigation (a reload) needs no origin
+   * byte for them. A page may offer its reader a reload.
+   */
+  updateready: [deployId: string];
 };
 
 /** How a request is to be served (fetch, fetchPath). */
@@ -179,6 +186,23 @@ export interface FetchOptions {
 const MAX_ADOPTED = 4096;
 const RING_MIN_PEERS = 2; // connected peers before ranking them on the ring is worth its module
 const RING_ORIGIN_WAIT_MS = 10_000; // for a peer to get the ring module before anyone asks the origin
+// A new deploy's files: open pages start within UPDATE_SPREAD_MS of the notice (not all at
+// once), and one page of those connected fetches each file from the origin while the others
+// wait this long for it to say it has it.
+const UPDATE_SPREAD_MS = 3000;
+const UPDATE_FILL_WAIT_MS = 8000;
+const MAX_HAVE_LATER = 1024; // per peer: ids of a deploy this page has not admitted yet
+
+/** A file's rank for a peer (rendezvous hashing: FNV-1a of both ids). */
+function rendezvous(peerId: string, contentId: string): number {
+  let h = 0x811c9dc5;
+  for (const s of [peerId, contentId])
+    for (let i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i);
+      h = Math.imul(h, 0x01000193);
+    }
+  return h >>> 0;
+}
 
 /** The visitor asked to save data (Save-Data), or is on a cellular link: nothing ahead of need. */
 function dataSaving(): boolean {
@@ -350,6 +374,7 @@ export class DeployNet extends Emitter<Events> {
         }
         this.onMessage(peer, m);
       });
+      set.on('deploy', (id) => this.onDeploy(id));
       set.on('closed', (peer, reason, member) => {
         if (member) this.emit('peerclose', peer.id, reason);
         this.transfers?.onPeerClose(peer);
@@ -606,11 +631,17 @@ export class DeployNet extends Emitter<Events> {
         }
         peer.helloSeen = true;
         // Only content of this deploy is remembered: a peer's set never outgrows the manifest.
-        for (const id of m.have) if (this.index.byId.has(id)) peer.have.add(id);
+        for (const id of m.have) {
+          if (this.index.byId.has(id)) peer.have.add(id);
+          else if (peer.haveLater.size < MAX_HAVE_LATER) peer.haveLater.add(id);
+        }
         this.transfers?.scheduleAll();
         return;
       case 'have':
-        if (!this.index.byId.has(m.contentId)) return;
+        if (!this.index.byId.has(m.contentId)) {
+          if (peer.haveLater.size < MAX_HAVE_LATER) peer.haveLater.add(m.contentId);
+          return;
+        }
         peer.have.add(m.contentId);
         peer.pieces.delete(m.contentId);
         this.transfers?.onHave(m.contentId);
@@ -674,6 +705,74 @@ export class DeployNet extends Emitter<Events> {
   private fetchFile(file: ManifestFile, urgent: boolean, peersOnly = false): Promise<Uint8Array> {
     if (!this.transfers) return Promise.reject(new DeployNetError('ERR_MANIFEST', 'no manifest'));
     return this.transfers.get(file, urgent, peersOnly);
+  }
+
+  // ---- a new deploy, announced while the page is open ----
+
+  private updating = '';
+
+  private onDeploy(deployId: string) {
+    if (!this.index || deployId === this.index.manifest.deploy_id || deployId === this.updating) return;
+    this.updating = deployId;
+    this.emit('update', deployId);
+    setTimeout(
+      () =>
+        void this.fillDeploy(deployId).catch((err) => {
+          this.updating = '';
+          this.emit('warning', `ERR_UPDATE: ${err instanceof Error ? err.message : String(err)}`);
+        }),
+      Math.random() * UPDATE_SPREAD_MS,
+    );
+  }
+
+  /**
+   * The new deploy's manifest from the origin (checked like this page's own), its files
+   * admitted by content id (this page keeps its own deploy for its paths: it never mixes
+   * versions), and the ones not held here fetched: from connected peers that hold them, or by
+   * one page of those connected from the origin while the others wait for it.
+   */
+  private async fillDeploy(deployId: string) {
+    const res = await originFetch(new URL(this.options.manifest, location.href).href, { cache: 'no-cache' });
+    if (!res.ok) throw new DeployNetError('ERR_UPDATE', `HTTP ${res.status} for ${this.options.manifest}`);
+    const json = await res.json();
+    if (isDisabled(json)) return;
+    const next = parseManifest(json);
+    if (next.origin !== location.origin || next.deploy_id !== deployId)
+      throw new DeployNetError(
+        'ERR_UPDATE',
+        `the origin serves deploy ${next.deploy_id}, the notice named ${deployId}`,
+      );
+    if (this.destroyed || !this.index) return;
+    const fresh = this.index.admit(next);
+    for (const p of this.peerSet?.connected() ?? []) {
+      for (const id of p.haveLater) if (this.index.byId.has(id)) p.have.add(id);
+      p.haveLater.clear();
+    }
+    this.transfers?.scheduleAll();
+    const held = new Set(await this.store.ids());
+    await Promise.all(fresh.filter((f) => !held.has(f.sha256)).map((f) => this.fillFile(f)));
+    if (!this.destroyed) this.emit('updateready', deployId);
+  }
+
+  private async fillFile(file: ManifestFile) {
+    const set = this.peerSet;
+    const deadline = performance.now() + UPDATE_FILL_WAIT_MS;
+    while (set && !set.holds(file.sha256) && !this.fetchesFirst(file.sha256) && performance.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    if (this.destroyed) return;
+    const fromPeers = !!set && set.holds(file.sha256);
+    try {
+      await this.fetchFile(file, false, fromPeers);
+    } catch {
+      if (fromPeers && !this.destroyed) await this.fetchFile(file, false);
+    }
+  }
+
+  /** Whether this page ranks first for the file among itself and its connected peers. */
+  private fetchesFirst(contentId: string): boolean {
+    const mine = rendezvous(this.peerId, contentId);
+    for (const p of this.peerSet?.connected() ?? []) if (rendezvous(p.id, contentId) > mine) return false;
+    return true;
   }
 
   /** Every 250 ms: re-ask stalled pieces elsewhere, keep the swarm topped up. */

@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'ERR_ORIGIN_MISMATCH'
   | 'ERR_PREFETCH'
   | 'ERR_ABANDONED'
-  | 'ERR_RANGE';
+  | 'ERR_RANGE'
+  | 'ERR_UPDATE';
 
 export class DeployNetError extends Error {
   readonly code: ErrorCode;

@@ -66,6 +66,21 @@ export class ManifestIndex {
   lookup(path: string): ManifestFile | undefined {
     return this.byPath.get(path) ?? (path.endsWith('/') ? this.byPath.get(`${path}index.html`) : undefined);
   }
+  /**
+   * A newer deploy's files, admitted by content id only (never by path: this page keeps its
+   * own deploy's files for its paths): they can then be fetched, held, announced and served to
+   * peers. Returns the files this index did not have; none when the piece size differs.
+   */
+  admit(next: Manifest): ManifestFile[] {
+    if (next.piece_size !== this.manifest.piece_size) return [];
+    const fresh: ManifestFile[] = [];
+    for (const f of next.files) {
+      if (f.size === 0 || this.byId.has(f.sha256)) continue;
+      this.byId.set(f.sha256, f);
+      fresh.push(f);
+    }
+    return fresh;
+  }
   pieceLength(f: ManifestFile, piece: number): number {
     const ps = this.manifest.piece_size;
     return Math.min(ps, f.size - piece * ps);

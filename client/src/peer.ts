@@ -52,6 +52,11 @@ function plain(d: RTCSessionDescription | null): RTCSessionDescriptionInit {
 export class Peer extends Emitter<Events> {
   id: string;
   readonly have = new Set<string>();
+  /**
+   * Content ids it said it holds that this page's manifest does not list (a newer deploy's,
+   * before this page has heard of it): kept, bounded, until the page admits that deploy.
+   */
+  readonly haveLater = new Set<string>();
   /** Files it is still fetching: the pieces it holds of each (a `pieces` bitfield). */
   readonly pieces = new Map<string, Uint8Array>();
   rtt = Infinity;

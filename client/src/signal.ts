@@ -30,6 +30,8 @@ type Events = {
   warning: [string];
   /** DeployNet servers send the site's ICE servers right after the connection opens. */
   ice: [IceInfo];
+  /** The site announced a new deploy (`deploynet notify`, checked by the server). */
+  deploy: [deployId: string];
 };
 
 export interface IceInfo {
@@ -181,6 +183,12 @@ export class SignalClient extends Emitter<Events> {
       }
       const ice = iceInfo(m);
       if (ice) this.emit('ice', ice);
+      return;
+    }
+    if (m.action === 'deploy') {
+      // Pushed by the server to this site's pages once the site's key signed it. Only a
+      // hint: the new manifest is fetched from the origin and checked like any other.
+      if (typeof m.deploy_id === 'string' && /^[0-9a-f]{32}$/.test(m.deploy_id)) this.emit('deploy', m.deploy_id);
       return;
     }
     if (m.info_hash !== this.infoHash) return;

@@ -40,6 +40,8 @@ type Events = {
   ban: [id: string, reason: string];
   step: [JoinStep];
   warning: [string];
+  /** The site announced a new deploy (see SignalClient). */
+  deploy: [deployId: string];
 };
 
 // Re-offering to members not connected: first gap, and the most it backs off to.
@@ -195,6 +197,7 @@ export class Swarm extends Emitter<Events> implements PeerSource<Peer> {
       void this.onAnswer(a.peerId, a.offerId, a.answer);
     });
     s.on('warning', (w) => this.emit('warning', w));
+    s.on('deploy', (id) => this.emit('deploy', id));
   }
 
   /** The signaling socket is open and the first announce was answered. */
