@@ -21,6 +21,9 @@ namespace {
 
 constexpr auto kRelaxed = std::memory_order_relaxed;
 const std::string kMembersChannel = "deploynet:members";
+// Deploy notices accepted by a node, as posted (signed JSON): every node checks them again.
+const std::string kNoticesChannel = "deploynet:notices";
+constexpr std::size_t kMaxNotice = 4096;  // the HTTP body limit of POST /deploy
 const std::string kNodesKey = "deploynet:nodes";
 // Messages waiting for the cluster thread; past this, relays are dropped (and counted) and
 // membership is re-published whole once the backlog is gone.
@@ -263,10 +266,11 @@ void Cluster::connect() {
   command({"PING"}, {});
   // The subscription is the first thing on its connection after AUTH; once confirmed, the state
   // sync runs.
-  std::string members = kMembersChannel, mine = node_channel(config_.node_id);
-  const char* argv[] = {"SUBSCRIBE", members.c_str(), mine.c_str()};
-  std::size_t lens[] = {9, members.size(), mine.size()};
-  redisAsyncCommandArgv(sub_->ac, &Cluster::on_sub_reply, this, 3, argv, lens);
+  std::string members = kMembersChannel, mine = node_channel(config_.node_id),
+              notices = kNoticesChannel;
+  const char* argv[] = {"SUBSCRIBE", members.c_str(), mine.c_str(), notices.c_str()};
+  std::size_t lens[] = {9, members.size(), mine.size(), notices.size()};
+  redisAsyncCommandArgv(sub_->ac, &Cluster::on_sub_reply, this, 4, argv, lens);
   // A Redis that accepts nothing (a black hole) must not leave us waiting forever.
   auto gen = generation_;
   reconnect_timer_.expires_after(kConnectTimeout);
@@ -289,12 +293,19 @@ void Cluster::on_sub_reply(redisAsyncContext* ac, void* r, void* privdata) {
   if (kind->type != REDIS_REPLY_STRING) return;
   std::string_view k(kind->str, kind->len);
   if (k == "subscribe") {
-    // Both channels confirmed (the count is the second): the command connection syncs.
-    if (reply->element[2]->integer == 2) {
+    // Every channel confirmed (the count is the last): the command connection syncs.
+    if (reply->element[2]->integer == 3) {
       self->subscribed_ = true;
       if (self->cmd_ && self->cmd_->connected) self->on_subscribed();
     }
   } else if (k == "message" && reply->element[2]->type == REDIS_REPLY_STRING) {
+    const redisReply* channel = reply->element[1];
+    if (channel->type == REDIS_REPLY_STRING &&
+        std::string_view(channel->str, channel->len) == kNoticesChannel) {
+      if (reply->element[2]->len <= kMaxNotice && self->notice_sink_)
+        self->notice_sink_(std::string_view(reply->element[2]->str, reply->element[2]->len));
+      return;
+    }
     self->on_message(reply->element[2]->str, reply->element[2]->len);
   }
 }
@@ -511,6 +522,14 @@ void Cluster::relay(Outgoing&& message) {
     flush_posted_ = true;
     net::post(ioc_, [this] { flush(); });
   }
+}
+
+void Cluster::publish_notice(std::string body) {
+  if (body.size() > kMaxNotice) return;
+  net::post(ioc_, [this, body = std::move(body)]() mutable {
+    if (!up_.load(kRelaxed) || stopping_) return;
+    command({"PUBLISH", kNoticesChannel, std::move(body)});
+  });
 }
 
 void Cluster::publish(std::vector<MemberEvent>&& events) {

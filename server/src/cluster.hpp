@@ -71,6 +71,13 @@ class Cluster {
   void relay(Outgoing&& message);
   // From any thread, in the order they happened for each swarm: this node's membership changes.
   void publish(std::vector<MemberEvent>&& events);
+  // From any thread: a deploy notice this node accepted, for the other nodes' open pages. They
+  // check its signature themselves (Redis is not trusted with it): `notice_sink` gets what
+  // arrives, on the cluster thread. Set before start().
+  void publish_notice(std::string body);
+  void set_notice_sink(std::function<void(std::string_view)> sink) {
+    notice_sink_ = std::move(sink);
+  }
 
   bool up() const { return up_.load(std::memory_order_relaxed); }
   std::uint32_t node_id() const { return config_.node_id; }
@@ -97,6 +104,7 @@ class Cluster {
   ShardedTracker& tracker_;
   Metrics& metrics_;
   std::function<void(std::vector<Outgoing>&)> deliver_;
+  std::function<void(std::string_view)> notice_sink_;
 
   net::io_context ioc_{1};
   std::thread thread_;

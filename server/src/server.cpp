@@ -87,6 +87,8 @@ Server::Server(Config config)
         });
     tracker_.set_member_sink(
         [c = cluster_.get()](std::vector<MemberEvent>&& events) { c->publish(std::move(events)); });
+    // Deploy notices another node accepted: checked again here, pushed to this node's pages.
+    cluster_->set_notice_sink([this](std::string_view body) { handle_notice(body, false); });
     ctx_.cluster = cluster_.get();
   }
 }
@@ -317,6 +319,10 @@ std::string json_quote(std::string_view s) {
 }  // namespace
 
 StatusPages::Answer Server::deploy_notice(std::string_view body) {
+  return handle_notice(body, true);
+}
+
+StatusPages::Answer Server::handle_notice(std::string_view body, bool relay) {
   auto refuse = [&](unsigned status, const std::string& reason, std::string_view origin = {}) {
     metrics_.deploy_notices_refused.fetch_add(1, std::memory_order_relaxed);
     LogLine(LogLevel::kInfo, "deploy notice refused").kv("origin", origin).kv("reason", reason);
@@ -347,6 +353,7 @@ StatusPages::Answer Server::deploy_notice(std::string_view body) {
   LogLine(LogLevel::kInfo, "deploy notice")
       .kv("origin", notice.origin)
       .kv("deploy", notice.deploy_id);
+  if (relay && cluster_) cluster_->publish_notice(std::string(body));
   auto payload = std::make_shared<const std::string>(serialize_deploy_push(notice));
   for (auto& w : workers_) {
     net::post(w->ioc(), [this, worker = w.get(), origin = notice.origin, payload] {

@@ -71,6 +71,9 @@ class Server : public StatusPages {
   std::string render_metrics() override;
   std::string render_health() override;
   Answer deploy_notice(std::string_view body) override;
+  // A notice posted here (`relay`: then passed to the other nodes once accepted) or relayed by
+  // another node (checked again: Redis is not trusted with it).
+  Answer handle_notice(std::string_view body, bool relay);
 
  private:
   friend class ConnSlot;

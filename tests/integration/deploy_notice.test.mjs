@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { startServer, Client } from './harness.mjs'
+import { startServer, startRedis, freePort, waitFor, Client } from './harness.mjs'
 
 const cli = process.env.DEPLOYNET_CLI
 const site = 'https://shop.example'
@@ -140,5 +140,38 @@ test('the server refuses to start with a bad --site-key', async () => {
   fs.writeFileSync(path.join(dir, 'junk.pub'), 'not a key\n')
   for (const arg of [`${site}=${path.join(dir, 'junk.pub')}`, `notanorigin=${path.join(dir, 'site.key.pub')}`, `${site}=/nonexistent`]) {
     await assert.rejects(startServer(['--site-key', arg]), /--site-key/)
+  }
+})
+
+test('cluster: a notice posted to one node reaches the site\'s pages on the others; one forged in Redis is refused there', async () => {
+  const redis = await startRedis(await freePort())
+  const key = `${site}=${path.join(dir, 'site.key.pub')}`
+  const nodes = []
+  try {
+    for (const id of [1, 2]) {
+      nodes.push(await startServer(['--redis', `redis://127.0.0.1:${redis.port}`, '--node-id', String(id), '--node-ttl', '3', '--site-key', key]))
+    }
+    const up = async (n) => (await (await fetch(`${n.http}/health`)).json()).cluster?.redis === 'up'
+    await waitFor(async () => (await up(nodes[0])) && (await up(nodes[1])), 10_000, 'cluster up')
+    const page = await Client.open(nodes[1].url, { origin: site })
+    const pushed = page.next((m) => m.action === 'deploy', 10_000)
+    const r = run('notify', '--server', nodes[0].url, '--key', path.join(dir, 'site.key'), '--origin', site, '--deploy-id', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb')
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal((await pushed).deploy_id, 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb')
+    // Published straight into Redis, signed by another key: node 2 checks it and refuses it.
+    const metricOf = async (n, series) => {
+      const line = (await (await fetch(`${n.http}/metrics`)).text()).split('\n').find((l) => l.startsWith(series + ' '))
+      return line === undefined ? 0 : Number(line.slice(series.length + 1))
+    }
+    const refused = await metricOf(nodes[1], 'deploynet_deploy_notices_total{result="refused"}')
+    const forged = JSON.stringify(signed('intruder.key', { id: 'cccccccccccccccccccccccccccccccc' }))
+    assert.equal(spawnSync('redis-cli', ['-p', String(redis.port), 'PUBLISH', 'deploynet:notices', forged]).status, 0)
+    await waitFor(async () => (await metricOf(nodes[1], 'deploynet_deploy_notices_total{result="refused"}')) === refused + 1, 5000, 'the forged notice refused on node 2')
+    await page.flush()
+    assert.equal(page.messages.filter((m) => m.action === 'deploy').length, 0, 'nothing pushed for the forged notice')
+    page.close()
+  } finally {
+    for (const n of nodes) await n.stop()
+    await redis.stop()
   }
 })
