@@ -2,6 +2,7 @@
 #include "cli_common.hpp"
 
 #include <openssl/evp.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,28 @@ namespace deploynet::cli {
 
 namespace fs = std::filesystem;
 namespace po = boost::program_options;
+
+bool sign_with_key_file(const fs::path& key_file, std::string_view message,
+                        std::array<unsigned char, 64>& signature,
+                        std::array<unsigned char, 32>& public_key) {
+  static_assert(crypto_sign_BYTES == 64 && crypto_sign_PUBLICKEYBYTES == 32);
+  bool ok = false;
+  std::string text = read_file(key_file, ok);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  unsigned char seed[crypto_sign_SEEDBYTES], sk[crypto_sign_SECRETKEYBYTES];
+  std::size_t len = 0;
+  if (!ok || sodium_init() < 0 ||
+      sodium_base642bin(seed, sizeof seed, text.data(), text.size(), nullptr, &len, nullptr,
+                        sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      len != sizeof seed)
+    return false;
+  crypto_sign_seed_keypair(public_key.data(), sk, seed);
+  crypto_sign_detached(signature.data(), nullptr,
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size(), sk);
+  sodium_memzero(sk, sizeof sk);
+  sodium_memzero(seed, sizeof seed);
+  return true;
+}
 
 int fail(const std::string& cmd, const std::string& msg, int code) {
   std::cerr << "deploynet " << cmd << ": " << msg << "\n";

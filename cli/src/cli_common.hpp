@@ -4,9 +4,11 @@
 
 #include <boost/program_options.hpp>
 
+#include <array>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <sys/types.h>
 
@@ -21,6 +23,12 @@ std::string read_file(const std::filesystem::path& p, bool& ok);
 // Writes `data` to `path` through a temporary file in the same directory and a rename.
 bool write_atomically(const std::filesystem::path& path, const std::string& data, mode_t mode,
                       std::string& err);
+
+// Signs `message` (Ed25519) with the secret key file `deploynet keygen` wrote: the signature
+// and the key's public half. False when the file cannot be read or is not such a key.
+bool sign_with_key_file(const std::filesystem::path& key_file, std::string_view message,
+                        std::array<unsigned char, 64>& signature,
+                        std::array<unsigned char, 32>& public_key);
 
 // The first `bytes` bytes of SHA-256(data), in hex.
 std::string sha256_hex_prefix(const std::string& data, std::size_t bytes);

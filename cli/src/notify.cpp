@@ -1,8 +1,6 @@
 // deploynet notify: tells the signaling server that a site has a new deploy, signed with the
 // site's key, so that the server pushes it to the site's open pages (POST /deploy).
 
-#include <sodium.h>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -149,26 +147,17 @@ int notify_main(int argc, char** argv) {
     return fail("notify",
                 "--server: expected wss://host[:port][/path] (or https://, ws://, http://)");
 
-  bool ok = false;
-  auto seed_text = deploynet::cli::read_file(key, ok);
-  std::array<std::uint8_t, crypto_sign_SEEDBYTES> seed{};
-  if (!ok || sodium_init() < 0 ||
-      !deploynet::base64_decode_exact(seed_text.substr(0, seed_text.find_last_not_of(" \r\n") + 1),
-                                      seed))
-    return fail("notify", "--key: not a key file from 'deploynet keygen': " + key, 1);
-  unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-  crypto_sign_seed_keypair(pk, sk, seed.data());
-  sodium_memzero(seed.data(), seed.size());
   deploynet::DeployNotice notice;
   notice.origin = origin;
   notice.deploy_id = deploy_id;
   notice.time = std::chrono::duration_cast<std::chrono::seconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
-  auto text = deploynet::deploy_notice_text(notice.origin, notice.deploy_id, notice.time);
-  crypto_sign_detached(notice.signature.data(), nullptr,
-                       reinterpret_cast<const unsigned char*>(text.data()), text.size(), sk);
-  sodium_memzero(sk, sizeof sk);
+  std::array<unsigned char, 32> public_key{};
+  if (!deploynet::cli::sign_with_key_file(
+          key, deploynet::deploy_notice_text(notice.origin, notice.deploy_id, notice.time),
+          notice.signature, public_key))
+    return fail("notify", "--key: not a key file from 'deploynet keygen': " + key, 1);
   const auto body = deploynet::serialize_deploy_notice(notice);
   if (print) {
     std::cout << body << "\n";

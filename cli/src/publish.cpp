@@ -395,22 +395,14 @@ int publish_main(int argc, char** argv) {
   std::string err;
   if (!write_atomically(out_path, text, 0644, err)) return fail("publish", err, 1);
   if (!sign.empty()) {
-    bool ok = false;
-    auto seed_text = read_file(sign, ok);
-    unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES],
-        sk[crypto_sign_SECRETKEYBYTES];
-    if (!ok || sodium_init() < 0 || !unb64(seed_text, seed, sizeof seed)) {
+    std::array<unsigned char, 64> sig{};
+    std::array<unsigned char, 32> pk{};
+    if (!sign_with_key_file(sign, text, sig, pk)) {
       ::unlink(out_path.c_str());
       return fail("publish", "--sign: not a key file from 'deploynet keygen': " + sign, 1);
     }
-    crypto_sign_seed_keypair(pk, sk, seed);
-    unsigned char sig[crypto_sign_BYTES];
-    crypto_sign_detached(sig, nullptr, reinterpret_cast<const unsigned char*>(text.data()),
-                         text.size(), sk);
-    sodium_memzero(sk, sizeof sk);
-    sodium_memzero(seed, sizeof seed);
-    std::string sig_json = "{\"alg\":\"Ed25519\",\"public_key\":\"" + b64(pk, sizeof pk) +
-                           "\",\"signature\":\"" + b64(sig, sizeof sig) + "\"}\n";
+    std::string sig_json = "{\"alg\":\"Ed25519\",\"public_key\":\"" + b64(pk.data(), pk.size()) +
+                           "\",\"signature\":\"" + b64(sig.data(), sig.size()) + "\"}\n";
     if (!write_atomically(out_path.string() + ".sig", sig_json, 0644, err))
       return fail("publish", err, 1);
   }

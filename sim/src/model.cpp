@@ -447,10 +447,7 @@ class Simulation {
       std::array<std::uint32_t, kMaxPeers> from;
       const std::size_t n = holders(v, a, 0, 4, from);
       if (n > 0) {
-        const double done =
-            peer_transfer(v, std::span(from.data(), n), static_cast<double>(asset.bytes), now_);
-        v.fetching |= bit(a);
-        at(done, kHeld, slot, a, v.serial);
+        fetch_from_peers(slot, a, std::span(from.data(), n));
         return;
       }
       if (policy_ == Policy::kDeployNet && joined(slot) && waited == 0 && ask_responsible(slot, a))
@@ -491,6 +488,14 @@ class Simulation {
     return mine;
   }
 
+  // File `a` from these connected holders; the visitor holds it when the transfer is done.
+  void fetch_from_peers(std::uint32_t slot, std::uint32_t a, std::span<const std::uint32_t> from) {
+    Visitor& v = vis_[slot];
+    const double done = peer_transfer(v, from, static_cast<double>(site_.assets[a].bytes), now_);
+    v.fetching |= bit(a);
+    at(done, kHeld, slot, a, v.serial);
+  }
+
   void fetch_from_origin(std::uint32_t slot, std::uint32_t a) {
     Visitor& v = vis_[slot];
     const double done = origin_transfer(v, site_.assets[a].bytes, now_ + origin_rtt(v));
@@ -525,10 +530,7 @@ class Simulation {
       const std::size_t n = holders(v, a, 0, 4, from);
       if (n == 0) continue;
       v.prefetched += static_cast<double>(asset.bytes);
-      const double done =
-          peer_transfer(v, std::span(from.data(), n), static_cast<double>(asset.bytes), now_);
-      v.fetching |= bit(a);
-      at(done, kHeld, slot, a, v.serial);
+      fetch_from_peers(slot, a, std::span(from.data(), n));
       ++running;
     }
     // The engine looks every second; here it looks again only while it found something (two
