@@ -2,7 +2,9 @@
 # Installs every Debian and npm package DeployNet needs to build, test, bench and demo, on a
 # fresh Debian 12 machine (as root, or with sudo). Quick when everything is already there.
 # emscripten builds the routing ring for the browser, chromium runs the browser tests and the
-# demo swarm (driven by playwright-core; no browser is downloaded), nginx is the demo's origin.
+# demo swarm (driven by playwright-core; no browser is downloaded), firefox-esr is the second
+# engine of the browser tests (driven by puppeteer-core over WebDriver BiDi, with its path; no
+# browser is downloaded either), nginx is the demo's origin.
 # iproute2, iptables and coturn make the network lab (namespaces, NAT, STUN/TURN); clang and
 # its runtime build the libFuzzer targets. hiredis and redis-server: cluster mode and its tests.
 set -euo pipefail
@@ -13,7 +15,7 @@ DEBIAN_PACKAGES=(
   libboost-dev libboost-program-options-dev rapidjson-dev libssl-dev libsodium-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   procps util-linux systemd
-  emscripten chromium nginx libnginx-mod-stream fonts-dejavu-core
+  emscripten chromium firefox-esr nginx libnginx-mod-stream fonts-dejavu-core
   iproute2 iptables coturn openssl
   clang libclang-rt-14-dev clang-format clang-tidy
   libhiredis-dev redis-server gcovr prometheus ffmpeg libgumbo-dev

@@ -1,6 +1,7 @@
 // Browser test harness: a real origin web server (static files, Range, an access log), sites
 // published with the real `deploynet publish`, the real signaling server, and visitors in
-// Debian's Chromium (one browser process and profile each: nothing shared between visitors).
+// Debian's Chromium (driven by playwright-core) or Debian's Firefox ESR (driven by puppeteer-core
+// over WebDriver BiDi), one browser process and profile each: nothing shared between visitors.
 import http from 'node:http'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -8,6 +9,7 @@ import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { chromium } from 'playwright-core'
+import puppeteer from 'puppeteer-core'
 import { waitFor, startNginx, freePort } from '../integration/harness.mjs'
 import { originConf, readAccessLog } from '../../scripts/nginx.mjs'
 
@@ -192,29 +194,100 @@ export async function loadControlledPage (v, url, { controlled = true, ms = 60_0
 // Visitors open in this test file: a failed wait reports what each of them knows.
 const live = new Set()
 
-export async function visitor (name, { initScript, contextOptions = {} } = {}) {
+// The browser engines the tests run visitors in: DEPLOYNET_BROWSERS (comma-separated), by default
+// both. A test written for both runs once per engine; a mixed-swarm test needs both.
+export const ENGINES = (process.env.DEPLOYNET_BROWSERS ?? 'chromium,firefox').split(',').map((e) => e.trim()).filter(Boolean)
+for (const e of ENGINES) if (!['chromium', 'firefox'].includes(e)) throw new Error(`DEPLOYNET_BROWSERS: unknown engine ${e}`)
+
+// The engine of a visitor that does not name one: DEPLOYNET_ENGINE, by default Chromium. The
+// core browser tests run once more with DEPLOYNET_ENGINE=firefox (the Makefile's browser pass).
+export const DEFAULT_ENGINE = process.env.DEPLOYNET_ENGINE ?? 'chromium'
+if (!['chromium', 'firefox'].includes(DEFAULT_ENGINE)) throw new Error(`DEPLOYNET_ENGINE: unknown engine ${DEFAULT_ENGINE}`)
+
+// Firefox's preferences for a visitor: its user agent (so the origin's log tells visitors apart,
+// the worker's requests included), host candidates as plain addresses (mDNS names do not resolve
+// between two headless browsers), loopback candidates (a machine with only loopback), and no
+// first-run or update traffic.
+export const FIREFOX_PREFS = {
+  'media.peerconnection.ice.loopback': true,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'media.navigator.permission.disabled': true,
+  'app.update.enabled': false,
+  'browser.shell.checkDefaultBrowser': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+}
+
+/**
+ * A visitor: its own browser process and profile.
+ * @param {string} name             in its user agent (`deploynet-test-visitor-<name>`)
+ * @param {object} o
+ * @param {'chromium'|'firefox'} [o.engine]
+ * @param {string} [o.initScript]   run in every document before its own scripts
+ * @param {object} [o.contextOptions] Chromium: playwright's context options (executablePath and
+ *   args included); Firefox: {executablePath, prefs, serviceWorkers: 'block'}
+ * `v.page` has the few calls the tests make, the same in both engines: evaluate(fn, arg),
+ * goto(url, {waitUntil: 'commit'|'load'}), on('pageerror').
+ */
+export async function visitor (name, { engine = DEFAULT_ENGINE, initScript, contextOptions = {} } = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `dn-visitor-${name}-`))
+  const ua = `deploynet-test-visitor-${name}`
+  const v = engine === 'firefox'
+    ? await firefoxVisitor(dataDir, ua, initScript, contextOptions)
+    : await chromiumVisitor(dataDir, ua, initScript, contextOptions)
+  v.name = name
+  v.engine = engine
+  v.errors = []
+  v.page.on('pageerror', (e) => v.errors.push(String(e)))
+  const closeBrowser = v.close
+  v.close = async () => {
+    live.delete(v)
+    await closeBrowser().catch(() => {})
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }
+  live.add(v)
+  return v
+}
+
+async function chromiumVisitor (dataDir, userAgent, initScript, contextOptions) {
   const context = await chromium.launchPersistentContext(dataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: CHROMIUM_FLAGS,
-    userAgent: `deploynet-test-visitor-${name}`,
+    userAgent,
     ...contextOptions,
   })
   if (initScript) await context.addInitScript(initScript)
   const page = context.pages()[0] ?? await context.newPage()
-  const errors = []
-  page.on('pageerror', (e) => errors.push(String(e)))
-  const v = {
-    name, context, page, errors,
-    async close () {
-      live.delete(v)
-      await context.close().catch(() => {})
-      fs.rmSync(dataDir, { recursive: true, force: true })
+  return { context, page, close: () => context.close() }
+}
+
+async function firefoxVisitor (dataDir, userAgent, initScript, { executablePath, prefs = {}, serviceWorkers } = {}) {
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: executablePath ?? process.env.FIREFOX ?? '/usr/bin/firefox-esr',
+    headless: true,
+    userDataDir: dataDir,
+    extraPrefsFirefox: {
+      ...FIREFOX_PREFS,
+      'general.useragent.override': userAgent,
+      ...(serviceWorkers === 'block' ? { 'dom.serviceWorkers.enabled': false } : {}),
+      ...prefs,
     },
+  })
+  const raw = (await browser.pages())[0] ?? await browser.newPage()
+  if (initScript) await raw.evaluateOnNewDocument(initScript)
+  // playwright's names for puppeteer's calls. 'commit' (return once the navigation is under
+  // way) has no BiDi equivalent: the nearest is the document's DOMContentLoaded.
+  const page = {
+    raw,
+    evaluate: (fn, arg) => raw.evaluate(fn, arg),
+    goto: (url, { waitUntil = 'load', timeout = 30_000 } = {}) =>
+      raw.goto(url, { waitUntil: waitUntil === 'commit' ? 'domcontentloaded' : waitUntil, timeout }),
+    on: (ev, fn) => raw.on(ev, fn),
   }
-  live.add(v)
-  return v
+  return { browser, page, close: () => browser.close() }
 }
 
 // Opens test.html and starts the engine with `options`. Hedging is off unless asked for: on
