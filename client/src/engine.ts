@@ -87,7 +87,8 @@ export interface DeployNetOptions {
   debug?: boolean;
   /**
    * Sends this page view's byte counts (from peers, from the origin, from cache, uploaded) to
-   * the signaling server every 15 s and when the page is hidden, so that the site's savings
+   * the signaling server when they have settled (no change for 1 s, at most every 3 s), at
+   * least every 15 s while they change, and when the page is hidden, so that the site's savings
    * show in the server's /metrics. Only for the swarm derived from the page's origin.
    */
   report?: boolean;
@@ -272,8 +273,15 @@ export class DeployNet extends Emitter<Events> {
   private destroyed = false;
   private lastReport = 0;
   private reported = '';
+  /** The counts as last seen by `tick`, and when they last changed (see `report`). */
+  private seenCounts = '';
+  private countsChanged = 0;
   private onHide: (() => void) | null = null;
-  private onLeave = () => this.report();
+  // A page left for good leaves the swarm (its counts go out, then a `stopped` announce); one
+  // kept in the back/forward cache only reports. Firefox has closed the page's sockets by
+  // `pagehide`: its counts go out at `beforeunload` too, while the socket is still open.
+  private onLeave = (e: PageTransitionEvent) => (e.persisted ? this.report() : this.destroy());
+  private onUnloading = () => this.report();
   private bytesAdopted = 0;
   private bans = 0;
   private assets: AssetStats[] = [];
@@ -401,6 +409,7 @@ export class DeployNet extends Emitter<Events> {
         };
         document.addEventListener('visibilitychange', this.onHide);
         addEventListener('pagehide', this.onLeave);
+        addEventListener('beforeunload', this.onUnloading);
       }
       const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
       if (nav) this.meter.add(nav);
@@ -787,24 +796,44 @@ export class DeployNet extends Emitter<Events> {
       this.lastPrefetch = now;
       this.prefetch();
     }
-    if (this.onHide && now - this.lastReport > 15_000) this.report();
+    if (this.onHide) {
+      // Settled counts go out soon: a page left by a navigation cannot always send at
+      // `pagehide` (Firefox drops a socket's last frames as the document unloads).
+      const key = this.countsKey();
+      if (key !== this.seenCounts) {
+        this.seenCounts = key;
+        this.countsChanged = now;
+      }
+      const settled = now - this.countsChanged > 1000 && now - this.lastReport > 3000;
+      if (key !== this.reported && (settled || now - this.lastReport > 15_000)) this.report();
+    }
     this.peerSet?.tick(now);
+  }
+
+  /** This page view's byte counts: from peers, from the origin, from cache, uploaded. */
+  private counts() {
+    const c = this.transfers?.counters;
+    if (!c) return null;
+    return {
+      fromPeers: c.bytesFromPeers,
+      fromOrigin: c.bytesFromOrigin + this.bytesAdopted,
+      fromCache: c.bytesFromCache,
+      uploaded: this.uploader?.bytes ?? 0,
+    };
+  }
+
+  private countsKey() {
+    const c = this.counts();
+    return c ? `${c.fromPeers}/${c.fromOrigin}/${c.fromCache}/${c.uploaded}` : '';
   }
 
   /** This page view's byte counts to the signaling server, when they changed (see `report`). */
   private report() {
     this.lastReport = performance.now();
     const set = this.peerSet;
-    if (!set?.online) return;
-    const c = this.transfers?.counters;
-    if (!c) return;
-    const counts = {
-      fromPeers: c.bytesFromPeers,
-      fromOrigin: c.bytesFromOrigin + this.bytesAdopted,
-      fromCache: c.bytesFromCache,
-      uploaded: this.uploader?.bytes ?? 0,
-    };
-    const key = `${counts.fromPeers}/${counts.fromOrigin}/${counts.fromCache}/${counts.uploaded}`;
+    const counts = this.counts();
+    if (!set?.online || !counts) return;
+    const key = this.countsKey();
     if (key === this.reported || key === '0/0/0/0') return;
     this.reported = key;
     set.report(location.origin, counts);
@@ -852,6 +881,8 @@ export class DeployNet extends Emitter<Events> {
   stats(): Stats {
     const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
     const navNet = !!nav && nav.transferSize > 0;
+    // Where the page's own entry cannot count its navigation, the worker's count of it.
+    const navWorker = navNet ? { bytes: 0, requests: 0 } : (this.workerOrigin.nav ?? { bytes: 0, requests: 0 });
     const c = this.transfers?.counters;
     return {
       peerId: this.peerId,
@@ -862,8 +893,8 @@ export class DeployNet extends Emitter<Events> {
         this.pageOrigin.bytes +
         (this.transfers?.cutBytes ?? 0) +
         this.workerOrigin.bytes +
-        (navNet ? bodyBytes(nav) : 0),
-      originRequests: this.pageOrigin.requests + this.workerOrigin.requests + (navNet ? 1 : 0),
+        (navNet ? bodyBytes(nav) : navWorker.bytes),
+      originRequests: this.pageOrigin.requests + this.workerOrigin.requests + (navNet ? 1 : navWorker.requests),
       firstPeerMs: this.peerSet?.firstPeerAt ?? null,
       timeline: { ...this.timeline },
       bytesFromPeers: c?.bytesFromPeers ?? 0,
@@ -915,6 +946,7 @@ export class DeployNet extends Emitter<Events> {
       this.report();
       document.removeEventListener('visibilitychange', this.onHide);
       removeEventListener('pagehide', this.onLeave);
+      removeEventListener('beforeunload', this.onUnloading);
     }
     this.resourceObserver?.disconnect();
     this.peerSet?.destroy();

@@ -22,6 +22,12 @@ export function isOriginFetch(req: Request): boolean {
 export interface OriginUsage {
   bytes: number;
   requests: number;
+  /**
+   * The worker's: the navigation response it handed the page from navigation preload, for a
+   * browser whose navigation entry says nothing of it (Firefox reports 0 bytes for a page a
+   * worker answered); the page counts it only then.
+   */
+  nav?: { bytes: number; requests: number };
 }
 
 /**

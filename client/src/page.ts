@@ -106,7 +106,12 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
       ch.port1.onmessage = (ev) => {
         clearTimeout(t);
         const u = ev.data ?? {};
-        resolve({ bytes: Number(u.bytes) || 0, requests: Number(u.requests) || 0 });
+        const nav = u.nav ?? {};
+        resolve({
+          bytes: Number(u.bytes) || 0,
+          requests: Number(u.requests) || 0,
+          nav: { bytes: Number(nav.bytes) || 0, requests: Number(nav.requests) || 0 },
+        });
       };
       to.postMessage({ type: 'deploynet-usage' }, [ch.port2]);
     });

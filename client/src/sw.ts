@@ -129,6 +129,7 @@ sw.addEventListener('message', (e) => {
   } else if (d.type === 'deploynet-page-gone') {
     pages.delete(src.id);
   } else if (d.type === 'deploynet-usage' && e.ports[0]) {
+    adoptNavigationUsage(src);
     e.ports[0].postMessage(usage.get(src.id) ?? { bytes: 0, requests: 0 });
   }
 });
@@ -153,6 +154,53 @@ function expect(url: string, clientId: string) {
   ids.push(clientId);
   awaiting.set(url, ids);
   if (awaiting.size > 4 * MAX_TRACKED) awaiting.delete(awaiting.keys().next().value as string);
+}
+
+// A navigation's own requests (the manifest check) are counted for the page it creates, by
+// `resultingClientId`; a browser without it (Firefox) counts them under the navigation's URL,
+// and the page of that URL takes them over when it asks for its counts.
+const navigationKey = (url: string) => `nav:${url.split('#')[0]}`;
+
+function adoptNavigationUsage(client: Client) {
+  const key = navigationKey(client.url);
+  const nav = usage.get(key);
+  if (!nav) return;
+  usage.delete(key);
+  const u = usage.get(client.id) ?? { bytes: 0, requests: 0 };
+  const sum = (a = { bytes: 0, requests: 0 }, b = { bytes: 0, requests: 0 }) => ({
+    bytes: a.bytes + b.bytes,
+    requests: a.requests + b.requests,
+  });
+  usage.set(client.id, { ...sum(u, nav), nav: u.nav || nav.nav ? sum(u.nav, nav.nav) : undefined });
+}
+
+// A preloaded navigation response's body bytes, counted for the page it makes: from its
+// Content-Length, or counted as the page reads it.
+function countNavigation(res: Response, forPage: string): Response {
+  const add = (bytes: number) => {
+    const u = usage.get(forPage) ?? { bytes: 0, requests: 0 };
+    const nav = u.nav ?? { bytes: 0, requests: 0 };
+    usage.set(forPage, { ...u, nav: { bytes: nav.bytes + bytes, requests: nav.requests + 1 } });
+    if (usage.size > MAX_TRACKED) usage.delete(usage.keys().next().value as string);
+  };
+  const length = Number(res.headers.get('content-length'));
+  if (!res.body || (res.headers.has('content-length') && Number.isFinite(length))) {
+    add(res.body ? length : 0);
+    return res;
+  }
+  let bytes = 0;
+  const counted = res.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        bytes += chunk.byteLength;
+        out.enqueue(chunk);
+      },
+      flush() {
+        add(bytes);
+      },
+    }),
+  );
+  return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers });
 }
 
 function account(e: PerformanceResourceTiming) {
@@ -477,12 +525,13 @@ sw.addEventListener('fetch', (e) => {
     // deploy no old content is served from the cache. The page is handed over as soon as it
     // arrives: its assets wait for the check in flight (viaPage), the rest of it does not.
     if (new URL(req.url).origin !== sw.location.origin || req.method !== 'GET') return;
-    e.waitUntil(loadManifest(e.resultingClientId));
+    const forPage = e.resultingClientId || navigationKey(req.url);
+    e.waitUntil(loadManifest(forPage));
     e.respondWith(
       (async () => {
         const preloaded = (await e.preloadResponse.catch(() => undefined)) as Response | undefined;
-        if (preloaded) return preloaded; // the page's own navigation entry counts it
-        return fromNetwork(req, e.resultingClientId);
+        if (preloaded) return countNavigation(preloaded, forPage); // for the page, if its navigation entry cannot
+        return fromNetwork(req, forPage);
       })(),
     );
     return;
