@@ -35,14 +35,19 @@ test-unit: build-test
 	@cd $(TEST_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The real binaries over real sockets, the real bittorrent-tracker client over real WebRTC,
-# the browser client in Debian's Chromium (playwright-core) against a real origin, and the
-# network lab (namespaces, NAT, coturn; needs root). A test that hangs fails after 5 minutes.
+# the browser client in Debian's Chromium (playwright-core) against a real origin, the browser
+# tests once more with Firefox visitors (Debian's firefox-esr, puppeteer-core over WebDriver
+# BiDi; mixed Chromium/Firefox swarms run in the first pass), and the network lab (namespaces,
+# NAT, coturn; needs root). A test that hangs fails after 5 minutes.
+FIREFOX_TESTS = $(filter-out tests/browser/engines.test.mjs,$(wildcard tests/browser/*.test.mjs))
+TEST_ENV = DEPLOYNET_SIGNAL=$(CURDIR)/$(TEST_DIR)/server/deploynet-signal \
+  DEPLOYNET_CLI=$(CURDIR)/$(TEST_DIR)/cli/deploynet \
+  DEPLOYNET_LAB_LINK=$(CURDIR)/$(TEST_DIR)/lab/deploynet-lab-link
 test-integration: build-test client
-	@DEPLOYNET_SIGNAL=$(CURDIR)/$(TEST_DIR)/server/deploynet-signal \
-	  DEPLOYNET_CLI=$(CURDIR)/$(TEST_DIR)/cli/deploynet \
-	  DEPLOYNET_LAB_LINK=$(CURDIR)/$(TEST_DIR)/lab/deploynet-lab-link \
-	  node --test --test-concurrency=1 --test-timeout=300000 tests/integration/*.test.mjs \
+	@$(TEST_ENV) node --test --test-concurrency=1 --test-timeout=300000 tests/integration/*.test.mjs \
 	    tests/client/*.test.mjs tests/browser/*.test.mjs tests/lab/*.test.mjs
+	@echo "Browser tests with Firefox visitors:"
+	@$(TEST_ENV) DEPLOYNET_ENGINE=firefox node --test --test-concurrency=1 --test-timeout=300000 $(FIREFOX_TESTS)
 
 # libFuzzer targets (Debian's clang): the frame codec, the protocol parser, the manifest parser,
 # the PROXY header; and a JS fuzzer of the browser client's wire decoder.

@@ -137,6 +137,7 @@ export class Peer extends Emitter<Events> {
     dc.binaryType = 'arraybuffer';
     dc.bufferedAmountLowThreshold = LOW_WATER;
     dc.onopen = () => {
+      if (this.open || this.closed) return;
       this.open = true;
       this.openedAt = performance.now();
       this.lastSeen = Date.now();
@@ -164,6 +165,8 @@ export class Peer extends Emitter<Events> {
       else if (m.type === 'pong') this.rtt = Math.max(0, (performance.now() >>> 0) - m.nonce);
       else this.emit('message', m);
     };
+    // A channel the other side opened can arrive already open, its open event gone (Firefox).
+    if (dc.readyState === 'open') queueMicrotask(() => dc.onopen?.(new Event('open')));
   }
 
   private heartbeat() {

@@ -615,6 +615,15 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
     return bits !== undefined && hasBit(bits, piece);
   }
 
+  /** Whether a peer holds a piece of a transfer that is still to be asked for. */
+  private holdsTodo(p: P, t: Transfer): boolean {
+    if (p.have.has(t.file.sha256)) return true;
+    for (let i = 0; i < t.pieces.length; i++) {
+      if (t.pieces.get(i) === PieceState.Todo && this.holds(p, t.file.sha256, i)) return true;
+    }
+    return false;
+  }
+
   private schedule(t: Transfer, limit = Infinity) {
     if (t.done) return;
     const peers = this.candidates(t);
@@ -636,6 +645,8 @@ export class Transfers<P extends PeerLink> extends Emitter<Events> {
       if (peers.some((p) => this.holds(p, t.file.sha256, f))) return;
     } else if (t.pieces.any(PieceState.Requested) || !t.pieces.any(PieceState.Todo)) {
       return;
+    } else if (peers.some((p) => this.holdsTodo(p, t))) {
+      return; // a holder busy with other transfers: a piece it finishes frees a slot (scheduleAll)
     }
     void this.fromOrigin(t, 'no peer has the rest');
   }

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { startServer, freePort } from '../integration/harness.mjs'
-import { startOrigin, startNginxOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected, waitForSwarm, CORRUPT } from './harness.mjs'
+import { startOrigin, startNginxOrigin, makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, publish, clientDir, waitConnected, waitForSwarm, swarmReport, CORRUPT } from './harness.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -52,7 +52,7 @@ test('visitor B gets every asset from visitor A, and the origin sees no request 
   await waitConnected(b, PATHS.length, 1, 'B connected to A, knowing what A holds', [a, b])
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
-  assert.equal(rb.stats.bytesFromPeers, TOTAL)
+  assert.equal(rb.stats.bytesFromPeers, TOTAL, JSON.stringify(await swarmReport(b)))
   assert.equal(rb.stats.bytesFromOrigin, 0)
   assert.deepEqual(originRequestsBy('B1'), [])
   assert.equal(originRequestsBy('A1').length, PATHS.length)
@@ -217,7 +217,7 @@ test('a failed first handshake is retried within seconds (top-up), not at the ne
   await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 20_000, 'B connected to A after its first handshakes failed')
   assert.ok(await b.page.evaluate(() => window.droppedAnswers) >= 1)
   const r = await fetchAll(b, PATHS)
-  assert.equal(r.stats.bytesFromPeers, TOTAL)
+  assert.equal(r.stats.bytesFromPeers, TOTAL, JSON.stringify(await swarmReport(b)))
   await b.close()
   await a.close()
 })
@@ -357,7 +357,7 @@ test('a hello that arrives before the answer\'s promise settles is kept (a busy 
   assert.ok(await b.page.evaluate(() => window.openedBeforeSettled) >= 1)
   const rb = await fetchAll(b, PATHS)
   assert.deepEqual(rb.hashes, site.contents)
-  assert.equal(rb.stats.bytesFromPeers, TOTAL)
+  assert.equal(rb.stats.bytesFromPeers, TOTAL, JSON.stringify(await swarmReport(b)))
   await b.close()
   await a.close()
 })

@@ -331,6 +331,7 @@ export const swarmReport = (v) => v.page.evaluate(async () => {
       id: p.id, initiator: p.initiator, age: Math.round(performance.now() - p.created),
       pc: p.pc.connectionState, ice: p.pc.iceConnectionState, signaling: p.pc.signalingState,
     })),
+    channels: [...(dn.peerSet?.peers.values() ?? [])].map((p) => [p.id, p.open, p.dc?.readyState, p.initiator]),
     members: dn.peerSet?.members, lastAnnounce: Math.round(dn.peerSet?.lastAnnounce ?? -1), topUpGap: dn.peerSet?.topUpGap,
     assets: s.assets.map((a) => [a.path, a.fromPeers, a.fromOrigin, a.fromCache, a.prefetch ?? false, a.originReason ?? '']),
     events: (window.dnEvents ?? []).slice(-20),

@@ -113,13 +113,13 @@ test('maxUploads: requests past it get `busy`, and the downloader still gets eve
   await fetchAll(a, PATHS)
   const b = await open('UB', { swarm, firstByteTimeout: 60_000, maxInflightPerPeer: 8, prefetchBytes: 0 })
   await waitConnected(b, PATHS.length, 1, 'B connected to A')
-  // Count what A answers B (the real messages on the channel).
+  // Count what A answers B (the real messages on the channel), on every connection to B: the
+  // one open now and any that replaces it.
   await a.page.evaluate(() => {
     window.rejects = []
-    for (const p of window.dn.peerSet.peers.values()) {
-      const send = p.send.bind(p)
-      p.send = (m) => { if (m.type === 'reject') window.rejects.push(m.reason); return send(m) }
-    }
+    const proto = Object.getPrototypeOf(window.dn.peerSet.peers.values().next().value)
+    const send = proto.send
+    proto.send = function (m) { if (m.type === 'reject') window.rejects.push(m.reason); return send.call(this, m) }
   })
   const r = await fetchAll(b, PATHS)
   assert.deepEqual(r.hashes, site.contents)

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { startServer } from '../integration/harness.mjs'
-import { startOrigin, visitor, loadControlledPage, root } from './harness.mjs'
+import { startOrigin, visitor, loadControlledPage, root, waitFor } from './harness.mjs'
 
 let signal, origin, dir
 const open = []
@@ -27,18 +27,23 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true })
 })
 
-const title = (v) => v.page.waitForSelector('#swagger-ui .info .title', { timeout: 30_000 }).then((e) => e.textContent())
+// What the app rendered, once it has: its title and how many operations it lists.
+const rendered = (v) => waitFor(() => v.page.evaluate(() => {
+  const title = document.querySelector('#swagger-ui .info .title')
+  return title ? { title: title.textContent, operations: document.querySelectorAll('.opblock').length } : null
+}), 30_000, 'Swagger UI rendered')
 
 test('Swagger UI renders under DeployNet; its next view needs no origin request for its assets', async () => {
   const v = await visitor('spa1')
   open.push(v)
   await loadControlledPage(v, `${origin.url}/index.html`)
-  assert.match(await title(v), /^Northwind Catalogue API/)
-  assert.equal(await v.page.locator('.opblock').count(), 60)
+  const first = await rendered(v)
+  assert.match(first.title, /^Northwind Catalogue API/)
+  assert.equal(first.operations, 60)
   const assets = ['/swagger-ui-bundle.js', '/swagger-ui-standalone-preset.js', '/swagger-ui.css', '/openapi.json']
   const since = origin.log.length
   await loadControlledPage(v, `${origin.url}/index.html`)
-  assert.match(await title(v), /^Northwind Catalogue API/)
+  assert.match((await rendered(v)).title, /^Northwind Catalogue API/)
   assert.deepEqual(origin.log.slice(since).filter((e) => assets.includes(e.path)).map((e) => e.path), [])
   assert.deepEqual(v.errors, [])
 })

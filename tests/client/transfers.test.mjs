@@ -3,7 +3,7 @@
 // (Response bodies that arrive in chunks, honour Range and stop when aborted), real timers.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { PIECE, sha, sleep, makeFile, SimPeer, simOrigin, setup } from './sim.mjs'
+import { PIECE, CHUNK, sha, sleep, makeFile, SimPeer, simOrigin, setup } from './sim.mjs'
 
 test('peers that hold an asset serve all of it in parallel; every piece verified, the origin never asked', async () => {
   const { body, file } = makeFile(10 * PIECE + 1234)
@@ -146,4 +146,34 @@ test('an origin that fails: ERR_ORIGIN with its code, counted', async () => {
   const { t } = setup([], origin)
   await assert.rejects(t.get(file, true), (err) => err.code === 'ERR_ORIGIN' && /HTTP 500/.test(err.message))
   assert.equal(t.counters.failures, 1)
+})
+
+test('transfers that share one busy peer wait for its slots: none goes to the origin while the peer holds the rest', async () => {
+  // Five files, one peer holding all of them, two requests in flight at a time: a slot a piece
+  // frees goes to one transfer while the others, midway, wait for the next.
+  const files = Array.from({ length: 5 }, (_, i) => makeFile(4 * PIECE - 100 * i, `/f${i}.bin`))
+  const peer = new SimPeer('p', null, null, { delay: 3 })
+  peer.have = new Set(files.map((f) => f.file.sha256))
+  const bodies = new Map(files.map((f) => [f.file.sha256, f.body]))
+  peer.send = function (m) {
+    if (m.type === 'cancel') this.cancelled.add(m.reqId)
+    if (m.type !== 'request') return true
+    this.requests.push(m)
+    const data = bodies.get(m.contentId).slice(m.piece * PIECE, (m.piece + 1) * PIECE)
+    void (async () => {
+      await sleep(this.delay)
+      for (let off = 0; off < data.length; off += CHUNK) {
+        if (this.cancelled.has(m.reqId)) return
+        await this.transfers.onPiece(this, m.reqId, m.piece, off, data.subarray(off, off + CHUNK))
+        await sleep(1)
+      }
+    })()
+    return true
+  }
+  const origin = simOrigin(Object.fromEntries(files.map((f) => [f.file.path, f.body])))
+  const { t, warnings } = setup([peer], origin, { maxInflightPerPeer: 2, hedge: false, firstByteTimeout: 10_000 })
+  const got = await Promise.all(files.map((f) => t.get(f.file, true)))
+  for (const [i, f] of files.entries()) assert.equal(sha(got[i]), f.file.sha256)
+  assert.deepEqual(origin.log.map((e) => e.path), [], JSON.stringify(warnings))
+  assert.equal(t.counters.bytesFromPeers, files.reduce((a, f) => a + f.file.size, 0))
 })
