@@ -288,6 +288,25 @@ export class Lab {
     }
   }
 
+  /**
+   * Firefox for visitor k: a wrapper that starts Debian's Firefox ESR inside the visitor's own
+   * namespace, its WebDriver BiDi socket bridged to the host's loopback (netns-firefox.mjs),
+   * and the preferences it needs there.
+   */
+  firefox (k) {
+    const wrapper = path.join(this.work, `firefox-${k}`)
+    const firefox = process.env.FIREFOX ?? '/usr/bin/firefox-esr'
+    fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${path.join(here, 'netns-firefox.mjs')} ${this.pc(k)} ${firefox} "$@"\n`, { mode: 0o755 })
+    return {
+      executablePath: wrapper,
+      prefs: {
+        // A secure context (service worker, crypto.subtle) for the origin's plain-HTTP address.
+        'dom.securecontext.allowlist': ORIGIN_ADDR,
+        'dom.serviceWorkers.testing.enabled': true,
+      },
+    }
+  }
+
   /** Stops every process by pid, deletes every namespace (and with them their interfaces). */
   async destroy () {
     if (this.destroyed) return

@@ -51,9 +51,15 @@ async function restartSignal (args) {
   signal = await lab.startSignal(signalBinary, args)
 }
 
-async function visit (k, name, options = {}, { engine = true, initScript } = {}) {
-  const b = lab.browser(k)
-  const v = await visitor(name, { initScript, contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
+async function visit (k, name, options = {}, { engine = true, initScript, browser = 'chromium' } = {}) {
+  let contextOptions
+  if (browser === 'firefox') {
+    contextOptions = lab.firefox(k)
+  } else {
+    const b = lab.browser(k)
+    contextOptions = { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] }
+  }
+  const v = await visitor(name, { engine: browser, initScript, contextOptions })
   open.push(v)
   // A first transfer over a new connection on these links can pause for seconds (SCTP backs off
   // after the router's tail drops) and would then be finished from the origin by design; these
@@ -112,6 +118,28 @@ test('two visitors behind NAT exchange the site over STUN (server-reflexive cand
   assert.ok(pair && (pair.local === 'srflx' || pair.remote === 'srflx'), JSON.stringify(pair))
   await closeAll()
 })
+
+for (const [first, second] of [['firefox', 'chromium'], ['chromium', 'firefox']]) {
+  test(`a ${first} visitor and a ${second} visitor behind NAT exchange the site over STUN`, { skip }, async () => {
+    await restartSignal(['--stun', STUN])
+    const swarm = `lab-mix-${++swarmN}`.padEnd(20, '-')
+    const tag = `mix${swarmN}`
+    const a = await visit(1, `${tag}A`, { swarm }, { browser: first })
+    const ra = await fetchAll(a, PATHS)
+    assert.deepEqual(ra.hashes, site.contents)
+    const b = await visit(2, `${tag}B`, { swarm }, { browser: second })
+    await waitFor(async () => (await holdersOf(b, PATHS.length)) >= 1, 15_000, `${second} connected to ${first} across two NATs`)
+    const rb = await fetchAll(b, PATHS)
+    assert.deepEqual(rb.hashes, site.contents)
+    assert.equal(rb.stats.bytesFromPeers, TOTAL, JSON.stringify(rb.stats.assets))
+    assert.deepEqual(originRequests(`${tag}B`), [])
+    for (const v of [a, b]) {
+      const pair = await selectedPair(v)
+      assert.ok(pair && (pair.local === 'srflx' || pair.remote === 'srflx'), `${v.engine}: ${JSON.stringify(pair)}`)
+    }
+    await closeAll()
+  })
+}
 
 // When each RTCPeerConnection of a page was created (performance.now()).
 const PC_TIMES = `(() => {
