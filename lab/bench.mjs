@@ -6,6 +6,8 @@
 //   node lab/bench.mjs [PROFILE...]      (default: lan broadband flash-crowd lossy)
 //   LAB_SITES='demo spa media' (the demo site, Swagger UI as a single-page app, the media site's
 //   video page: each visitor watches it LAB_WATCH_MS=20000; LAB_VIDEO_S=100 s of video at 4 Mbit/s)
+//   LAB_BROWSERS=chromium,firefox (visitor k in the k-th engine of the list, round robin; the
+//   same engines for the plain site and DeployNet; default chromium: page load per engine)
 //   LAB_VISITORS=5 (each reads 3 pages)  LAB_READ_MS=2000 (on each page)  LAB_DEBUG=1 (per view; with LAB_TIMING=1 where the time went)
 import fs from 'node:fs'
 import path from 'node:path'
@@ -14,6 +16,8 @@ import { Lab, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT, labSupport, root
 import { visitor, makeDemoSite, makeMediaSite, CHROMIUM_FLAGS } from '../tests/browser/harness.mjs'
 
 const VISITORS = Number(process.env.LAB_VISITORS ?? 5)
+const BROWSERS = (process.env.LAB_BROWSERS ?? 'chromium').split(/[ ,]+/).filter(Boolean)
+for (const b of BROWSERS) if (!['chromium', 'firefox'].includes(b)) throw new Error(`LAB_BROWSERS: unknown engine ${b}`)
 const STAGGER = Number(process.env.LAB_STAGGER_MS ?? 1000)
 const profiles = process.argv.slice(2).length ? process.argv.slice(2) : ['lan', 'broadband', 'flash-crowd', 'lossy']
 const bin = (p) => process.env[`DEPLOYNET_${p.toUpperCase().replace(/[^A-Z]/g, '_')}`] ?? path.join(root, 'build/release', p)
@@ -48,8 +52,15 @@ const WATCH_MS = Number(process.env.LAB_WATCH_MS ?? 20_000)
 // One visitor: a fresh browser in its own home network, reading the site's pages one after
 // the other. Page load and first contentful paint come from the page's own timing entries.
 async function visit (lab, k, name, withDeployNet) {
-  const b = lab.browser(k)
-  const v = await visitor(name, { contextOptions: { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] } })
+  const engine = BROWSERS[(k - 1) % BROWSERS.length]
+  let contextOptions
+  if (engine === 'firefox') {
+    contextOptions = lab.firefox(k)
+  } else {
+    const b = lab.browser(k)
+    contextOptions = { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] }
+  }
+  const v = await visitor(name, { engine, contextOptions })
   const views = []
   for (const page of PAGES) {
     const t0 = Date.now()
@@ -107,7 +118,7 @@ async function visit (lab, k, name, withDeployNet) {
       : null
     views.push({ page, ...marks, media, stats })
   }
-  return { v, name, views }
+  return { v, name, engine, views }
 }
 
 async function runConfig (lab, label, withDeployNet) {
@@ -182,6 +193,7 @@ async function runConfig (lab, label, withDeployNet) {
   const isAsset = (e) => !e.path.endsWith('.html') && !e.path.startsWith('/deploynet') && e.path !== '/' && e.path !== '/favicon.ico'
   const out = {
     load: views.map((x) => x.load), rendered: views.map((x) => x.rendered),
+    loadBy: Object.fromEntries(BROWSERS.map((b) => [b, later.filter((x) => x.engine === b).flatMap((x) => x.views.map((y) => y.load))])),
     originBytes: laterLog.reduce((a, e) => a + e.bytes, 0), originRequests: laterLog.length,
     originAssetRequests: laterLog.filter(isAsset).length, views: views.length,
     firstFrame: views.map((x) => x.media?.firstFrame).filter((x) => typeof x === 'number'),
@@ -260,7 +272,7 @@ function report (r) {
     const d = 100 * (1 - a / Math.max(1, b))
     return `${Math.abs(d).toFixed(0)}% ${d >= 0 ? 'lower' : 'higher'}`
   }
-  console.log(`\n${r.name}: ${VISITORS} visitors reading ${PAGES.length} pages each; figures for visitors 2-${VISITORS} (${plain.views} page views per configuration)`)
+  console.log(`\n${r.name}: ${VISITORS} visitors (${BROWSERS.join(', ')}) reading ${PAGES.length} pages each; figures for visitors 2-${VISITORS} (${plain.views} page views per configuration)`)
   console.log('                   load (ms) median   p90   rendered median   p90   origin KiB  origin requests (assets)')
   for (const [label, c] of [['plain site', plain], ['DeployNet', p2p]]) {
     console.log(`  ${label.padEnd(16)}        ${f(median(c.load))} ${f(p90(c.load))}           ${f(median(c.rendered))} ${f(p90(c.rendered))}   ` +
@@ -270,6 +282,12 @@ function report (r) {
     `${(median(p2p.rendered) / median(plain.rendered)).toFixed(2)}x (medians); origin bytes ${pct(p2p.originBytes, plain.originBytes)}, ` +
     `requests ${pct(p2p.originRequests, plain.originRequests)}, asset requests ${pct(p2p.originAssetRequests, plain.originAssetRequests)}; ` +
     `${(p2p.peerBytes / 1048576).toFixed(1)} MiB from peers`)
+  if (BROWSERS.length > 1) {
+    console.log('  per engine: ' + BROWSERS.map((b) => {
+      const [x, y] = [plain.loadBy[b], p2p.loadBy[b]]
+      return `${b} page load ${f(median(x))} → ${f(median(y))} ms (${(median(y) / median(x)).toFixed(2)}x, ${y.length} views)`
+    }).join('; '))
+  }
   console.log(`  visitors connected to a peer ${(100 * p2p.connected).toFixed(0)}%; visitor pairs connected ` +
     `${p2p.pairs.connected}/${p2p.pairs.total}; first data channel open ${f(median(p2p.firstPeer))} ms after the page started ` +
     `(median of ${p2p.firstPeer.length} page views; p90 ${f(p90(p2p.firstPeer))})`)
