@@ -93,12 +93,14 @@ http::response<http::string_body> post(const Target& t, const std::string& body)
 
 int notify_main(int argc, char** argv) {
   std::string dir, server, key, origin, deploy_id;
-  bool print = false;
+  bool print = false, disable = false;
   po::options_description opts(
       "deploynet notify [DIR] --server URL --key KEYFILE --origin URL: tell the signaling server\n"
       "that the site at ORIGIN has a new deploy (DIR's deploynet.json, or --deploy-id), signed\n"
       "with the site's key; the server (started with --site-key ORIGIN=KEYFILE.pub) pushes it\n"
-      "to the site's open pages. Run it once the new files are live at the origin.\n\nOptions");
+      "to the site's open pages. Run it once the new files are live at the origin.\n"
+      "With --disable: DeployNet off for the site (the kill switch), at once on every open page\n"
+      "and on pages that connect later, until a notice of a real deploy.\n\nOptions");
   // clang-format off
   opts.add_options()
     ("help,h", "this text")
@@ -106,6 +108,7 @@ int notify_main(int argc, char** argv) {
     ("key", po::value(&key), "the site's key file, from 'deploynet keygen' (the secret half)")
     ("origin", po::value(&origin), "the site's origin, as its pages are served: https://site.example")
     ("deploy-id", po::value(&deploy_id), "the deploy to announce, instead of DIR's manifest")
+    ("disable", po::bool_switch(&disable), "turn DeployNet off for the site: open pages stop using peers and their worker retires")
     ("print", po::bool_switch(&print), "print the signed notice (JSON) instead of sending it");
   // clang-format on
   po::positional_options_description pos;
@@ -131,6 +134,13 @@ int notify_main(int argc, char** argv) {
   if (key.empty()) return fail("notify", "--key: the site's key file is required");
   if (!print && server.empty())
     return fail("notify", "--server: the signaling server's URL is required");
+  if (disable) {
+    if (!deploy_id.empty() || !dir.empty())
+      return fail("notify", "--disable: give no DIR and no --deploy-id (it announces no deploy)");
+    deploy_id = std::string(deploynet::kDisabledDeploy);
+  } else if (deploy_id == deploynet::kDisabledDeploy) {
+    return fail("notify", "--deploy-id: to turn DeployNet off, use --disable");
+  }
   if (deploy_id.empty()) {
     if (dir.empty())
       return fail("notify", "give the site's directory (its deploynet.json) or --deploy-id");
@@ -170,8 +180,12 @@ int notify_main(int argc, char** argv) {
           "notify",
           "the server refused the notice (" + std::to_string(res.result_int()) + "): " + res.body(),
           1);
-    std::cout << "deploynet notify: deploy " << deploy_id << " of " << origin << " announced to "
-              << server << "\n";
+    if (disable)
+      std::cout << "deploynet notify: DeployNet turned off for " << origin << " through " << server
+                << " (a notice of a real deploy turns it on again)\n";
+    else
+      std::cout << "deploynet notify: deploy " << deploy_id << " of " << origin << " announced to "
+                << server << "\n";
     return 0;
   } catch (const std::exception& e) {
     return fail("notify", "cannot reach " + server + ": " + e.what(), 1);

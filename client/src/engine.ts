@@ -171,6 +171,11 @@ type Events = {
    * byte for them. A page may offer its reader a reload.
    */
   updateready: [deployId: string];
+  /**
+   * The site's owner turned DeployNet off (`deploynet notify --disable`, signed): this page has
+   * left the swarm and loads everything over HTTP; its worker retires.
+   */
+  disabled: [];
 };
 
 /** How a request is to be served (fetch, fetchPath). */
@@ -210,6 +215,9 @@ function dataSaving(): boolean {
   const c = (navigator as Navigator & { connection?: { saveData?: boolean; type?: string } }).connection;
   return !!c && (c.saveData === true || c.type === 'cellular');
 }
+
+/** The deploy id of a signed notice that turns DeployNet off (core's kDisabledDeploy). */
+const DISABLED_DEPLOY = 'disabled';
 
 /** For the bootstrap of the next views: whether the site turned DeployNet off (no socket). */
 function rememberOff(off: boolean) {
@@ -721,6 +729,15 @@ export class DeployNet extends Emitter<Events> {
   private updating = '';
 
   private onDeploy(deployId: string) {
+    if (deployId === DISABLED_DEPLOY) {
+      // The kill switch: the later views' bootstrap opens no socket (until a real manifest),
+      // this page leaves the swarm, and the page's glue retires the worker.
+      if (this.destroyed) return;
+      rememberOff(true);
+      this.destroy();
+      this.emit('disabled');
+      return;
+    }
     if (!this.index || deployId === this.index.manifest.deploy_id || deployId === this.updating) return;
     this.updating = deployId;
     this.emit('update', deployId);

@@ -67,19 +67,27 @@ export async function attachServiceWorker(dn: Promise<DeployNet>, swUrl: string,
   // The worker's messages are held until the document is parsed, unless asked for now; and
   // the parser itself waits for assets the worker asks this page for.
   container.startMessages();
+  // DeployNet is off for the site: the worker goes, with everything it stored.
+  const retireWorker = async () => {
+    const scope = new URL('./', new URL(swUrl, location.href)).href;
+    await (await container.getRegistration(scope))?.unregister();
+    await caches?.delete(CONTENT_CACHE).catch(() => false);
+  };
   let engine: DeployNet;
   try {
     engine = await dn;
   } catch (err) {
     // Turned off for the site: the worker goes with everything it stored (it does so itself
     // on its next manifest check; this page may be the first to know).
-    if ((err as DeployNetError).code === 'ERR_DISABLED') {
-      const scope = new URL('./', new URL(swUrl, location.href)).href;
-      await (await container.getRegistration(scope))?.unregister();
-      await caches?.delete(CONTENT_CACHE).catch(() => false);
-    }
+    if ((err as DeployNetError).code === 'ERR_DISABLED') await retireWorker();
     throw err;
   }
+  // Turned off by a signed notice while this page is open: the worker stops intercepting at
+  // once (it passes everything through), then goes with everything it stored.
+  engine.on('disabled', () => {
+    container.controller?.postMessage({ type: 'deploynet-retire' });
+    void retireWorker();
+  });
   // The first hello to a worker carries the manifest this page just fetched from the origin,
   // so a worker that has none (just installed, or restarted) need not ask the origin again.
   let told: ServiceWorker | null = null;

@@ -30,7 +30,7 @@ type Events = {
   warning: [string];
   /** DeployNet servers send the site's ICE servers right after the connection opens. */
   ice: [IceInfo];
-  /** The site announced a new deploy (`deploynet notify`, checked by the server). */
+  /** The site announced a new deploy, or `disabled` (`deploynet notify`, checked by the server). */
   deploy: [deployId: string];
 };
 
@@ -188,7 +188,9 @@ export class SignalClient extends Emitter<Events> {
     if (m.action === 'deploy') {
       // Pushed by the server to this site's pages once the site's key signed it. Only a
       // hint: the new manifest is fetched from the origin and checked like any other.
-      if (typeof m.deploy_id === 'string' && /^[0-9a-f]{32}$/.test(m.deploy_id)) this.emit('deploy', m.deploy_id);
+      // `disabled`: the site's owner turned DeployNet off (the kill switch).
+      if (typeof m.deploy_id === 'string' && /^([0-9a-f]{32}|disabled)$/.test(m.deploy_id))
+        this.emit('deploy', m.deploy_id);
       return;
     }
     if (m.info_hash !== this.infoHash) return;

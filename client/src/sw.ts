@@ -126,6 +126,9 @@ sw.addEventListener('message', (e) => {
       }
     }
     if (!manifest || manifest.deployId !== d.deployId) void loadManifest();
+  } else if (d.type === 'deploynet-retire') {
+    // The page's engine got the site's signed notice turning DeployNet off.
+    retire('a signed notice turned DeployNet off');
   } else if (d.type === 'deploynet-page-gone') {
     pages.delete(src.id);
   } else if (d.type === 'deploynet-usage' && e.ports[0]) {

@@ -20,6 +20,7 @@ int sextet(char c) {
 }
 
 bool deploy_id_ok(std::string_view s) {
+  if (s == kDisabledDeploy) return true;
   return s.size() == 32 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
@@ -93,7 +94,7 @@ std::variant<DeployNotice, std::string> parse_deploy_notice(std::string_view jso
   n.origin.assign(origin->GetString(), origin->GetStringLength());
   const auto* id = str("deploy_id");
   if (!id || !deploy_id_ok({id->GetString(), id->GetStringLength()}))
-    return std::string("deploy_id: expected 32 lowercase hex digits");
+    return std::string("deploy_id: expected 32 lowercase hex digits, or \"disabled\"");
   n.deploy_id.assign(id->GetString(), id->GetStringLength());
   auto t = doc.FindMember("time");
   if (t == doc.MemberEnd() || !t->value.IsInt64() || t->value.GetInt64() <= 0)

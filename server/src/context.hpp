@@ -33,6 +33,9 @@ class StatusPages {
   virtual std::string render_metrics() = 0;
   // POST /deploy: a site's signed deploy notice, pushed to its open pages when it holds.
   virtual Answer deploy_notice(std::string_view body) = 0;
+  // The push for a page of `origin` that connects while its site is turned off by a signed
+  // notice (the kill switch); empty when the site is on.
+  virtual std::string disabled_push(std::string_view origin) = 0;
 
  protected:
   ~StatusPages() = default;

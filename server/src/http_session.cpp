@@ -267,9 +267,12 @@ void HttpSession::upgrade(const http::request<http::string_body>& req) {
   }
   // Longer than any site's origin: kept as none (its reports are refused).
   std::string conn_origin = origin.size() <= 256 ? std::string(origin) : std::string();
+  // A site turned off by a signed notice: its page is told at once, after the ICE frame.
+  std::string off = conn_origin.empty() ? std::string() : pages_.disabled_push(conn_origin);
   auto conn = std::make_shared<WsConn>(std::move(own), worker_, ctx_, std::move(slot_),
                                        worker_.next_key(), std::move(conn_origin));
   conn->start(std::move(response), std::move(early_bytes), hello);
+  if (!off.empty()) conn->send_text(off);
 }
 
 void HttpSession::reply(http::status status, std::string body, const char* content_type,

@@ -348,6 +348,10 @@ StatusPages::Answer Server::handle_notice(std::string_view body, bool relay) {
     if (notice.time <= last)
       return refuse(409, "replayed: not later than the last notice for this site", notice.origin);
     last = notice.time;
+    if (notice.deploy_id == kDisabledDeploy)
+      disabled_sites_[notice.origin] = serialize_deploy_push(notice);
+    else
+      disabled_sites_.erase(notice.origin);
   }
   metrics_.deploy_notices.fetch_add(1, std::memory_order_relaxed);
   LogLine(LogLevel::kInfo, "deploy notice")
@@ -362,6 +366,13 @@ StatusPages::Answer Server::handle_notice(std::string_view body, bool relay) {
     });
   }
   return Answer{202, "{\"accepted\":true,\"deploy_id\":" + json_quote(notice.deploy_id) + "}\n"};
+}
+
+std::string Server::disabled_push(std::string_view origin) {
+  std::lock_guard lock(notices_mu_);
+  if (disabled_sites_.empty()) return {};
+  auto it = disabled_sites_.find(std::string(origin));
+  return it == disabled_sites_.end() ? std::string() : it->second;
 }
 
 std::string Server::render_health() {

@@ -71,6 +71,7 @@ class Server : public StatusPages {
   std::string render_metrics() override;
   std::string render_health() override;
   Answer deploy_notice(std::string_view body) override;
+  std::string disabled_push(std::string_view origin) override;
   // A notice posted here (`relay`: then passed to the other nodes once accepted) or relayed by
   // another node (checked again: Redis is not trusted with it).
   Answer handle_notice(std::string_view body, bool relay);
@@ -104,6 +105,9 @@ class Server : public StatusPages {
 
   std::mutex notices_mu_;
   std::unordered_map<std::string, std::int64_t> notice_time_;  // per site: the last accepted
+  // Sites whose last accepted notice turned DeployNet off: their push, for pages that connect
+  // later (bounded by --site-key: only configured sites get here).
+  std::unordered_map<std::string, std::string> disabled_sites_;
 
   std::mutex slots_mu_;
   std::unordered_map<std::string, std::uint32_t> per_ip_;

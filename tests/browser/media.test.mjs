@@ -156,7 +156,12 @@ test('a video that starts before the engine is up: the origin starts it, the eng
     await loadControlledPage(b, `${origin.url}/home-${swarm}.html`, { controlled: false })
     await waitFor(() => b.page.evaluate(async () => !!(await navigator.serviceWorker.getRegistration())?.active), 20_000, 'ML\'s worker active')
     const since = origin.log.length
+    // DeployNet's script arrives 1.5 s late: the player's first request always comes first,
+    // however busy the machine (without it, the engine could win the race on a loaded one).
+    origin.delays.set('/deploynet.js', 1500)
     await loadControlledPage(b, `${origin.url}/live-${swarm}.html`)
+    origin.delays.delete('/deploynet.js')
+    assert.ok(origin.log.slice(since).some((e) => e.path === '/deploynet.js' && e.ua.endsWith('visitor-ML')), 'the late script came from the origin')
     await b.page.evaluate(async () => { window.dn = await window.deploynet })
     const r = await playAndSeek(b, 15)
     assert.equal(r.error, null)
@@ -170,6 +175,7 @@ test('a video that starts before the engine is up: the origin starts it, the eng
     assert.ok(s.bytesFromPeers > 0.3 * video.length, `from peers: ${s.bytesFromPeers}`)
   } finally {
     origin.rates.delete('/video.webm')
+    origin.delays.delete('/deploynet.js')
   }
 })
 

@@ -5,19 +5,24 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { startServer, metric } from '../integration/harness.mjs'
 import { startOrigin, makeDemoSite, publish, visitor, loadControlledPage, sha256, waitFor, waitForSwarm } from './harness.mjs'
 
-let signal, origin, dir, manifest
+let signal, origin, dir, manifest, keyDir
 const open = []
 
 before(async () => {
-  signal = await startServer()
   dir = fs.mkdtempSync('/tmp/dn-sw-site-')
   origin = await startOrigin(dir)
+  // The site's key, for the kill switch by signed notice.
+  keyDir = fs.mkdtempSync('/tmp/dn-sw-key-')
+  assert.equal(spawnSync(process.env.DEPLOYNET_CLI, ['keygen', path.join(keyDir, 'site.key')]).status, 0)
+  signal = await startServer(['--site-key', `${origin.url}=${path.join(keyDir, 'site.key.pub')}`])
   manifest = makeDemoSite(dir, origin.url, signal.url, 3000)
 })
 after(async () => {
+  if (keyDir) fs.rmSync(keyDir, { recursive: true, force: true })
   for (const v of open) await v.close()
   await origin?.stop()
   await signal?.stop()
@@ -244,6 +249,41 @@ const requestCounts = (name, since = 0) => {
   for (const e of origin.log.slice(since)) if (e.ua.endsWith(`visitor-${name}`)) n[e.path] = (n[e.path] ?? 0) + 1
   return n
 }
+
+test('the kill switch by signed notice: an open page leaves the swarm, its worker passes everything through and retires; a real deploy lifts it', async () => {
+  const notify = (...args) => spawnSync(process.env.DEPLOYNET_CLI, ['notify', '--server', signal.url,
+    '--key', path.join(keyDir, 'site.key'), '--origin', origin.url, ...args], { encoding: 'utf8' })
+  const { v } = await visit('killN')
+  await loadControlledPage(v, `${origin.url}/gallery.html`)
+  const via = () => v.page.evaluate(async () => (await fetch('/img/photo-1.png')).headers.get('x-deploynet'))
+  assert.equal(await via(), 'cache')
+  await v.page.evaluate(async () => {
+    window.turnedOff = false
+    ;(await window.deploynet).on('disabled', () => { window.turnedOff = true })
+  })
+  // Notices for a site must come in later seconds than the last accepted.
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const r = notify('--disable')
+  assert.equal(r.status, 0, r.stderr)
+  await waitFor(() => v.page.evaluate(() => window.turnedOff), 10_000, 'the open page told DeployNet is off')
+  // The worker passes everything through at once, then unregisters; the page has left the swarm.
+  await waitFor(async () => (await via()) === null, 5000, 'the worker passing requests through')
+  const since = origin.log.length
+  assert.equal(await via(), null)
+  assert.ok(origin.log.slice(since).some((e) => e.path === '/img/photo-1.png' && e.ua.endsWith('visitor-killN')))
+  await waitFor(() => v.page.evaluate(async () => !(await navigator.serviceWorker.getRegistration())), 5000, 'the worker unregistered')
+  assert.equal(await v.page.evaluate(async () => (await window.deploynet).stats().signal), false)
+  // The next page view: no worker, no socket (the bootstrap remembers), the page whole.
+  const next = await loadControlledPage(v, `${origin.url}/about.html`, { controlled: false })
+  assert.ok(next.imagesOk)
+  // A real deploy's notice lifts it: the views after it get the worker back.
+  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const on = notify('--deploy-id', manifest.deploy_id)
+  assert.equal(on.status, 0, on.stderr)
+  await loadControlledPage(v, `${origin.url}/index.html`, { controlled: false })
+  await loadControlledPage(v, `${origin.url}/gallery.html`)
+  assert.deepEqual(v.errors, [])
+})
 
 test('without service workers the site still works, over HTTP, loading once: nothing twice', async () => {
   const { v } = await visit('noSW', { contextOptions: { serviceWorkers: 'block' } }, { controlled: false })

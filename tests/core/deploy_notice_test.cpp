@@ -88,5 +88,26 @@ TEST(DeployNotice, ParsesWhatItWritesAndNamesWhatIsWrong) {
   EXPECT_NE(error(short_sig).find("signature"), std::string::npos);
 }
 
+TEST(DeployNotice, TheKillSwitchIsADeployIdNoManifestCanHave) {
+  DeployNotice n;
+  n.origin = "https://site.example";
+  n.deploy_id = std::string(kDisabledDeploy);
+  n.time = 1796532163;
+  const auto text = serialize_deploy_notice(n);
+  auto back = parse_deploy_notice(text);
+  ASSERT_TRUE(std::holds_alternative<DeployNotice>(back)) << std::get<std::string>(back);
+  EXPECT_EQ(std::get<DeployNotice>(back).deploy_id, "disabled");
+  EXPECT_EQ(deploy_notice_text(n.origin, n.deploy_id, n.time),
+            "deploynet-deploy-notice\nhttps://site.example\ndisabled\n1796532163");
+  EXPECT_EQ(serialize_deploy_push(n),
+            R"({"action":"deploy","origin":"https://site.example","deploy_id":"disabled"})");
+  // Only that word: no other text passes for a deploy id.
+  for (const char* id : {"Disabled", "disable", "disabled ", "off", ""}) {
+    std::string other = text;
+    other.replace(other.find("disabled"), 8, id);
+    EXPECT_TRUE(std::holds_alternative<std::string>(parse_deploy_notice(other))) << id;
+  }
+}
+
 }  // namespace
 }  // namespace deploynet

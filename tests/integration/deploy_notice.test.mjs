@@ -43,6 +43,10 @@ async function post (body) {
   return { status: res.status, body: await res.json().catch(() => null) }
 }
 
+// Notices for a site must come in later seconds than the last one accepted (replays are
+// refused): a test that has one accepted waits for the next second first.
+const nextSecond = () => new Promise((resolve) => setTimeout(resolve, 1100))
+
 function signed (key, { origin = site, id = deployId } = {}) {
   const r = run('notify', '--print', '--key', path.join(dir, key), '--origin', origin, '--deploy-id', id)
   assert.equal(r.status, 0, r.stderr)
@@ -80,6 +84,7 @@ test('the notice names its deploy from the site\'s manifest (DIR)', async () => 
 })
 
 test('forged, altered, unknown-site, stale, replayed and malformed notices are refused and counted', async () => {
+  await nextSecond()
   const page = await Client.open(s.url, { origin: site })
   let pushes = 0
   page.ws.on('message', (d) => { if (String(d).includes('"deploy"')) pushes++ })
@@ -174,4 +179,38 @@ test('cluster: a notice posted to one node reaches the site\'s pages on the othe
     for (const n of nodes) await n.stop()
     await redis.stop()
   }
+})
+
+test('the kill switch by notice: pushed to open pages, told to pages that connect while it holds, lifted by a real deploy', async () => {
+  const notify = (...args) => run('notify', '--server', s.url, '--key', path.join(dir, 'site.key'), '--origin', site, ...args)
+  const off = { action: 'deploy', origin: site, deploy_id: 'disabled' }
+  await nextSecond()
+  const open = await Client.open(s.url, { origin: site })
+  const pushed = open.next((m) => m.action === 'deploy')
+  let r = notify('--disable')
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stdout, /turned off for https:\/\/shop\.example/)
+  assert.deepEqual(await pushed, off)
+  // A page that connects while the site is off is told at once, another site's page is not.
+  const later = await Client.open(s.url, { origin: site })
+  assert.deepEqual(await later.next((m) => m.action === 'deploy', 3000), off)
+  const elsewhere = await Client.open(s.url, { origin: other })
+  let stray = false
+  elsewhere.next((m) => m.action === 'deploy', 1500).then(() => { stray = true }, () => {})
+  await elsewhere.flush()
+  // A real deploy turns it on again: pages connecting after it are told nothing.
+  await nextSecond()
+  r = notify('--deploy-id', deployId)
+  assert.equal(r.status, 0, r.stderr)
+  const after = await Client.open(s.url, { origin: site })
+  let told = false
+  after.next((m) => m.action === 'deploy', 1500).then(() => { told = true }, () => {})
+  await after.flush()
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(told, false)
+  assert.equal(stray, false)
+  // --disable announces no deploy; the word is not a deploy id of its own.
+  assert.equal(notify('--disable', '--deploy-id', deployId).status, 2)
+  assert.match(notify('--deploy-id', 'disabled').stderr, /use --disable/)
+  for (const c of [open, later, elsewhere, after]) c.close()
 })

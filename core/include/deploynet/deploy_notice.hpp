@@ -21,9 +21,15 @@
 
 namespace deploynet {
 
+// The deploy id of a notice that turns DeployNet off for the site (the kill switch): open pages
+// stop using peers and their worker retires, as with a `{"disabled":true}` manifest. It can
+// never be a manifest's deploy id (those are hex), so a signature over one cannot stand for the
+// other. A later notice with a real deploy id turns the site on again.
+inline constexpr std::string_view kDisabledDeploy = "disabled";
+
 struct DeployNotice {
   std::string origin;
-  std::string deploy_id;  // 32 lowercase hex digits, as in the manifest
+  std::string deploy_id;  // 32 lowercase hex digits, as in the manifest, or kDisabledDeploy
   std::int64_t time = 0;  // unix seconds
   std::array<std::uint8_t, 64> signature{};
 };
