@@ -13,7 +13,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { Lab, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT, labSupport, root } from './lab.mjs'
-import { visitor, makeDemoSite, makeMediaSite, CHROMIUM_FLAGS } from '../tests/browser/harness.mjs'
+import { visitor, makeDemoSite, makeMediaSite, labContext } from '../tests/browser/harness.mjs'
 
 const VISITORS = Number(process.env.LAB_VISITORS ?? 5)
 const BROWSERS = (process.env.LAB_BROWSERS ?? 'chromium').split(/[ ,]+/).filter(Boolean)
@@ -53,14 +53,7 @@ const WATCH_MS = Number(process.env.LAB_WATCH_MS ?? 20_000)
 // the other. Page load and first contentful paint come from the page's own timing entries.
 async function visit (lab, k, name, withDeployNet) {
   const engine = BROWSERS[(k - 1) % BROWSERS.length]
-  let contextOptions
-  if (engine === 'firefox') {
-    contextOptions = lab.firefox(k)
-  } else {
-    const b = lab.browser(k)
-    contextOptions = { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] }
-  }
-  const v = await visitor(name, { engine, contextOptions })
+  const v = await visitor(name, { engine, contextOptions: labContext(lab, k, engine) })
   const views = []
   for (const page of PAGES) {
     const t0 = Date.now()

@@ -250,6 +250,16 @@ export async function visitor (name, { engine = DEFAULT_ENGINE, initScript, cont
   return v
 }
 
+/**
+ * The context options of a visitor in the network lab's home k (lab/lab.mjs): its browser,
+ * started inside that home's namespace, with what it needs there.
+ */
+export function labContext (lab, k, engine = DEFAULT_ENGINE) {
+  if (engine === 'firefox') return lab.firefox(k)
+  const b = lab.browser(k)
+  return { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] }
+}
+
 async function chromiumVisitor (dataDir, userAgent, initScript, contextOptions) {
   const context = await chromium.launchPersistentContext(dataDir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { createHmac } from 'node:crypto'
 import { Lab, labSupport, ORIGIN_ADDR, SIGNAL_ADDR, SIGNAL_PORT, TURN_PORT } from '../../lab/lab.mjs'
 import { signalBinary } from '../integration/harness.mjs'
-import { makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, clientDir, CHROMIUM_FLAGS } from '../browser/harness.mjs'
+import { makeSite, visitor, startEngine, fetchAll, waitFor, peersOf, holdersOf, clientDir, labContext } from '../browser/harness.mjs'
 
 const FILES = { '/app.js': 200_000, '/style.css': 30_000, '/img/hero.png': 400_000 }
 const PATHS = Object.keys(FILES)
@@ -52,14 +52,7 @@ async function restartSignal (args) {
 }
 
 async function visit (k, name, options = {}, { engine = true, initScript, browser = 'chromium' } = {}) {
-  let contextOptions
-  if (browser === 'firefox') {
-    contextOptions = lab.firefox(k)
-  } else {
-    const b = lab.browser(k)
-    contextOptions = { executablePath: b.executablePath, args: [...CHROMIUM_FLAGS, ...b.args] }
-  }
-  const v = await visitor(name, { engine: browser, initScript, contextOptions })
+  const v = await visitor(name, { engine: browser, initScript, contextOptions: labContext(lab, k, browser) })
   open.push(v)
   // A first transfer over a new connection on these links can pause for seconds (SCTP backs off
   // after the router's tail drops) and would then be finished from the origin by design; these
