@@ -285,11 +285,10 @@ export class DeployNet extends Emitter<Events> {
   private seenCounts = '';
   private countsChanged = 0;
   private onHide: (() => void) | null = null;
-  // A page left for good leaves the swarm (its counts go out, then a `stopped` announce); one
-  // kept in the back/forward cache only reports. Firefox has closed the page's sockets by
-  // `pagehide`: its counts go out at `beforeunload` too, while the socket is still open.
-  private onLeave = (e: PageTransitionEvent) => (e.persisted ? this.report() : this.destroy());
-  private onUnloading = () => this.report();
+  // A page left: its counts go out. Firefox has closed the page's sockets by `pagehide`, so
+  // they go out at `beforeunload` too, while the socket is still open. (Not `destroy()`: its
+  // transfers would be handed to the origin as the document unloads.)
+  private onLeave = () => this.report();
   private bytesAdopted = 0;
   private bans = 0;
   private assets: AssetStats[] = [];
@@ -417,7 +416,7 @@ export class DeployNet extends Emitter<Events> {
         };
         document.addEventListener('visibilitychange', this.onHide);
         addEventListener('pagehide', this.onLeave);
-        addEventListener('beforeunload', this.onUnloading);
+        addEventListener('beforeunload', this.onLeave);
       }
       const nav = performance.getEntriesByType?.('navigation')[0] as PerformanceNavigationTiming | undefined;
       if (nav) this.meter.add(nav);
@@ -963,7 +962,7 @@ export class DeployNet extends Emitter<Events> {
       this.report();
       document.removeEventListener('visibilitychange', this.onHide);
       removeEventListener('pagehide', this.onLeave);
-      removeEventListener('beforeunload', this.onUnloading);
+      removeEventListener('beforeunload', this.onLeave);
     }
     this.resourceObserver?.disconnect();
     this.peerSet?.destroy();
