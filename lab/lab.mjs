@@ -303,6 +303,9 @@ export class Lab {
         // A secure context (service worker, crypto.subtle) for the origin's plain-HTTP address.
         'dom.securecontext.allowlist': ORIGIN_ADDR,
         'dom.serviceWorkers.testing.enabled': true,
+        // With the origin taken as secure, Firefox would upgrade its plain-HTTP images to https
+        // (mixed display content) and never load them: the page's images, as served.
+        'security.mixed_content.upgrade_display_content': false,
       },
     }
   }
