@@ -838,8 +838,7 @@ export class DeployNet extends Emitter<Events> {
     };
   }
 
-  private countsKey() {
-    const c = this.counts();
+  private countsKey(c = this.counts()) {
     return c ? `${c.fromPeers}/${c.fromOrigin}/${c.fromCache}/${c.uploaded}` : '';
   }
 
@@ -849,7 +848,7 @@ export class DeployNet extends Emitter<Events> {
     const set = this.peerSet;
     const counts = this.counts();
     if (!set?.online || !counts) return;
-    const key = this.countsKey();
+    const key = this.countsKey(counts);
     if (key === this.reported || key === '0/0/0/0') return;
     this.reported = key;
     set.report(location.origin, counts);
